@@ -1,0 +1,5 @@
+import sys
+
+from fmuia.cli.main import main
+
+sys.exit(main())

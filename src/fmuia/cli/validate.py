@@ -1,0 +1,42 @@
+"""``fmuia validate DATA_ROOT``: check a dataset and describe its tasks."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from fmuia.data.validate import validate
+from fmuia.tasks import TaskRegistry
+
+COMMAND = "validate"
+HELP = "check every row and file of a data root; print a per-task table or every problem"
+ORDER = 10
+
+
+def add_arguments(p) -> None:
+    p.add_argument("data_root", help="folder with csv_files/ and the image folders (FM_UIA layout)")
+    p.add_argument("--json", metavar="FILE", help="also write the table and problems as JSON ('-' for stdout)")
+    p.add_argument("--require-labels", action="store_true", help="unlabelled rows are problems (training data)")
+    p.add_argument("--tasks-file", metavar="YAML", help="a task registry file to use instead of the FM_UIA 2026 tasks")
+
+
+def run(args) -> int:
+    registry = TaskRegistry.from_file(args.tasks_file) if args.tasks_file else None
+    report = validate(args.data_root, registry=registry, require_labels=args.require_labels)
+    if args.json == "-":
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        print()
+    else:
+        print(report.format_table())
+        if args.json:
+            tmp = args.json + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(report.to_dict(), fh, indent=2)
+            os.replace(tmp, args.json)
+    if report.ok:
+        print(f"OK: {args.data_root} is valid", file=sys.stderr)
+        return 0
+    print(f"\n{len(report.problems)} problem(s) in {args.data_root}:", file=sys.stderr)
+    for p in report.problems:
+        print(f"  {p}", file=sys.stderr)
+    return 1
