@@ -1,0 +1,262 @@
+"""Reading the challenge dataset layout: every ``*.csv`` under ``<root>/csv_files/``.
+
+Paths in the CSVs are relative to ``csv_files/``. This module parses rows into
+``Entry`` records and collects every problem it can see without opening images;
+``fmuia.data.validate`` adds the checks that need the pixels.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fmuia.data.records import Entry
+from fmuia.errors import DataError
+from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
+
+CSV_DIR = "csv_files"
+REQUIRED_COLUMNS = ("task_id", "task_name", "num_classes", "image_path")
+BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
+POINT_COLUMN = "point_{}_xy"
+KNOWN_COLUMNS = set(REQUIRED_COLUMNS) | {"mask_path", "mask", *BOX_COLUMNS}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset, located as precisely as possible."""
+
+    where: str  # "csv_files/a.csv line 7", or a file path for file-level problems
+    reason: str
+    task_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+    def to_dict(self) -> dict:
+        return {"where": self.where, "task_id": self.task_id, "reason": self.reason}
+
+
+@dataclass
+class Layout:
+    """The parsed CSVs of one data root."""
+
+    root: str
+    entries: list[Entry]
+    registry: TaskRegistry  # the tasks present, in the base registry's order, then new ones
+    problems: list[Problem] = field(default_factory=list)
+    csv_files: list[str] = field(default_factory=list)
+
+
+def csv_dir(root: str) -> str:
+    return os.path.join(root, CSV_DIR)
+
+
+def _is_point_column(name: str) -> bool:
+    return name.startswith("point_") and name.endswith("_xy") and name[6:-3].isdigit()
+
+
+def _blank(value: str | None) -> bool:
+    return value is None or str(value).strip() == ""
+
+
+def _parse_int(text: str) -> int:
+    value = float(text)
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(text)
+    return int(value)
+
+
+def _parse_point(text: str) -> tuple[float, float]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        raise ValueError(f"not a JSON [x, y] pair: {text!r}") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        raise ValueError(f"not a JSON [x, y] pair: {text!r}")
+    x, y = float(value[0]), float(value[1])
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ValueError(f"non-finite coordinate in {text!r}")
+    return x, y
+
+
+def list_csv_files(root: str) -> list[str]:
+    folder = csv_dir(root)
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: data root not found")
+    if not os.path.isdir(folder):
+        raise DataError(f"{root}: no '{CSV_DIR}/' folder (expected the FM_UIA layout: {CSV_DIR}/*.csv plus image folders)")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(".csv"))
+    if not files:
+        raise DataError(f"{folder}: no *.csv files")
+    return [os.path.join(folder, f) for f in files]
+
+
+def read_layout(root: str, base: TaskRegistry | None = None) -> Layout:
+    """Parse every CSV of ``root`` into entries, collecting all row problems.
+
+    ``base`` is the registry of known tasks (default: FM_UIA 2026). A task id it
+    does not know defines a new task from its rows (kind and ``num_classes``).
+    """
+    base = fmuia2026() if base is None else base
+    problems: list[Problem] = []
+    entries: list[Entry] = []
+    new_tasks: dict[str, Task] = {}
+    seen_tasks: set[str] = set()
+    first_seen: dict[tuple[str, str], str] = {}
+    files = list_csv_files(root)
+    folder = csv_dir(root)
+
+    for path in files:
+        rel = os.path.relpath(path, root)
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader.fieldnames = header
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            for col in header:
+                if col and col not in KNOWN_COLUMNS and not _is_point_column(col):
+                    hint = difflib.get_close_matches(col, sorted(KNOWN_COLUMNS) + ["point_1_xy"], n=1)
+                    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                    problems.append(Problem(f"{rel} line 1", f"unknown column {col!r}{extra}"))
+            if missing:
+                problems.append(Problem(f"{rel} line 1", f"missing required column(s): {', '.join(missing)}"))
+                continue
+            for row in reader:
+                line = reader.line_num
+                where = f"{rel} line {line}"
+                entry = _parse_row(row, where, rel, line, folder, header, base, new_tasks, problems)
+                if entry is None:
+                    continue
+                seen_tasks.add(entry.task_id)
+                key = (entry.task_id, entry.image_path)
+                if key in first_seen:
+                    problems.append(
+                        Problem(where, f"duplicate row: task {entry.task_id} image {entry.image_path!r} already at {first_seen[key]}", entry.task_id)
+                    )
+                    continue
+                first_seen[key] = where
+                entries.append(entry)
+
+    tasks = [t for t in base if t.task_id in seen_tasks] + [t for tid, t in new_tasks.items() if tid in seen_tasks]
+    return Layout(root=root, entries=entries, registry=TaskRegistry(tasks), problems=problems, csv_files=files)
+
+
+def _parse_row(row, where, rel, line, folder, header, base, new_tasks, problems) -> Entry | None:
+    def bad(reason: str, task_id: str | None = None) -> None:
+        problems.append(Problem(where, reason, task_id))
+
+    task_id = (row.get("task_id") or "").strip()
+    if not task_id:
+        bad("empty task_id")
+        return None
+    try:
+        kind = Kind.from_csv(row.get("task_name") or "")
+    except ValueError as exc:
+        bad(f"task_name: {exc}", task_id)
+        return None
+    try:
+        n = _parse_int(row.get("num_classes") or "")
+    except ValueError:
+        bad(f"num_classes {row.get('num_classes')!r} is not an integer", task_id)
+        return None
+
+    task = base.get(task_id) or new_tasks.get(task_id)
+    if task is None:
+        try:
+            task = Task(task_id=task_id, kind=kind, n=n)
+        except ValueError as exc:
+            bad(str(exc), task_id)
+            return None
+        new_tasks[task_id] = task
+    else:
+        source = "the task registry" if task_id in base else "earlier rows of this task"
+        if task.kind is not kind:
+            bad(f"task_name {row.get('task_name')!r} disagrees with {source} ({task.kind.csv_name!r})", task_id)
+            return None
+        if task.n != n:
+            bad(f"num_classes {n} disagrees with {source} ({task.n})", task_id)
+            return None
+
+    image_path = (row.get("image_path") or "").strip()
+    if not image_path:
+        bad("empty image_path", task_id)
+        return None
+    image_file = os.path.normpath(os.path.join(folder, image_path))
+
+    mask_path = mask_file = None
+    label = None
+    has_mask = False
+    if kind is Kind.SEGMENTATION:
+        mask_path = (row.get("mask_path") or "").strip()
+        if not mask_path:
+            bad("segmentation row has no mask_path", task_id)
+            return None
+        mask_file = os.path.normpath(os.path.join(folder, mask_path))
+        has_mask = os.path.isfile(mask_file)
+    elif kind is Kind.CLASSIFICATION:
+        text = row.get("mask")
+        if not _blank(text):
+            try:
+                label = _parse_int(text)
+            except ValueError:
+                bad(f"classification label (column 'mask') {text!r} is not an integer", task_id)
+                return None
+            if not 0 <= label < task.n:
+                bad(f"classification label {label} outside 0..{task.n - 1}", task_id)
+                return None
+    elif kind is Kind.DETECTION:
+        values = [row.get(c) for c in BOX_COLUMNS]
+        if not all(_blank(v) for v in values):
+            try:
+                box = np.array([float(v) for v in values], dtype=np.float64)
+            except (TypeError, ValueError):
+                bad(f"box {dict(zip(BOX_COLUMNS, values))} has a missing or non-numeric value", task_id)
+                return None
+            if not np.all(np.isfinite(box)):
+                bad(f"box {box.tolist()} has a non-finite value", task_id)
+                return None
+            if box[2] <= box[0] or box[3] <= box[1]:
+                bad(f"box {box.tolist()} is empty or inverted (needs x_max > x_min and y_max > y_min)", task_id)
+                return None
+            label = box
+    elif kind is Kind.KEYPOINTS:
+        cols = [POINT_COLUMN.format(i + 1) for i in range(task.n)]
+        values = [row.get(c) for c in cols]
+        if not all(_blank(v) for v in values):
+            missing_cols = [c for c in cols if c not in header]
+            if missing_cols:
+                bad(f"keypoint task with n={task.n} but column(s) {', '.join(missing_cols)} missing", task_id)
+                return None
+            points = []
+            for col, text in zip(cols, values):
+                if _blank(text):
+                    bad(f"{col} is empty while other points are given", task_id)
+                    return None
+                try:
+                    points.append(_parse_point(text))
+                except ValueError as exc:
+                    bad(f"{col}: {exc}", task_id)
+                    return None
+            label = np.array(points, dtype=np.float64)
+
+    return Entry(
+        task_id=task_id,
+        kind=kind,
+        image_path=image_path,
+        image_file=image_file,
+        csv_file=rel,
+        line=line,
+        mask_path=mask_path,
+        mask_file=mask_file,
+        label=label,
+        has_mask_label=has_mask,
+    )

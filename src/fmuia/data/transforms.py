@@ -1,0 +1,225 @@
+"""Preprocessing and augmentation: a sample at its original size -> the model's frame.
+
+The model sees every image as a plain ``image_size x image_size`` resize, normalised
+with the ImageNet mean and std. Targets move with the image in one albumentations
+pipeline (masks nearest-resized, boxes through ``bbox_params``, points through
+``keypoint_params``) and are then expressed in the model's frame:
+
+=============== ================================================================
+kind            target
+=============== ================================================================
+segmentation    ``LongTensor (S, S)`` of class ids
+classification  ``LongTensor ()`` class id
+detection       ``FloatTensor (4,)`` ``[x1, y1, x2, y2] / [S, S, S, S]``, in 0..1
+keypoints       ``FloatTensor (K, 2)`` ``[x, y] / [S, S]``
+=============== ================================================================
+
+Because the resize is a pure scale, a normalised coordinate is also the original
+pixel coordinate divided by the original ``(w, h)``: multiplying a normalised
+prediction by ``(w, h)`` gives original pixels.
+
+Training augmentation is photometric by default (no geometric change), chosen per
+task from the config's augmentation policy. A horizontal flip is never applied to a
+task whose labels depend on orientation (``Task.orientation_sensitive``).
+
+albumentations keeps its own random state, untouched by ``torch``/``numpy`` seeding:
+``encode_sample(..., seed=...)`` reseeds the pipeline for each sample so that an
+augmented sample depends only on (run seed, epoch, sample index), whatever the number
+of DataLoader workers and across a resumed run.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Mapping
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+
+from fmuia.data.records import Sample
+from fmuia.errors import ConfigError, DataError
+from fmuia.tasks import Kind, Task
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Probability of each augmentation; 0 disables it. Every key of a config policy must
+# be one of these (unknown keys are a ConfigError naming them).
+DEFAULT_POLICY: dict[str, float] = {
+    "brightness_contrast": 0.5,  # RandomBrightnessContrast(+-0.2)
+    "gamma": 0.0,  # RandomGamma(80..120)
+    "blur": 0.0,  # GaussianBlur(3..5)
+    "noise": 0.0,  # GaussNoise (speckle-like grain)
+    "hflip": 0.0,  # horizontal flip; ignored for orientation-sensitive tasks
+}
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "build_eval_transform",
+    "build_train_transform",
+    "encode_sample",
+    "policy_for",
+    "resize_sample",
+]
+
+
+def _label_params() -> dict[str, Any]:
+    # clip: a box touching the border (x_max == width) is valid; remove_invisible=False:
+    # a keypoint is a regression target and must never be dropped.
+    return {
+        "bbox_params": A.BboxParams(format="pascal_voc", clip=True),
+        "keypoint_params": A.KeypointParams(format="xy", remove_invisible=False),
+    }
+
+
+def _resize(image_size: int) -> A.Resize:
+    _check_size(image_size)
+    return A.Resize(image_size, image_size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)
+
+
+def _normalize() -> A.Normalize:
+    return A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value=255.0)
+
+
+def _check_size(image_size: int) -> None:
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ConfigError(f"image_size: expected a positive integer, got {image_size!r}")
+
+
+def build_eval_transform(image_size: int) -> A.Compose:
+    """Plain resize to ``image_size`` square plus ImageNet normalisation (no randomness)."""
+    return A.Compose([_resize(image_size), _normalize()], seed=0, **_label_params())
+
+
+def policy_for(task: Task, augment: Mapping[str, Any] | None) -> dict[str, float]:
+    """The augmentation policy of one task from the config's ``augment`` section.
+
+    ``augment`` is ``{"default": {...}, "kinds": {kind: {...}}, "tasks": {task_id: {...}}}``;
+    later levels override earlier ones key by key, on top of ``DEFAULT_POLICY``.
+    """
+    augment = augment or {}
+    policy = dict(DEFAULT_POLICY)
+    for where, part in (
+        ("augment.default", augment.get("default")),
+        (f"augment.kinds.{task.kind.value}", (augment.get("kinds") or {}).get(task.kind.value)),
+        (f"augment.tasks.{task.task_id}", (augment.get("tasks") or {}).get(task.task_id)),
+    ):
+        if not part:
+            continue
+        if not isinstance(part, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of augmentation names to probabilities, got {part!r}")
+        for key, value in part.items():
+            if key not in DEFAULT_POLICY:
+                raise ConfigError(f"{where}.{key}: unknown augmentation (known: {', '.join(DEFAULT_POLICY)})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{where}.{key}: expected a probability in [0, 1], got {value!r}")
+            policy[key] = float(value)
+    return policy
+
+
+def build_train_transform(
+    image_size: int, task: Task, policy: Mapping[str, float] | None = None, seed: int | None = None
+) -> A.Compose:
+    """Resize, the task's augmentations, normalisation.
+
+    ``policy`` maps names of ``DEFAULT_POLICY`` to probabilities (missing names take the
+    default). The flip is left out for orientation-sensitive tasks whatever the policy.
+    """
+    p = dict(DEFAULT_POLICY)
+    p.update(policy or {})
+    steps: list[A.BasicTransform] = [_resize(image_size)]
+    if p["hflip"] > 0 and not task.orientation_sensitive:
+        steps.append(A.HorizontalFlip(p=p["hflip"]))
+    if p["brightness_contrast"] > 0:
+        steps.append(A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=p["brightness_contrast"]))
+    if p["gamma"] > 0:
+        steps.append(A.RandomGamma(gamma_limit=(80, 120), p=p["gamma"]))
+    if p["blur"] > 0:
+        steps.append(A.GaussianBlur(blur_limit=(3, 5), p=p["blur"]))
+    if p["noise"] > 0:
+        steps.append(A.GaussNoise(std_range=(0.02, 0.08), p=p["noise"]))
+    steps.append(_normalize())
+    return A.Compose(steps, seed=seed, **_label_params())
+
+
+def _inputs(sample: Sample) -> dict[str, Any]:
+    """albumentations keyword arguments for a sample (only the targets it has)."""
+    data: dict[str, Any] = {"image": sample.image}
+    label = sample.label
+    if label is None:
+        return data
+    kind = sample.kind
+    if kind is Kind.SEGMENTATION:
+        data["mask"] = np.asarray(label)
+    elif kind is Kind.DETECTION:
+        data["bboxes"] = np.asarray(label, dtype=np.float32).reshape(1, 4)
+    elif kind is Kind.KEYPOINTS:
+        data["keypoints"] = np.asarray(label, dtype=np.float32).reshape(-1, 2)
+    return data
+
+
+def _apply(sample: Sample, transform: A.Compose, seed: int | None) -> dict[str, Any]:
+    if seed is not None:
+        # One shared generator for the whole pipeline: ``set_random_seed`` would give
+        # every step its own generator with the same seed, so their draws would coincide.
+        transform.set_random_state(np.random.default_rng(int(seed)), random.Random(int(seed)))
+    out = transform(**_inputs(sample))
+    if sample.kind is Kind.DETECTION and sample.label is not None and len(out["bboxes"]) != 1:
+        raise DataError(f"{sample.entry.where} (task {sample.task_id}): box {np.asarray(sample.label).tolist()} "
+                        f"does not survive preprocessing (empty or outside the image)")
+    return out
+
+
+def encode_sample(
+    sample: Sample, transform: A.Compose, seed: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(image, target)`` in the model's frame (see the module docstring).
+
+    ``image`` is float32 (3, S, S), ImageNet-normalised; ``target`` is None for an
+    unlabelled sample. ``seed`` reseeds the transform's random state first.
+    """
+    out = _apply(sample, transform, seed)
+    image = out["image"]
+    size_h, size_w = image.shape[:2]
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
+    label = sample.label
+    if label is None:
+        return tensor, None
+    kind = sample.kind
+    if kind is Kind.SEGMENTATION:
+        target = torch.from_numpy(np.asarray(out["mask"], dtype=np.int64))
+    elif kind is Kind.CLASSIFICATION:
+        target = torch.tensor(int(label), dtype=torch.long)
+    elif kind is Kind.DETECTION:
+        box = np.asarray(out["bboxes"], dtype=np.float32)[0, :4] / np.array([size_w, size_h, size_w, size_h], np.float32)
+        target = torch.from_numpy(box)
+    elif kind is Kind.KEYPOINTS:
+        pts = np.asarray(out["keypoints"], dtype=np.float32)[:, :2] / np.array([size_w, size_h], np.float32)
+        target = torch.from_numpy(np.ascontiguousarray(pts))
+    else:  # pragma: no cover - a new kind must say how its target is encoded
+        raise NotImplementedError(f"no target encoding for kind {kind}")
+    return tensor, target
+
+
+_RESIZERS: dict[int, A.Compose] = {}
+
+
+def resize_sample(sample: Sample, image_size: int) -> Sample:
+    """The sample resized to ``image_size`` square, still uint8 with labels in the resized
+    pixels (what a preprocessing cache stores; ``encode_sample`` of it equals
+    ``encode_sample`` of the original, the resize being then the identity)."""
+    if image_size not in _RESIZERS:
+        _RESIZERS[image_size] = A.Compose([_resize(image_size)], seed=0, **_label_params())
+    out = _apply(sample, _RESIZERS[image_size], None)
+    label = sample.label
+    if label is not None:
+        if sample.kind is Kind.SEGMENTATION:
+            label = np.asarray(out["mask"], dtype=np.uint8)
+        elif sample.kind is Kind.DETECTION:
+            label = np.asarray(out["bboxes"], dtype=np.float64)[0, :4]
+        elif sample.kind is Kind.KEYPOINTS:
+            label = np.asarray(out["keypoints"], dtype=np.float64)[:, :2]
+    return Sample(entry=sample.entry, image=np.ascontiguousarray(out["image"]), label=label)

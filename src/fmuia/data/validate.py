@@ -1,0 +1,196 @@
+"""Checking a whole dataset before anything trains.
+
+Every row is checked and every problem is reported, with its CSV file, line and
+reason, in one report: a broken dataset is fixed once, not discovered broken
+mid-run. The images are decoded once, in parallel; only per-task statistics are
+kept, never the pixels.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fmuia.data.io import read_image, read_mask
+from fmuia.data.layout import Layout, Problem, read_layout
+from fmuia.data.records import Entry
+from fmuia.errors import DataError
+from fmuia.tasks import Kind, Task, TaskRegistry
+
+
+@dataclass
+class TaskStats:
+    """What ``fmuia validate`` tells about one task."""
+
+    task: Task
+    samples: int = 0
+    labelled: int = 0
+    min_hw: tuple[int, int] | None = None
+    max_hw: tuple[int, int] | None = None
+    # classification: samples per class; segmentation: samples in which the class
+    # is present; detection: boxes; keypoints: labelled points.
+    counts: Counter = field(default_factory=Counter)
+
+    def add_size(self, h: int, w: int) -> None:
+        self.min_hw = (h, w) if self.min_hw is None else (min(self.min_hw[0], h), min(self.min_hw[1], w))
+        self.max_hw = (h, w) if self.max_hw is None else (max(self.max_hw[0], h), max(self.max_hw[1], w))
+
+    @property
+    def class_balance(self) -> float | None:
+        """Smallest over largest class count (1 = balanced), classification and segmentation only."""
+        if self.task.kind not in (Kind.CLASSIFICATION, Kind.SEGMENTATION) or not self.labelled:
+            return None
+        first = 0 if self.task.kind is Kind.CLASSIFICATION else 1
+        counts = [self.counts.get(c, 0) for c in range(first, self.task.n)]
+        return (min(counts) / max(counts)) if max(counts) else None
+
+    def to_dict(self) -> dict:
+        return {
+            "task_id": self.task.task_id,
+            "kind": self.task.kind.value,
+            "n": self.task.n,
+            "samples": self.samples,
+            "labelled": self.labelled,
+            "min_size_hw": list(self.min_hw) if self.min_hw else None,
+            "max_size_hw": list(self.max_hw) if self.max_hw else None,
+            "counts": {str(k): v for k, v in sorted(self.counts.items())},
+            "class_balance": self.class_balance,
+        }
+
+
+@dataclass
+class ValidationReport:
+    root: str
+    registry: TaskRegistry
+    stats: dict[str, TaskStats]
+    problems: list[Problem]
+    entries: list[Entry]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def raise_if_invalid(self, limit: int = 50) -> None:
+        if self.ok:
+            return
+        shown = "\n  ".join(str(p) for p in self.problems[:limit])
+        more = f"\n  ... and {len(self.problems) - limit} more" if len(self.problems) > limit else ""
+        raise DataError(
+            f"{self.root}: {len(self.problems)} problem(s) found; fix them or run "
+            f"'fmuia validate {self.root}' for the full list:\n  {shown}{more}"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "root": self.root,
+            "ok": self.ok,
+            "tasks": [s.to_dict() for s in self.stats.values()],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+    def format_table(self) -> str:
+        header = f"{'task':<24} {'kind':<14} {'n':>2} {'samples':>7} {'labelled':>8} {'size (h x w) min..max':<24} {'balance':>7}  counts"
+        lines = [header, "-" * len(header)]
+        for s in self.stats.values():
+            size = "-" if s.min_hw is None else f"{s.min_hw[0]}x{s.min_hw[1]}..{s.max_hw[0]}x{s.max_hw[1]}"
+            bal = "-" if s.class_balance is None else f"{s.class_balance:.2f}"
+            counts = " ".join(f"{k}:{v}" for k, v in sorted(s.counts.items()))
+            lines.append(
+                f"{s.task.task_id:<24} {s.task.kind.value:<14} {s.task.n:>2} {s.samples:>7} {s.labelled:>8} {size:<24} {bal:>7}  {counts}"
+            )
+        total = sum(s.samples for s in self.stats.values())
+        lines.append(f"{len(self.stats)} tasks, {total} samples")
+        return "\n".join(lines)
+
+
+def _check_entry(entry: Entry, task: Task, require_labels: bool) -> tuple[list[str], tuple[int, int] | None, list]:
+    """Read one sample's files and return (problems, (h, w), class/point counts)."""
+    reasons: list[str] = []
+    try:
+        image = read_image(entry.image_file)
+    except DataError as exc:
+        return [f"image {entry.image_path!r}: {_short(exc, entry.image_file)}"], None, []
+    h, w = image.shape[:2]
+    del image
+    counted: list = []
+    if task.kind is Kind.SEGMENTATION:
+        if not entry.has_mask_label:
+            if require_labels:
+                reasons.append(f"mask {entry.mask_path!r}: file not found")
+        else:
+            try:
+                mask = read_mask(entry.mask_file)
+            except DataError as exc:
+                reasons.append(f"mask {entry.mask_path!r}: {_short(exc, entry.mask_file)}")
+            else:
+                if mask.shape != (h, w):
+                    reasons.append(f"mask {entry.mask_path!r} is {mask.shape[0]}x{mask.shape[1]} but its image is {h}x{w} (h x w)")
+                values = np.unique(mask)
+                bad = values[values >= task.n]
+                if bad.size:
+                    reasons.append(f"mask {entry.mask_path!r} has value(s) {bad.tolist()} >= num_classes {task.n}")
+                counted = [int(v) for v in values if v < task.n]
+    elif task.kind is Kind.CLASSIFICATION:
+        if entry.label is not None:
+            counted = [int(entry.label)]
+    elif task.kind is Kind.DETECTION:
+        if entry.label is not None:
+            x0, y0, x1, y1 = entry.label
+            if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+                reasons.append(f"box {entry.label.tolist()} lies outside the {w}x{h} (w x h) image")
+            counted = ["boxes"]
+    elif task.kind is Kind.KEYPOINTS:
+        if entry.label is not None:
+            counted = ["points"] * len(entry.label)
+    if require_labels and not entry.labelled and task.kind is not Kind.SEGMENTATION:
+        reasons.append("no label (training needs labelled rows)")
+    return reasons, (h, w), counted
+
+
+def _short(exc: Exception, path: str) -> str:
+    text = str(exc)
+    return text[len(path) + 2 :] if text.startswith(path + ": ") else text
+
+
+def validate(
+    root: str,
+    registry: TaskRegistry | None = None,
+    require_labels: bool = False,
+    workers: int | None = None,
+    layout: Layout | None = None,
+) -> ValidationReport:
+    """Check every CSV row and every file of a data root; see ``ValidationReport``.
+
+    ``registry`` is the base registry of known tasks (default FM_UIA 2026);
+    ``require_labels`` makes unlabelled rows an error (training data).
+    """
+    layout = layout or read_layout(root, registry)
+    problems = list(layout.problems)
+    stats = {t.task_id: TaskStats(t) for t in layout.registry}
+    workers = workers or min(8, (os.cpu_count() or 1) + 1)
+
+    def job(entry: Entry):
+        return _check_entry(entry, layout.registry[entry.task_id], require_labels)
+
+    # OpenCV and PNG decoding release the GIL, so threads use every core.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for entry, (reasons, hw, counted) in zip(layout.entries, pool.map(job, layout.entries, chunksize=16)):
+            s = stats[entry.task_id]
+            s.samples += 1
+            problems.extend(Problem(entry.where, r, entry.task_id) for r in reasons)
+            if hw is not None:
+                s.add_size(*hw)
+            if not reasons and entry.labelled:
+                s.labelled += 1
+                s.counts.update(counted)
+
+    problems.sort(key=lambda p: _line_key(p.where))
+    return ValidationReport(root=root, registry=layout.registry, stats=stats, problems=problems, entries=layout.entries)
+
+
+def _line_key(where: str) -> tuple[str, int]:
+    name, _, line = where.rpartition(" line ")
+    return (name, int(line)) if line.isdigit() else (where, 0)
