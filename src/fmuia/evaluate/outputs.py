@@ -1,0 +1,151 @@
+"""Writing an ``Evaluation`` to a folder: results.json, summary.txt, per_task.csv,
+per_sample.csv, missing.csv and extra.csv, each written atomically."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+
+from fmuia.errors import DataError
+from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, KIND_METRICS
+from fmuia.evaluate.scorer import Evaluation
+
+__all__ = ["format_summary", "read_results", "write_bytes_atomic", "write_evaluation", "write_text_atomic"]
+
+RESULTS_JSON = "results.json"
+SUMMARY_TXT = "summary.txt"
+PER_TASK_CSV = "per_task.csv"
+PER_SAMPLE_CSV = "per_sample.csv"
+MISSING_CSV = "missing.csv"
+EXTRA_CSV = "extra.csv"
+
+PER_TASK_COLUMNS = (
+    "task_id", "kind", "n", "rows", "labelled", "scored", "missing", "extra", "score",
+    "DSC", "HD", "HD_norm", "Accuracy", "AUC", "F1_macro", "F1_weighted", "MCC", "IoU", "MRE", "MRE_norm",
+)
+PER_SAMPLE_COLUMNS = ("task_id", "kind", "image_path", "score", "DSC", "HD", "true", "pred", "IoU", "MRE")
+# How the summary prints each metric.
+METRIC_LABELS = {
+    "DSC": "DSC", "HD": "HD", "Accuracy": "Accuracy", "AUC": "AUC", "F1_macro": "F1 macro",
+    "F1_weighted": "F1 weighted", "MCC": "MCC", "IoU": "IoU", "MRE": "MRE",
+}
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)  # what open() would have given, not mkstemp's 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "undefined"
+    return f"{value:.4f}"
+
+
+def _csv_text(columns, rows) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def format_summary(ev: Evaluation) -> str:
+    """The human-readable summary: challenge score, then per kind the averages and one
+    line per task."""
+    s = ev.summary
+    lines = [
+        f"Challenge score: {_fmt(s.challenge_score)}  ({s.tasks_scored} tasks)",
+        f"  = {CHALLENGE_SCORE_DEFINITION}",
+    ]
+    for kind, names in KIND_METRICS.items():
+        tasks = [r for r in ev.tasks if r.kind is kind]
+        if not tasks:
+            continue
+        lines.append("")
+        lines.append(f"[{kind.value}] {s.tasks_per_kind.get(kind.value, 0)} of {len(tasks)} tasks scored")
+        means = s.per_kind.get(kind.value, {})
+        lines.append("  average  " + "  ".join(f"{METRIC_LABELS[m]}={_fmt(means.get(m))}" for m in names))
+        width = max(len(r.task_id) for r in tasks)
+        for r in tasks:
+            c = ev.counts[r.task_id]
+            metrics = "  ".join(f"{METRIC_LABELS[m]}={_fmt(r.metrics.get(m))}" for m in names)
+            lines.append(
+                f"  {r.task_id:<{width}}  {metrics}  score={_fmt(r.score)}  samples={c['scored']}"
+                + (f"  missing={c['missing']}" if c["missing"] else "")
+            )
+    lines.append("")
+    lines.append(f"Missing predictions: {len(ev.missing)}   Extra predictions: {len(ev.extra)}")
+    if ev.warnings:
+        lines.append("")
+        lines.append("Warnings:")
+        lines.extend(f"  {w}" for w in ev.warnings)
+    return "\n".join(lines) + "\n"
+
+
+def results_dict(ev: Evaluation) -> dict:
+    return {
+        "data_root": ev.data_root,
+        "pred_dir": ev.pred_dir,
+        **ev.summary.to_dict(),
+        "tasks": {r.task_id: {**r.to_dict(), "counts": ev.counts[r.task_id]} for r in ev.tasks},
+        "missing": len(ev.missing),
+        "extra": len(ev.extra),
+        "warnings": list(ev.warnings),
+        "registry": ev.registry.to_list(),
+    }
+
+
+def write_evaluation(ev: Evaluation, out_dir: str) -> dict[str, str]:
+    """Write every output file into ``out_dir`` (created). Returns name -> path."""
+    os.makedirs(out_dir, exist_ok=True)
+    per_task = []
+    for r in ev.tasks:
+        row = {"task_id": r.task_id, "kind": r.kind.value, "n": r.n, "score": r.score, **ev.counts[r.task_id], **r.metrics}
+        per_task.append(row)
+    files = {
+        RESULTS_JSON: json.dumps(results_dict(ev), indent=2, allow_nan=False) + "\n",
+        SUMMARY_TXT: format_summary(ev),
+        PER_TASK_CSV: _csv_text(PER_TASK_COLUMNS, per_task),
+        PER_SAMPLE_CSV: _csv_text(PER_SAMPLE_COLUMNS, ev.samples),
+        MISSING_CSV: _csv_text(("task_id", "kind", "image_path", "expected_in"), (m.to_dict() for m in ev.missing)),
+        EXTRA_CSV: _csv_text(("source", "index", "task_id", "image_path", "reason"), (x.to_dict() for x in ev.extra)),
+    }
+    paths = {}
+    for name, text in files.items():
+        path = os.path.join(out_dir, name)
+        write_text_atomic(path, text)
+        paths[name] = path
+    return paths
+
+
+def read_results(eval_dir: str) -> dict:
+    """The results.json of an earlier ``fmuia evaluate``."""
+    path = os.path.join(eval_dir, RESULTS_JSON)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (run 'fmuia evaluate' first)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+

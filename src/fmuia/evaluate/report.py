@@ -1,0 +1,310 @@
+"""The visual report: one self-contained HTML page (images embedded as base64 JPEG)
+plus one PNG per task, showing where a model fails.
+
+The page holds the metric table per task (coloured by task score), for each task
+its worst samples with ground truth and prediction overlaid (mask contours, boxes
+with IoU, points with their error, class probabilities as bars), and the training
+curves of a run folder's ``metrics.csv`` when one is given.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import logging
+import os
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fmuia.data.io import read_image, read_mask  # noqa: E402
+from fmuia.data.layout import read_layout  # noqa: E402
+from fmuia.data.records import Entry  # noqa: E402
+from fmuia.errors import DataError  # noqa: E402
+from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, KIND_METRICS  # noqa: E402
+from fmuia.evaluate.outputs import PER_SAMPLE_CSV, read_results, results_dict, write_bytes_atomic, write_text_atomic  # noqa: E402
+from fmuia.evaluate.predictions import read_prediction_file, read_prediction_mask, submission_mask_path  # noqa: E402
+from fmuia.evaluate.scorer import evaluate  # noqa: E402
+from fmuia.tasks import Kind  # noqa: E402
+
+__all__ = ["build_report", "plot_training_curves"]
+
+log = logging.getLogger(__name__)
+
+TRUTH = (40, 200, 80)  # RGB: ground truth green
+PREDICTED = (230, 40, 200)  # prediction magenta
+PANEL = 300  # longest side of a sample thumbnail, pixels
+TABLE_METRICS = ("DSC", "HD", "Accuracy", "AUC", "F1_macro", "F1_weighted", "MCC", "IoU", "MRE")
+# Metrics where lower is better (coloured inversely) have no fixed range: they are
+# coloured through the task score instead.
+
+
+def _thumb(image: np.ndarray) -> tuple[np.ndarray, float]:
+    scale = PANEL / max(image.shape[:2])
+    scale = min(scale, 4.0)
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST), scale
+
+
+def _contours(canvas: np.ndarray, mask: np.ndarray, colour) -> None:
+    mask = cv2.resize(mask, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_NEAREST)
+    for c in np.unique(mask):
+        if c == 0:
+            continue
+        found, _ = cv2.findContours((mask == c).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(canvas, found, -1, colour, 2)
+
+
+def _draw_segmentation(ax, entry: Entry, pred_dir: str, record: dict) -> None:
+    image = read_image(entry.image_file)
+    canvas, _ = _thumb(image)
+    gt = read_mask(entry.mask_file)
+    pred_file = os.path.join(pred_dir, submission_mask_path(entry.mask_path))
+    pred, _ = read_prediction_mask(pred_file, gt.shape)
+    _contours(canvas, gt, TRUTH)
+    _contours(canvas, pred, PREDICTED)
+    ax.imshow(canvas)
+    ax.set_title(f"DSC {float(record['DSC']):.3f}  HD {float(record['HD']):.1f}", fontsize=9)
+
+
+def _draw_detection(ax, entry: Entry, value, record: dict) -> None:
+    canvas, scale = _thumb(read_image(entry.image_file))
+    for box, colour in ((entry.label, TRUTH), (value, PREDICTED)):
+        x0, y0, x1, y1 = (np.asarray(box, dtype=np.float64) * scale).round().astype(int)
+        cv2.rectangle(canvas, (int(x0), int(y0)), (int(x1), int(y1)), colour, 2)
+    ax.imshow(canvas)
+    ax.set_title(f"IoU {float(record['IoU']):.3f}", fontsize=9)
+
+
+def _draw_keypoints(ax, entry: Entry, value, record: dict) -> None:
+    canvas, scale = _thumb(read_image(entry.image_file))
+    for k, (t, p) in enumerate(zip(entry.label * scale, np.asarray(value) * scale)):
+        t, p = tuple(int(round(v)) for v in t), tuple(int(round(v)) for v in p)
+        cv2.line(canvas, t, p, (255, 255, 0), 1)
+        cv2.circle(canvas, t, 5, TRUTH, 2)
+        cv2.drawMarker(canvas, p, PREDICTED, cv2.MARKER_CROSS, 10, 2)
+        cv2.putText(canvas, str(k + 1), (t[0] + 6, t[1] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, TRUTH, 1)
+    ax.imshow(canvas)
+    errors = np.linalg.norm(np.asarray(value) - entry.label, axis=1)
+    ax.set_title(f"MRE {float(record['MRE']):.1f} px  ({', '.join(f'{e:.0f}' for e in errors)})", fontsize=9)
+
+
+def _draw_classification(ax, entry: Entry, value, record: dict) -> None:
+    canvas, _ = _thumb(read_image(entry.image_file))
+    ax.imshow(canvas)
+    ax.set_title(f"true {entry.label}  predicted {value.predicted_class}", fontsize=9)
+    bars = ax.inset_axes([0.0, -0.42, 1.0, 0.32])
+    n = len(value.probs)
+    colours = ["#28c850" if c == entry.label else "#bbbbbb" for c in range(n)]
+    bars.bar(range(n), value.probs, color=colours, edgecolor=["#e628c8" if c == value.predicted_class else "none" for c in range(n)], linewidth=2)
+    bars.set_ylim(0, 1)
+    bars.set_xticks(range(n))
+    bars.tick_params(labelsize=7)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _task_figure(task, records: list[dict], entries: dict, pred_dir: str, predictions: dict) -> bytes | None:
+    cols = len(records)
+    if cols == 0:
+        return None
+    tall = task.kind is Kind.CLASSIFICATION
+    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 4.4 if tall else 3.4), squeeze=False)
+    for ax, record in zip(axes[0], records):
+        entry = entries[(task.task_id, record["image_path"])]
+        if task.kind is Kind.SEGMENTATION:
+            _draw_segmentation(ax, entry, pred_dir, record)
+        else:
+            value = predictions[task.kind].get(task.task_id, entry.image_path)
+            {Kind.DETECTION: _draw_detection, Kind.KEYPOINTS: _draw_keypoints, Kind.CLASSIFICATION: _draw_classification}[task.kind](
+                ax, entry, value, record
+            )
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(os.path.basename(entry.image_path), fontsize=7)
+    fig.suptitle(f"{task.task_id}: worst {cols} (green truth, magenta prediction)", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_training_curves(metrics_csv: str) -> bytes | None:
+    """Plot every numeric column of a run's metrics.csv against step (or epoch): losses
+    on the left panel, everything else on the right. None when nothing is plottable."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(metrics_csv)
+    except (OSError, ValueError) as exc:
+        log.warning("warning: %s: cannot read training curves (%s)", metrics_csv, exc)
+        return None
+    x_name = next((c for c in ("step", "epoch") if c in df.columns and pd.api.types.is_numeric_dtype(df[c])), None)
+    x = df[x_name] if x_name else pd.Series(range(len(df)))
+    numeric = [c for c in df.columns if c not in ("step", "epoch") and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+    if not numeric:
+        return None
+    losses = [c for c in numeric if "loss" in c.lower()]
+    others = [c for c in numeric if c not in losses]
+    groups = [g for g in (losses, others) if g]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.5 * len(groups), 3.8), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        for col in group:
+            ok = df[col].notna()
+            ax.plot(x[ok], df[col][ok], marker="o" if ok.sum() < 30 else None, markersize=3, label=col)
+        ax.set_xlabel(x_name or "row")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2 if len(group) > 8 else 1)
+    axes[0][0].set_title("losses" if losses else "metrics")
+    if len(groups) == 2:
+        axes[0][1].set_title("metrics")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _cell(value, score_like: bool = False) -> str:
+    if value is None or value == "":
+        return "<td class='na'>undefined</td>"
+    value = float(value)
+    style = f" style='background:{_colour(value)}'" if score_like else ""
+    return f"<td{style}>{value:.4f}</td>"
+
+
+def _colour(score: float) -> str:
+    """Red (0) to green (1)."""
+    score = min(max(score, 0.0), 1.0)
+    return f"hsl({round(120 * score)}, 65%, 80%)"
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    """An embedded image: JPEG (a fraction of the PNG's size for ultrasound texture)."""
+    pixels = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    ok, jpeg = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    data, mime = (jpeg.tobytes(), "jpeg") if ok else (png, "png")
+    return f"<img alt='{html.escape(alt)}' src='data:image/{mime};base64,{base64.b64encode(data).decode()}'>"
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>fmuia report</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: right; }}
+th {{ background: #f0f0f0; }} td.name {{ text-align: left; }} td.na {{ color: #999; }}
+img {{ max-width: 100%; }} .note {{ color: #666; font-size: 13px; }}
+</style></head><body>
+<h1>fmuia evaluation report</h1>
+<p>Data <code>{data}</code>, predictions <code>{pred}</code>.</p>
+<h2>Challenge score: {score}</h2>
+<p class="note">{definition}. Missing predictions: {missing}; extra predictions: {extra}.</p>
+{kinds}
+<h2>Per task</h2>
+<p class="note">Rows coloured by task score, red 0 to green 1.</p>
+{table}
+{curves}
+<h2>Worst samples per task</h2>
+{samples}
+<script>
+window.addEventListener("load", function () {{
+  for (const img of document.images) {{
+    if (!img.complete || img.naturalWidth === 0) {{ console.error("image failed to load: " + img.alt); }}
+  }}
+}});
+</script>
+</body></html>
+"""
+
+
+def _load_results(data_root: str, pred_dir: str, eval_dir: str | None, workers: int) -> tuple[dict, list[dict]]:
+    if eval_dir:
+        results = read_results(eval_dir)
+        path = os.path.join(eval_dir, PER_SAMPLE_CSV)
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: not found (run 'fmuia evaluate' again)")
+        with open(path, newline="", encoding="utf-8") as fh:
+            samples = list(csv.DictReader(fh))
+        return results, samples
+    ev = evaluate(data_root, pred_dir, workers=workers)
+    return results_dict(ev), ev.samples
+
+
+def build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | None = None,
+                 eval_dir: str | None = None, per_task: int = 4, workers: int = 2) -> str:
+    """Write ``index.html`` and ``tasks/<task_id>.png`` into ``out_dir``; return the page's path.
+
+    ``eval_dir`` reuses an earlier ``fmuia evaluate`` output (otherwise the scorer runs);
+    ``run_dir`` adds the training curves of its ``metrics.csv``.
+    """
+    results, samples = _load_results(data_root, pred_dir, eval_dir, workers)
+    layout = read_layout(data_root)
+    entries = {(e.task_id, e.image_path): e for e in layout.entries}
+    keys = {k for k, e in entries.items() if e.labelled}
+    predictions = {kind: read_prediction_file(pred_dir, kind, layout.registry, keys) for kind in (Kind.CLASSIFICATION, Kind.DETECTION, Kind.KEYPOINTS)}
+    os.makedirs(os.path.join(out_dir, "tasks"), exist_ok=True)
+
+    by_task: dict[str, list[dict]] = {}
+    for record in samples:
+        by_task.setdefault(record["task_id"], []).append(record)
+
+    rows, sections = [], []
+    for task in layout.registry:
+        info = results["tasks"].get(task.task_id)
+        if info is None:
+            continue
+        counts, metrics = info["counts"], info["metrics"]
+        rows.append(
+            f"<tr style='background:{_colour(info['score']) if info['score'] is not None else '#fff'}'>"
+            f"<td class='name'>{html.escape(task.task_id)}</td><td class='name'>{task.kind.value}</td>"
+            f"<td>{counts['scored']}</td><td>{counts['missing']}</td>{_cell(info['score'])}"
+            + "".join(_cell(metrics.get(m)) if m in metrics else "<td></td>" for m in TABLE_METRICS)
+            + "</tr>"
+        )
+        worst = sorted(by_task.get(task.task_id, []), key=lambda r: float(r["score"]))[:per_task]
+        png = _task_figure(task, worst, entries, pred_dir, predictions)
+        if png is None:
+            sections.append(f"<h3>{html.escape(task.task_id)}</h3><p class='note'>no scored samples</p>")
+            continue
+        write_bytes_atomic(os.path.join(out_dir, "tasks", f"{task.task_id}.png"), png)
+        notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in info.get("notes", []))
+        sections.append(f"<h3>{html.escape(task.task_id)}</h3>{notes}{_img_tag(png, task.task_id)}")
+
+    header = "".join(f"<th>{h}</th>" for h in ("task", "kind", "scored", "missing", "score", *TABLE_METRICS))
+    table = f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+
+    kinds = []
+    for kind, names in KIND_METRICS.items():
+        means = results["per_kind"].get(kind.value)
+        if means:
+            kinds.append(f"<tr><td class='name'>{kind.value}</td><td>{results['tasks_per_kind'][kind.value]}</td>"
+                         + "".join(f"<td>{html.escape(m)} {'undefined' if means[m] is None else f'{means[m]:.4f}'}</td>" for m in names) + "</tr>")
+    kinds_html = f"<table><tr><th>kind</th><th>tasks</th><th colspan='5'>averages</th></tr>{''.join(kinds)}</table>"
+
+    curves = ""
+    if run_dir:
+        metrics_csv = os.path.join(run_dir, "metrics.csv")
+        png = plot_training_curves(metrics_csv) if os.path.isfile(metrics_csv) else None
+        if png:
+            write_bytes_atomic(os.path.join(out_dir, "training_curves.png"), png)
+            curves = "<h2>Training curves</h2>" + _img_tag(png, "training curves")
+        else:
+            curves = f"<h2>Training curves</h2><p class='note'>{html.escape(metrics_csv)}: no numeric columns to plot</p>"
+
+    score = results.get("challenge_score")
+    page = PAGE.format(
+        data=html.escape(data_root), pred=html.escape(pred_dir),
+        score="undefined" if score is None else f"{score:.4f}",
+        definition=html.escape(CHALLENGE_SCORE_DEFINITION[0].upper() + CHALLENGE_SCORE_DEFINITION[1:]),
+        missing=results.get("missing", 0), extra=results.get("extra", 0),
+        kinds=kinds_html, table=table, curves=curves, samples="\n".join(sections),
+    )
+    path = os.path.join(out_dir, "index.html")
+    write_text_atomic(path, page)
+    return path
