@@ -1,0 +1,55 @@
+"""``fmuia.load``: a checkpoint (or an exported ONNX file) to a ready ``Predictor``."""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Iterable
+
+from fmuia.errors import CheckpointError
+from fmuia.predict.backends import OnnxBackend, TorchBackend, is_onnx_file
+from fmuia.predict.predictor import Predictor
+
+BACKENDS = ("torch", "onnx")
+
+
+def load(
+    path: "str | os.PathLike[str]",
+    *,
+    device: str | None = "auto",
+    backend: str | None = None,
+    precision: str | None = None,
+    tta: "bool | Iterable[str]" = False,
+) -> Predictor:
+    """Load a model for prediction.
+
+    ``path``: a checkpoint (folder, ``.safetensors`` or its ``.json`` sidecar) or an ONNX
+    file from ``fmuia export onnx``. ``backend``: ``torch`` or ``onnx`` (default: ``onnx``
+    for a ``.onnx`` file, else ``torch``); ``onnx`` with a checkpoint exports the graph to a
+    temporary file first. ``device``: ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
+    ``precision``: ``auto``/``fp32``/``bf16``/``fp16`` for the torch backend (default:
+    the checkpoint's). ``tta``: horizontal-flip test-time augmentation, ``True`` for every
+    task it is valid for, or a list of task ids.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: checkpoint not found")
+    onnx_file = is_onnx_file(path)
+    backend = backend or ("onnx" if onnx_file else "torch")
+    if backend not in BACKENDS:
+        raise CheckpointError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "torch":
+        if onnx_file:
+            raise CheckpointError(f"{path}: an ONNX file runs with backend 'onnx', not 'torch'")
+        from fmuia.model.checkpoint import load_checkpoint
+
+        return Predictor(TorchBackend(load_checkpoint(path), device, precision), tta=tta)
+    if onnx_file:
+        return Predictor(OnnxBackend(path, device), tta=tta)
+    from fmuia.model.checkpoint import load_checkpoint
+    from fmuia.predict.onnx_graph import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="fmuia-onnx-") as folder:
+        graph = os.path.join(folder, "model.onnx")
+        export_onnx(load_checkpoint(path), graph)
+        # The session holds the graph in memory; the temporary file can go.
+        return Predictor(OnnxBackend(graph, device), tta=tta)

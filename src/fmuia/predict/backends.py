@@ -1,0 +1,110 @@
+"""Where the network runs: PyTorch, or onnxruntime on an exported graph.
+
+A backend takes a normalised batch ``(B, 3, S, S)`` and one task id per image and
+returns each task's raw head output (rows in batch order, as ``MultiTaskModel``
+does); ``decode`` turns a task's raw output into normalised predictions with the
+task's head. Everything after that is the same for both backends.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from fmuia.errors import CheckpointError
+from fmuia.model.config import ModelConfig, autocast, resolve_precision
+from fmuia.model.heads import Head, build_head, head_types
+from fmuia.model.network import MultiTaskModel
+from fmuia.predict import onnx_graph
+from fmuia.tasks import TaskRegistry
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: "str | torch.device | None") -> torch.device:
+    """``auto``/None: CUDA when available, else CPU. A CUDA request without CUDA is an error."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError("device 'cuda' requested but no CUDA device is available (use --device cpu)")
+    return device
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: MultiTaskModel, device: "str | torch.device | None" = None, precision: str | None = None) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.registry: TaskRegistry = model.registry
+        self.config: ModelConfig = model.config
+        self.precision = resolve_precision(precision or model.config.precision, self.device)
+
+    def raw(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
+        with torch.inference_mode(), autocast(self.precision, self.device):
+            return self.model(images.to(self.device, non_blocking=True), list(task_ids))
+
+    def decode(self, task_id: str, raw: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model.head(task_id).decode(raw)
+
+
+class OnnxBackend:
+    """onnxruntime on a graph written by ``fmuia.predict.onnx_graph.export_onnx``.
+
+    Decoding uses the heads' ``decode`` (which has no weights), built from the task
+    registry and model config stored in the graph's metadata."""
+
+    name = "onnx"
+
+    def __init__(self, path: str, device: "str | torch.device | None" = None, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:  # pragma: no cover - optional dependency
+            raise CheckpointError("--backend onnx needs onnxruntime (pip install 'fmuia[onnx]')") from None
+        self.device = resolve_device(device)
+        providers = ["CPUExecutionProvider"]
+        if self.device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise CheckpointError("device 'cuda' requested but this onnxruntime has no CUDA provider "
+                                      "(install onnxruntime-gpu, or use --device cpu)")
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
+            meta = onnx_graph.read_onnx_meta(self.session)
+            self.registry = TaskRegistry.from_list(meta["registry"])
+            self.config = ModelConfig.from_dict({**meta["model_config"], "pretrained": "none"})
+            self.routes: dict[str, str] = dict(meta["routes"])
+        except KeyError:
+            raise CheckpointError(f"{path}: not an ONNX file exported by 'fmuia export onnx' (no fmuia metadata)") from None
+        except Exception as exc:
+            raise CheckpointError(f"{path}: cannot load the ONNX model ({type(exc).__name__}: {exc})") from None
+        self.precision = "fp32"
+        types = head_types(self.config.heads)
+        self._heads: dict[str, Head] = {t.task_id: build_head(t, 1, self.config, types[t.kind]).eval() for t in self.registry}
+        self._outputs = [o.name for o in self.session.get_outputs()]
+
+    def raw(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
+        feeds = onnx_graph.routing_feeds(task_ids, self.routes, self.registry.task_ids)
+        feeds[onnx_graph.IMAGES] = np.ascontiguousarray(images.detach().float().cpu().numpy())
+        present = list(dict.fromkeys(task_ids))
+        unknown = [t for t in present if t not in self.registry]
+        if unknown:
+            raise KeyError(f"unknown task(s) {', '.join(map(repr, unknown))}; the model's tasks: {', '.join(self.registry.task_ids)}")
+        values = self.session.run(present, feeds)
+        return {t: torch.from_numpy(v) for t, v in zip(present, values)}
+
+    def decode(self, task_id: str, raw: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self._heads[task_id].decode(raw)
+
+
+def is_onnx_file(path: str) -> bool:
+    return os.path.isfile(path) and path.lower().endswith(".onnx")

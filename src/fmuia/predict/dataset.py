@@ -1,0 +1,179 @@
+"""Predicting a whole data root into a challenge submission (``fmuia predict``).
+
+Order of work: read the CSVs; refuse tasks the model lacks, malformed rows and every
+unsafe mask path before anything is written; then stream the images through a
+DataLoader (reading and resizing in worker processes), run the model on batches that
+may mix tasks, write masks on a thread pool as they come, and write the three JSON
+files atomically at the end.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from fmuia.data.dataset import load_sample
+from fmuia.data.layout import Layout, read_layout
+from fmuia.data.records import Entry
+from fmuia.data.transforms import resize_sample
+from fmuia.errors import DataError
+from fmuia.predict.kinds import output_for
+from fmuia.predict.paths import plan_mask_files
+from fmuia.predict.writer import SubmissionWriter
+from fmuia.tasks import Kind
+
+if TYPE_CHECKING:
+    from fmuia.predict.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+@dataclass
+class PredictionSummary:
+    """What a run wrote: per-task counts, the JSON files, and throughput."""
+
+    out_dir: str
+    counts: dict[str, int]
+    kinds: dict[str, Kind]
+    json_files: dict[Kind, str] = field(default_factory=dict)
+    masks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def format_table(self) -> str:
+        width = max([len("task")] + [len(t) for t in self.counts])
+        lines = [f"{'task':<{width}}  {'kind':<14}  predictions"]
+        for task_id, n in self.counts.items():
+            lines.append(f"{task_id:<{width}}  {self.kinds[task_id].value:<14}  {n}")
+        rate = self.total / self.seconds if self.seconds > 0 else 0.0
+        lines.append(f"{'total':<{width}}  {'':<14}  {self.total}  ({self.seconds:.1f} s, {rate:.1f} images/s)")
+        return "\n".join(lines)
+
+
+class _Images(Dataset):
+    """Row i -> (uint8 (S, S, 3) image, i, original h, w, error message or None).
+
+    A read error travels as a value so the main process can raise it as a
+    ``DataError`` naming the CSV row (not wrapped in a worker traceback)."""
+
+    def __init__(self, entries: list[Entry], image_size: int) -> None:
+        self.entries = entries
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int):
+        try:
+            sample = load_sample(self.entries[i], with_label=False)
+            h, w = sample.size
+            image = resize_sample(sample, self.image_size).image
+            return torch.from_numpy(np.ascontiguousarray(image)), i, h, w, None
+        except DataError as exc:
+            return None, i, 0, 0, str(exc)
+
+
+def _collate(items):
+    errors = [msg for *_, msg in items if msg is not None]
+    if errors:
+        return None, [], [], errors
+    images = torch.stack([it[0] for it in items])
+    return images, [it[1] for it in items], [(it[2], it[3]) for it in items], []
+
+
+def check_layout(layout: Layout, predictor: "Predictor") -> None:
+    """Refuse what cannot be predicted, before any prediction: malformed rows, and
+    tasks the model does not have (all named)."""
+    if layout.problems:
+        shown = "\n  ".join(str(p) for p in layout.problems[:20])
+        more = f"\n  ... and {len(layout.problems) - 20} more" if len(layout.problems) > 20 else ""
+        raise DataError(f"{layout.root}: {len(layout.problems)} problem(s) in the CSVs:\n  {shown}{more}")
+    unknown = [t for t in layout.registry.task_ids if t not in predictor.registry]
+    if unknown:
+        raise DataError(
+            f"{layout.root}: the data has task(s) the model was not trained for: {', '.join(unknown)} "
+            f"(the model's tasks: {', '.join(predictor.registry.task_ids)})"
+        )
+
+
+def _refuse_overwriting_inputs(entries: list[Entry], planned: dict[int, str]) -> None:
+    """A mask target that is one of the data root's own files (``--out`` = the data
+    root) would destroy input data."""
+    inputs = {os.path.realpath(p) for e in entries for p in (e.image_file, e.mask_file) if p}
+    for i, target in planned.items():
+        if os.path.realpath(target) in inputs:
+            e = entries[i]
+            raise DataError(f"{e.where}: mask_path {e.mask_path!r} would overwrite the input file {target} "
+                            "(choose an output folder outside the data root)")
+
+
+def predict_dataset(
+    predictor: "Predictor",
+    data_root: str,
+    out_dir: str,
+    *,
+    batch_size: int = 8,
+    workers: int | None = None,
+    progress: bool = True,
+) -> PredictionSummary:
+    """Write the submission of ``data_root`` into ``out_dir`` (SPEC section 3).
+
+    All three JSON files are always written (``[]`` for a kind without rows), so a
+    scorer that opens all of them works on a test folder holding only some kinds.
+    """
+    if batch_size < 1:
+        raise DataError(f"--batch-size must be at least 1, got {batch_size}")
+    layout = read_layout(data_root, base=predictor.registry)
+    check_layout(layout, predictor)
+    entries = layout.entries
+    planned = plan_mask_files(entries, out_dir)
+    _refuse_overwriting_inputs(entries, planned)
+
+    workers = default_workers() if workers is None else max(0, int(workers))
+    loader = DataLoader(
+        _Images(entries, predictor.image_size), batch_size=batch_size, shuffle=False, num_workers=workers,
+        collate_fn=_collate, pin_memory=predictor.device.type == "cuda",
+        prefetch_factor=4 if workers else None, persistent_workers=False,
+    )
+    counts: Counter[str] = Counter()
+    writer = SubmissionWriter(out_dir)
+    start = time.perf_counter()
+    writer.start()
+    try:
+        with tqdm(total=len(entries), unit="img", desc="predict", disable=not progress, leave=False) as bar:
+            for images, indices, sizes, errors in loader:
+                if errors:
+                    raise DataError("\n".join(errors))
+                task_ids = [entries[i].task_id for i in indices]
+                for i, result in zip(indices, predictor.results(images, task_ids, sizes)):
+                    entry = entries[i]
+                    if entry.kind is Kind.SEGMENTATION:
+                        writer.add_mask(planned[i], result.mask)
+                    else:
+                        writer.add_record(entry.kind, output_for(entry.kind).record(entry, result))
+                    counts[entry.task_id] += 1
+                bar.update(len(indices))
+        json_files = writer.finish()
+    except BaseException:
+        writer.close()
+        raise
+    ordered = {t: counts[t] for t in layout.registry.task_ids}
+    return PredictionSummary(
+        out_dir=out_dir, counts=ordered, kinds={t.task_id: t.kind for t in layout.registry},
+        json_files=json_files, masks=len(planned), seconds=time.perf_counter() - start,
+    )

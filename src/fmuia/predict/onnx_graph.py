@@ -1,0 +1,141 @@
+"""The ONNX form of a model: one graph for all tasks, with the task routing as input.
+
+Graph inputs:
+
+- ``images``: float32 ``(B, 3, S, S)``, ImageNet-normalised (as for the PyTorch model);
+- ``fpn_rows``: int64 ``(F,)``, the batch rows that go through the FPN decoder;
+- ``rows:<task_id>`` for every task: int64 ``(k,)``, the rows of that task's head,
+  indexing its feature source (the batch for ``top`` tasks, ``fpn_rows`` order for
+  ``fpn`` tasks); empty when the task is not in the batch.
+
+Graph outputs: one per task, named by the task id, holding the head's raw output for
+its ``k`` rows in the order given (exactly ``MultiTaskModel.forward``'s ``out[task]``).
+
+Why one graph with the routing as input: the encoder runs once per batch whatever
+the mix of tasks, each head runs only on its own rows (onnxruntime computes every
+output of a graph on every run, so a graph applying all heads to the whole batch
+would cost several times the encoder on dense tasks), and one file carries every
+task. The only waste: a batch without any dense task sends one row through the FPN,
+because onnxruntime's GroupNorm cannot take an empty batch.
+
+The task registry, model config and routes are stored in the file's metadata, so
+the ONNX file alone is enough to predict.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmuia.model import routing
+from fmuia.model.network import MultiTaskModel
+from fmuia.predict.writer import atomic_write_bytes
+
+IMAGES = "images"
+FPN_ROWS = "fpn_rows"
+ROWS_PREFIX = "rows:"
+META_KEY = "fmuia"
+
+
+def rows_input(task_id: str) -> str:
+    return ROWS_PREFIX + task_id
+
+
+class RoutedGraph(nn.Module):
+    """``MultiTaskModel`` with its routing made explicit as tensor inputs (traceable)."""
+
+    def __init__(self, model: MultiTaskModel) -> None:
+        super().__init__()
+        self.model = model
+        self.task_ids = list(model.registry.task_ids)
+
+    def forward(self, images: torch.Tensor, fpn_rows: torch.Tensor, *task_rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        model = self.model
+        feats = model.encoder(images)
+        sources = {routing.TOP: feats[-1]}
+        if model.decoder is not None:
+            sources[routing.FPN] = model.decoder([f.index_select(0, fpn_rows) for f in feats])
+        size = (images.shape[-2], images.shape[-1])
+        return tuple(
+            model.head(t)(sources[model.routes[t]].index_select(0, rows), size).float()
+            for t, rows in zip(self.task_ids, task_rows)
+        )
+
+
+def routing_feeds(task_ids: Sequence[str], routes: dict[str, str], all_tasks: Sequence[str]) -> dict[str, np.ndarray]:
+    """The index inputs of the graph for a batch of ``task_ids`` (the same grouping as
+    ``MultiTaskModel.forward``: tasks' rows ascending)."""
+    groups = routing.group_indices(task_ids)
+    fpn_rows = sorted(i for t, rows in groups.items() if routes[t] == routing.FPN for i in rows)
+    position = {i: j for j, i in enumerate(fpn_rows)}
+    feeds = {FPN_ROWS: np.asarray(fpn_rows or [0], dtype=np.int64)}
+    for task_id in all_tasks:
+        rows = groups.get(task_id, [])
+        if routes[task_id] == routing.FPN:
+            rows = [position[i] for i in rows]
+        feeds[rows_input(task_id)] = np.asarray(rows, dtype=np.int64)
+    return feeds
+
+
+def export_onnx(model: MultiTaskModel, path: str, opset: int = 17) -> None:
+    """Write ``model`` (eval mode, fp32, CPU) as the routed graph to ``path``."""
+    import onnx
+
+    model = model.float().cpu().eval()
+    graph = RoutedGraph(model).eval()
+    task_ids = graph.task_ids
+    size = model.config.image_size
+    batch = 2
+    example = (
+        torch.zeros(batch, 3, size, size),
+        torch.arange(batch),
+        *[torch.arange(batch) for _ in task_ids],
+    )
+    input_names = [IMAGES, FPN_ROWS, *[rows_input(t) for t in task_ids]]
+    dynamic = {IMAGES: {0: "batch"}, FPN_ROWS: {0: "fpn_batch"}}
+    for i, t in enumerate(task_ids):
+        dynamic[rows_input(t)] = {0: f"rows_{i}"}
+        dynamic[t] = {0: f"rows_{i}"}
+    # The TorchScript-based exporter: no onnxscript dependency, and it handles the
+    # data-dependent row selection as plain Gather nodes.
+    with tempfile.TemporaryDirectory(prefix="fmuia-onnx-") as scratch:
+        traced = os.path.join(scratch, "graph.onnx")
+        _export(graph, example, traced, input_names, list(task_ids), dynamic, opset)
+        proto = onnx.load(traced)
+    meta = {
+        "registry": model.registry.to_list(),
+        "model_config": model.config.to_dict(),
+        "routes": dict(model.routes),
+    }
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    atomic_write_bytes(path, proto.SerializeToString())
+
+
+def _export(graph, example, path, input_names, output_names, dynamic, opset) -> None:
+    with warnings.catch_warnings():
+        # The exporter's deprecation notice and tracer notes on shape checks that are
+        # constant at a fixed image size.
+        warnings.simplefilter("ignore")
+        _run_exporter(graph, example, path, input_names, output_names, dynamic, opset)
+
+
+def _run_exporter(graph, example, path, input_names, output_names, dynamic, opset) -> None:
+    torch.onnx.export(
+        graph, example, path, input_names=input_names, output_names=output_names,
+        dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True,
+    )
+
+
+def read_onnx_meta(session) -> dict:
+    """The metadata written by ``export_onnx`` from an onnxruntime session."""
+    custom = session.get_modelmeta().custom_metadata_map
+    if META_KEY not in custom:
+        raise KeyError(META_KEY)
+    return json.loads(custom[META_KEY])

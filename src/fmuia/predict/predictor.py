@@ -1,0 +1,157 @@
+"""The predictor: preprocessing, the network (either backend), optional test-time
+flip, and results in original pixels.
+
+Preprocessing is ``fmuia.data.transforms``' evaluation pipeline split in two: the
+resize (``resize_sample``, the same albumentations step as ``build_eval_transform``)
+runs where images are read, on uint8 pixels, and the ImageNet normalisation runs on
+the whole batch where the model is. The split sends 4x fewer bytes between loader
+workers and the model; ``tests/predict`` checks it equals ``build_eval_transform``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from fmuia.data.records import Entry, Sample
+from fmuia.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_sample
+from fmuia.errors import ConfigError, DataError
+from fmuia.model.routing import group_indices
+from fmuia.predict.images import as_rgb
+from fmuia.predict.kinds import output_for
+from fmuia.predict.results import Result
+from fmuia.tasks import Kind, Task, TaskRegistry
+
+log = logging.getLogger(__name__)
+
+
+def resize_image(image: np.ndarray, image_size: int) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> uint8 (S, S, 3), the evaluation pipeline's resize."""
+    h, w = image.shape[:2]
+    entry = Entry(task_id="", kind=Kind.CLASSIFICATION, image_path="", image_file="", csv_file="", line=0)
+    return resize_sample(Sample(entry=entry, image=image, label=None), image_size).image
+
+
+def normalise(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, S, S, 3) -> float32 (B, 3, S, S) normalised with ImageNet mean/std
+    (albumentations' ``Normalize(max_pixel_value=255)``), computed on ``device``."""
+    x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255.0
+    inv_std = 1.0 / (torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0)
+    return ((x - mean) * inv_std).contiguous()
+
+
+def tta_tasks(registry: TaskRegistry, tta: "bool | Iterable[str] | None") -> frozenset[str]:
+    """The tasks that get the horizontal-flip test-time view.
+
+    ``True``: every task whose label survives a flip (not ``orientation_sensitive``);
+    an iterable of task ids: those (an orientation-sensitive or unknown one is a
+    ``ConfigError``); ``False``/None: none."""
+    if not tta:
+        return frozenset()
+    if tta is True:
+        return frozenset(t.task_id for t in registry if not t.orientation_sensitive)
+    wanted = [tta] if isinstance(tta, str) else list(tta)
+    unknown = [t for t in wanted if t not in registry]
+    if unknown:
+        raise ConfigError(f"tta: unknown task(s) {', '.join(unknown)}")
+    sensitive = [t for t in wanted if registry[t].orientation_sensitive]
+    if sensitive:
+        raise ConfigError(f"tta: task(s) {', '.join(sensitive)} are orientation-sensitive; a flipped view would change their label")
+    return frozenset(wanted)
+
+
+class Predictor:
+    """A loaded model ready to predict (see ``fmuia.load``).
+
+    ``predict(image, task_id)`` answers for one image; ``predict_dataset(data_root,
+    out_dir)`` writes a challenge submission for a whole data root.
+    """
+
+    def __init__(self, backend: Any, tta: "bool | Iterable[str] | None" = False) -> None:
+        self.backend = backend
+        self.registry: TaskRegistry = backend.registry
+        self.image_size: int = backend.config.image_size
+        self.tta = tta_tasks(self.registry, tta)
+
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    @property
+    def tasks(self) -> list[Task]:
+        return list(self.registry)
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.backend.name}, {self.backend.config.encoder} at {self.image_size}px, "
+                f"{len(self.registry)} tasks, device {self.device})")
+
+    def _task(self, task_id: str) -> Task:
+        task = self.registry.get(task_id)
+        if task is None:
+            raise DataError(f"unknown task {task_id!r}; the model's tasks: {', '.join(self.registry.task_ids)}")
+        return task
+
+    # -- the core: one batch -------------------------------------------------
+    def decoded(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Decoded (normalised) predictions of a uint8 batch ``(B, S, S, 3)``, per task,
+        rows in batch order; test-time flips averaged in where enabled."""
+        x = normalise(images, self.device)
+        backend = self.backend
+        out = {t: backend.decode(t, raw) for t, raw in backend.raw(x, task_ids).items()}
+        groups = group_indices(task_ids)
+        flipped_tasks = [t for t in groups if t in self.tta]
+        if flipped_tasks:
+            rows = sorted(i for t in flipped_tasks for i in groups[t])
+            index = torch.as_tensor(rows, device=x.device)
+            raw = backend.raw(x.index_select(0, index).flip(-1), [task_ids[i] for i in rows])
+            for t in flipped_tasks:
+                back = output_for(self.registry[t].kind).flip_back(backend.decode(t, raw[t]))
+                out[t] = (out[t] + back.to(out[t].device)) / 2
+        return out
+
+    def results(self, images: torch.Tensor, task_ids: Sequence[str], sizes: Sequence[tuple[int, int]],
+                probabilities: bool = False) -> list[Result]:
+        """Results in original pixels for a uint8 batch; ``sizes[i]`` is image i's (h, w)."""
+        decoded = self.decoded(images, task_ids)
+        results: list[Result | None] = [None] * len(task_ids)
+        for task_id, rows in group_indices(task_ids).items():
+            task = self.registry[task_id]
+            per_task = output_for(task.kind).results(task, decoded[task_id], [sizes[i] for i in rows], probabilities)
+            for i, result in zip(rows, per_task):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    # -- the Python API --------------------------------------------------------
+    def predict(self, image: Any, task_id: str, *, frame: int | None = None, probabilities: bool = False) -> Result:
+        """Predict one image for ``task_id``.
+
+        ``image``: a numpy array (gray, RGB or RGBA), a PIL image, an image file path,
+        or a DICOM file path (``frame`` picks a frame of a multi-frame cine, default 0).
+        Returns a ``SegmentationResult`` / ``ClassificationResult`` / ``DetectionResult`` /
+        ``KeypointsResult`` in the image's original pixels. ``probabilities=True`` adds
+        per-class probability maps at the original size to a segmentation result.
+        """
+        self._task(task_id)
+        rgb = as_rgb(image, frame=frame)
+        return self.predict_batch([rgb], [task_id], probabilities=probabilities)[0]
+
+    def predict_batch(self, images: Sequence[Any], task_ids: Sequence[str], probabilities: bool = False) -> list[Result]:
+        """Predict several images at once (any mix of tasks); inputs as for ``predict``."""
+        if len(images) != len(task_ids):
+            raise DataError(f"{len(images)} images but {len(task_ids)} task ids")
+        for t in dict.fromkeys(task_ids):
+            self._task(t)
+        rgbs = [as_rgb(im) for im in images]
+        batch = torch.from_numpy(np.stack([resize_image(im, self.image_size) for im in rgbs]))
+        sizes = [(int(im.shape[0]), int(im.shape[1])) for im in rgbs]
+        return self.results(batch, list(task_ids), sizes, probabilities=probabilities)
+
+    def predict_dataset(self, data_root: str, out_dir: str, **options: Any):
+        """Write a challenge submission for ``data_root`` into ``out_dir`` (what
+        ``fmuia predict`` runs); options as ``fmuia.predict.dataset.predict_dataset``."""
+        from fmuia.predict.dataset import predict_dataset
+
+        return predict_dataset(self, data_root, out_dir, **options)

@@ -1,0 +1,54 @@
+"""FM_UIA 2026 challenge entry point.
+
+The container runs ``python model.py``: the data root is mounted read-only at
+``/input/`` and the predictions go to ``/output/``. ``Model()`` loads the checkpoint
+in ``checkpoint/`` beside this file; ``Model().predict(data_root, output_dir,
+batch_size=8)`` writes the submission (segmentation PNGs and the three JSON files).
+
+``fmuia export submission`` assembles a ready folder: this file, ``checkpoint/``, the
+``fmuia`` package source, ``settings.json``, ``Dockerfile`` and ``requirements.txt``.
+The package copy beside this file is used first, so the folder runs without
+installing fmuia; only the third-party packages of ``requirements.txt`` are needed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if os.path.isdir(os.path.join(HERE, "fmuia")):
+    sys.path.insert(0, HERE)
+
+import fmuia  # noqa: E402  (after the path set-up above)
+
+SETTINGS = os.path.join(HERE, "settings.json")
+
+
+def _settings() -> dict:
+    if not os.path.isfile(SETTINGS):
+        return {}
+    with open(SETTINGS, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+class Model:
+    def __init__(self) -> None:
+        settings = _settings()
+        checkpoint = os.path.join(HERE, settings.get("checkpoint", "checkpoint"))
+        self.workers = settings.get("workers")
+        self.predictor = fmuia.load(
+            checkpoint, device=settings.get("device", "auto"), precision=settings.get("precision"),
+            tta=settings.get("tta", False),
+        )
+
+    def predict(self, data_root: str, output_dir: str, batch_size: int = 8):
+        summary = self.predictor.predict_dataset(
+            data_root, output_dir, batch_size=batch_size, workers=self.workers, progress=False,
+        )
+        print(summary.format_table(), flush=True)
+        return summary
+
+
+if __name__ == "__main__":
+    Model().predict("/input/", "/output/")
