@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
+from fmuia.atomic import write_json
 from fmuia.data.validate import validate
 from fmuia.tasks import TaskRegistry
 
@@ -29,10 +29,7 @@ def run(args) -> int:
     else:
         print(report.format_table())
         if args.json:
-            tmp = args.json + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(report.to_dict(), fh, indent=2)
-            os.replace(tmp, args.json)
+            write_json(args.json, report.to_dict())
     if report.ok:
         print(f"OK: {args.data_root} is valid", file=sys.stderr)
         return 0

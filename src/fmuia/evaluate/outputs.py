@@ -6,13 +6,13 @@ import csv
 import io
 import json
 import os
-import tempfile
 
+from fmuia.atomic import write_text
 from fmuia.errors import DataError
 from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, KIND_METRICS
 from fmuia.evaluate.scorer import Evaluation
 
-__all__ = ["format_summary", "read_results", "write_bytes_atomic", "write_evaluation", "write_text_atomic"]
+__all__ = ["format_summary", "read_results", "write_evaluation"]
 
 RESULTS_JSON = "results.json"
 SUMMARY_TXT = "summary.txt"
@@ -31,27 +31,6 @@ METRIC_LABELS = {
     "DSC": "DSC", "HD": "HD", "Accuracy": "Accuracy", "AUC": "AUC", "F1_macro": "F1 macro",
     "F1_weighted": "F1 weighted", "MCC": "MCC", "IoU": "IoU", "MRE": "MRE",
 }
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # what open() would have given, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _fmt(value) -> str:
@@ -133,7 +112,7 @@ def write_evaluation(ev: Evaluation, out_dir: str) -> dict[str, str]:
     paths = {}
     for name, text in files.items():
         path = os.path.join(out_dir, name)
-        write_text_atomic(path, text)
+        write_text(path, text)
         paths[name] = path
     return paths
 

@@ -27,7 +27,8 @@ from fmuia.data.layout import read_layout  # noqa: E402
 from fmuia.data.records import Entry  # noqa: E402
 from fmuia.errors import DataError  # noqa: E402
 from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, KIND_METRICS  # noqa: E402
-from fmuia.evaluate.outputs import PER_SAMPLE_CSV, read_results, results_dict, write_bytes_atomic, write_text_atomic  # noqa: E402
+from fmuia.atomic import write_bytes, write_text  # noqa: E402
+from fmuia.evaluate.outputs import PER_SAMPLE_CSV, read_results, results_dict  # noqa: E402
 from fmuia.evaluate.predictions import read_prediction_file, read_prediction_mask, submission_mask_path  # noqa: E402
 from fmuia.evaluate.scorer import evaluate  # noqa: E402
 from fmuia.tasks import Kind  # noqa: E402
@@ -272,7 +273,7 @@ def build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | Non
         if png is None:
             sections.append(f"<h3>{html.escape(task.task_id)}</h3><p class='note'>no scored samples</p>")
             continue
-        write_bytes_atomic(os.path.join(out_dir, "tasks", f"{task.task_id}.png"), png)
+        write_bytes(os.path.join(out_dir, "tasks", f"{task.task_id}.png"), png)
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in info.get("notes", []))
         sections.append(f"<h3>{html.escape(task.task_id)}</h3>{notes}{_img_tag(png, task.task_id)}")
 
@@ -292,7 +293,7 @@ def build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | Non
         metrics_csv = os.path.join(run_dir, "metrics.csv")
         png = plot_training_curves(metrics_csv) if os.path.isfile(metrics_csv) else None
         if png:
-            write_bytes_atomic(os.path.join(out_dir, "training_curves.png"), png)
+            write_bytes(os.path.join(out_dir, "training_curves.png"), png)
             curves = "<h2>Training curves</h2>" + _img_tag(png, "training curves")
         else:
             curves = f"<h2>Training curves</h2><p class='note'>{html.escape(metrics_csv)}: no numeric columns to plot</p>"
@@ -306,5 +307,5 @@ def build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | Non
         kinds=kinds_html, table=table, curves=curves, samples="\n".join(sections),
     )
     path = os.path.join(out_dir, "index.html")
-    write_text_atomic(path, page)
+    write_text(path, page)
     return path

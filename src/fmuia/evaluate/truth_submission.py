@@ -16,7 +16,7 @@ import numpy as np
 
 from fmuia.data.io import image_size, read_mask
 from fmuia.data.layout import read_layout
-from fmuia.evaluate.outputs import write_text_atomic
+from fmuia.atomic import write_text
 from fmuia.evaluate.predictions import PREDICTION_FILES, submission_mask_path
 from fmuia.tasks import Kind
 
@@ -88,5 +88,5 @@ def write_truth_submission(data_root: str, out_dir: str, noise: float = 0.0, dro
     os.makedirs(out_dir, exist_ok=True)
     for kind, items in lists.items():
         if items:
-            write_text_atomic(os.path.join(out_dir, PREDICTION_FILES[kind]), json.dumps(items, indent=1))
+            write_text(os.path.join(out_dir, PREDICTION_FILES[kind]), json.dumps(items, indent=1))
     return written

@@ -10,49 +10,21 @@ finished submission.
 """
 from __future__ import annotations
 
-import json
 import os
-import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 import cv2
 import numpy as np
 
+from fmuia.atomic import write_bytes as atomic_write_bytes
+from fmuia.atomic import write_json as atomic_write_json
 from fmuia.errors import DataError
+from fmuia.evaluate.predictions import PREDICTION_FILES
 from fmuia.tasks import Kind
 
-JSON_FILES: dict[Kind, str] = {
-    Kind.CLASSIFICATION: "classification_predictions.json",
-    Kind.DETECTION: "detection_predictions.json",
-    Kind.KEYPOINTS: "regression_predictions.json",
-}
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder.
-
-    The temporary file is created with ``os.open(..., 0o666)`` so the process umask
-    gives the final permissions (as a plain ``open`` would; a scorer running as
-    another user can read them), without touching the process-wide umask, which
-    would race with the other writer threads."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode("utf-8"))
+# The submission's JSON file of each kind (the scorer reads the same names).
+JSON_FILES: dict[Kind, str] = PREDICTION_FILES
 
 
 def encode_png(mask: np.ndarray) -> bytes:
