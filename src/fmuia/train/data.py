@@ -1,0 +1,136 @@
+"""Datasets and loaders of a training run: reading the roots, the stratified validation
+split, per-task transforms, the task sampler and worker settings."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from fmuia.data.collate import EvalSet, SampleCache, TrainSet, collate, seed_worker
+from fmuia.data.dataset import FMUIADataset
+from fmuia.data.samplers import TaskBatchSampler
+from fmuia.data.transforms import build_eval_transform, build_train_transform, policy_for
+from fmuia.errors import ConfigError, DataError
+
+__all__ = ["RunData", "build_data", "default_workers", "stratified_split"]
+
+
+def default_workers(local_world_size: int = 1, device_type: str = "cuda") -> int:
+    """Loader workers per process.
+
+    GPU: the cores this process may use, minus one for the training loop, at most 8
+    (more rarely helps and costs memory). CPU: none. The model's own OpenMP threads
+    already use every core, and a loader process beside them makes the threads
+    spin-wait for one another whenever it is scheduled: on two cores a step became
+    several times slower. Loading in the training process (plus ``data.cache_dir``)
+    is faster there."""
+    if device_type != "cuda":
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(cores // max(1, local_world_size) - 1, 8))
+
+
+def stratified_split(groups: Mapping[str, list[int]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, val) indices: ``round(fraction * n)`` of each task's samples for validation,
+    at least one when the task has two or more and ``fraction`` > 0."""
+    rng = np.random.default_rng([seed, 7])
+    train, val = [], []
+    for ix in groups.values():
+        ix = list(ix)
+        n_val = int(round(fraction * len(ix)))
+        if fraction > 0 and len(ix) >= 2:
+            n_val = min(max(n_val, 1), len(ix) - 1)
+        order = rng.permutation(len(ix))
+        val += sorted(ix[i] for i in order[:n_val])
+        train += sorted(ix[i] for i in order[n_val:])
+    return sorted(train), sorted(val)
+
+
+def _require_labels(dataset: FMUIADataset, what: str) -> None:
+    missing = [e for e in dataset.entries if not e.labelled]
+    if missing:
+        shown = "; ".join(f"{e.where} (task {e.task_id})" for e in missing[:5])
+        raise DataError(f"{what} {dataset.root}: {len(missing)} row(s) without a label, e.g. {shown}")
+
+
+def _eval_batches(groups: Mapping[str, list[int]], batch_size: int) -> list[list[int]]:
+    """One task per validation batch, in registry order."""
+    return [ix[i : i + batch_size] for ix in groups.values() for i in range(0, len(ix), batch_size)]
+
+
+@dataclass
+class RunData:
+    train: FMUIADataset
+    val: FMUIADataset | None
+    sampler: TaskBatchSampler
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    generator: torch.Generator
+
+    @property
+    def registry(self):
+        return self.train.registry
+
+
+def build_data(config: Mapping[str, Any], data_root: str, val_root: str | None, rank: int = 0, world_size: int = 1,
+               local_world_size: int = 1, device_type: str = "cpu") -> RunData:
+    data_cfg, train_cfg, sampler_cfg = config["data"], config["train"], config["sampler"]
+    full = FMUIADataset(data_root, tasks=data_cfg["tasks"])
+    _require_labels(full, "training data")
+    image_size = int(config["model"]["image_size"])
+    if val_root:
+        train_set = full
+        val_set = FMUIADataset(val_root, registry=full.registry)
+        unknown = sorted(set(val_set.registry.task_ids) - set(full.registry.task_ids))
+        if unknown and data_cfg["tasks"] is None:
+            raise DataError(f"validation data {val_root}: task(s) not in the training data: {', '.join(unknown)}")
+        if unknown:  # training on chosen tasks: validate on those
+            val_set = FMUIADataset(val_root, registry=full.registry, tasks=[t for t in val_set.registry.task_ids if t in full.registry])
+        _require_labels(val_set, "validation data")
+    elif data_cfg["val_fraction"] > 0:
+        train_ix, val_ix = stratified_split(full.indices_by_task(), data_cfg["val_fraction"], config["seed"])
+        train_set, val_set = full.subset(train_ix), full.subset(val_ix)
+    else:
+        train_set, val_set = full, None
+    if not train_set.entries:
+        raise DataError(f"{data_root}: no training samples")
+
+    cache = SampleCache(data_cfg["cache_dir"], image_size) if data_cfg["cache_dir"] else None
+    policies = {t.task_id: policy_for(t, config["augment"]) for t in full.registry}
+    unknown = set(config["augment"].get("tasks", {})) - set(full.registry.task_ids)
+    if unknown:
+        raise ConfigError(f"augment.tasks: unknown task(s) {', '.join(sorted(unknown))}")
+    transforms = {t.task_id: build_train_transform(image_size, t, policies[t.task_id]) for t in full.registry}
+    sampler = TaskBatchSampler(
+        {t: ix for t, ix in train_set.indices_by_task().items()},
+        batch_size=int(train_cfg["batch_size"]),
+        mode=sampler_cfg["mode"],
+        weighting=sampler_cfg["weighting"],
+        temperature=float(sampler_cfg["temperature"]),
+        num_batches=sampler_cfg["batches_per_epoch"],
+        seed=int(config["seed"]),
+        rank=rank,
+        world_size=world_size,
+    )
+    workers = data_cfg["num_workers"] if data_cfg["num_workers"] is not None else default_workers(local_world_size, device_type)
+    pin_memory = device_type == "cuda"
+    generator = torch.Generator()
+    generator.manual_seed(int(config["seed"]))
+    common = {"num_workers": workers, "collate_fn": collate, "pin_memory": pin_memory, "worker_init_fn": seed_worker,
+              "persistent_workers": workers > 0}
+    if workers > 0:
+        common["prefetch_factor"] = 2
+    train_loader = DataLoader(TrainSet(train_set, transforms, cache), batch_sampler=sampler, generator=generator, **common)
+    val_loader = None
+    if val_set is not None and val_set.entries:
+        val_bs = int(data_cfg["val_batch_size"] or train_cfg["batch_size"])
+        val_loader = DataLoader(EvalSet(val_set, build_eval_transform(image_size), cache),
+                                batch_sampler=_eval_batches(val_set.indices_by_task(), val_bs), **common)
+    return RunData(train_set, val_set, sampler, train_loader, val_loader, generator)

@@ -1,0 +1,413 @@
+"""The training loop: one epoch of task batches, validation, checkpoints, resume.
+
+Reproducibility: the batches of an epoch, each sample's augmentation and the torch RNG
+(dropout) at the start of an epoch are functions of (seed, epoch, rank) only, so a run
+resumed from its ``last`` checkpoint continues exactly as the uninterrupted run would.
+
+Several processes (torchrun): each rank trains on its share of the epoch's batches with
+DistributedDataParallel. Ranks usually hold batches of different tasks, so some heads
+(and the FPN, for a classification batch) get no gradient on a rank in a step; DDP runs
+with ``find_unused_parameters=True``, which marks them ready with a zero contribution
+and leaves a head's gradient ``None`` when no rank used it, so the optimiser skips it
+exactly as in a single process. (Adding ``0 * sum(unused parameters)`` to the loss would
+instead give every head a zero gradient each step, and AdamW would then keep moving
+heads of absent tasks by momentum and weight decay: a different optimisation from the
+single-process run.) Only rank 0 validates and writes files.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from fmuia.config import load_config, save_config
+from fmuia.errors import CheckpointError, ConfigError, FmuiaError
+from fmuia.model import build_model, read_checkpoint_meta, resolve_precision, save_checkpoint
+from fmuia.model.checkpoint import checkpoint_paths
+from fmuia.model.routing import group_indices
+from fmuia.train import distributed
+from fmuia.train.data import build_data
+from fmuia.train.losses import TaskLoss
+from fmuia.train.optim import build_optimizer, build_scheduler
+from fmuia.train.report import MetricsLog, plot_curves
+from fmuia.train.state import capture_rng, load_state, restore_rng, save_state
+from fmuia.train.validation import Validation, run_validation
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NonFiniteLossError", "RunResult", "Trainer", "train"]
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(FmuiaError):
+    """The training loss became NaN or infinite; the run stopped, its last checkpoint kept."""
+
+
+@dataclass
+class RunResult:
+    run_dir: str
+    best_score: float | None
+    best_epoch: int | None
+    epochs: int
+    steps: int
+    last_checkpoint: str
+    best_checkpoint: str | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    validation: Validation | None = None
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {name!r} asked for but CUDA is not available")
+        if device.index is None:
+            device = torch.device(f"cuda:{local_rank}")
+    return device
+
+
+def training_precision(name: str, device: torch.device) -> str:
+    """``auto``: bf16 on GPUs that have it (fp16 with a GradScaler on older ones), fp32 on
+    CPUs. Unlike inference, CPU training gains nothing reliable from bf16 autocast even
+    with AVX512-BF16: the backward pass is no faster (benchmarks/train_step.py)."""
+    if name == "auto" and device.type != "cuda":
+        return "fp32"
+    return resolve_precision(name, device)
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + rank) % (2**63 - 1)
+
+
+class Trainer:
+    """A training run in ``run_dir``. ``fit()`` trains and returns a ``RunResult``."""
+
+    def __init__(self, config: Mapping[str, Any], data_root: str, run_dir: str, val_root: str | None = None,
+                 resume: bool = False) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.data_root, self.val_root = data_root, val_root
+        tcfg = config["train"]
+        self.device = _device(config["device"], int(os.environ.get("LOCAL_RANK", "0")))
+        self.dist = distributed.init(self.device.type)
+        self.last_dir = os.path.join(run_dir, "last")
+        self.best_dir = os.path.join(run_dir, "best")
+        if self.dist.is_main:
+            if not resume and os.path.exists(checkpoint_paths(self.last_dir)[1]):
+                raise ConfigError(f"{run_dir} already holds a training run; resume it (--resume) or choose another folder")
+            os.makedirs(run_dir, exist_ok=True)
+            save_config(config, os.path.join(run_dir, "config.yaml"))
+            self._write_run_info()
+
+        seed = int(config["seed"])
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        self.data = build_data(config, data_root, val_root, self.dist.rank, self.dist.world_size,
+                               self.dist.local_world_size, device_type=self.device.type)
+        self.registry = self.data.registry
+        self.model = build_model(config["model"], self.registry).to(self.device)
+        if self.model.config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+        self.precision = training_precision(tcfg["precision"], self.device)
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("train.precision: fp16 training needs a CUDA device (use bf16 or fp32 on CPU)")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.loss = TaskLoss(self.registry, self.model.head_types, config["loss"])
+        self.optimizer = build_optimizer(self.model, config["optim"])
+        self.steps_per_epoch = len(self.data.sampler)
+        self.total_steps = int(tcfg["epochs"]) * self.steps_per_epoch
+        if tcfg["max_steps"]:
+            self.total_steps = min(self.total_steps, int(tcfg["max_steps"]))
+        self.scheduler = build_scheduler(self.optimizer, config["schedule"], max(1, self.total_steps))
+        self.ema = None
+        if tcfg["ema_decay"]:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(float(tcfg["ema_decay"])), use_buffers=True)
+
+        forward = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            forward = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+        if tcfg["compile"]:
+            forward = torch.compile(forward)
+        self.forward_model = forward
+
+        self.epoch = 0
+        self.step = 0
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        history: list[dict[str, Any]] = []
+        if resume:
+            history = self._restore()
+        self.metrics = MetricsLog(run_dir, history, tcfg["log_dir"]) if self.dist.is_main else None
+        self.history = history
+        self.last_validation: Validation | None = None
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def _write_run_info(self) -> None:
+        info = {"data_root": os.path.abspath(self.data_root),
+                "val_root": os.path.abspath(self.val_root) if self.val_root else None}
+        tmp = os.path.join(self.run_dir, "run.json.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(info, fh, indent=2)
+        os.replace(tmp, os.path.join(self.run_dir, "run.json"))
+
+    def autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=_DTYPES[self.precision])
+
+    def eval_model(self):
+        return self.ema.module if self.ema is not None else self.model
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # -- one step ----------------------------------------------------------------------
+    def _train_step(self, batch: Mapping[str, Any]) -> tuple[float, str]:
+        images = batch["image"].to(self.device, non_blocking=True)
+        task_ids = batch["task_id"]
+        groups = group_indices(task_ids)
+        targets = {t: torch.stack([batch["target"][i] for i in rows]).to(self.device, non_blocking=True)
+                   for t, rows in groups.items()}
+        with self.autocast():
+            outputs = self.forward_model(images, task_ids)
+        loss, per_task = self.loss(outputs, targets)
+        self._check_finite(loss, per_task)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        clip = self.config["train"]["grad_clip"]
+        if clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.step += 1
+        return self._last_loss, ",".join(groups)
+
+    def _check_finite(self, loss: torch.Tensor, per_task: Mapping[str, torch.Tensor]) -> None:
+        flag = torch.stack([loss.detach().float(), (~torch.isfinite(loss.detach())).float()])
+        self.dist.all_reduce_sum(flag)  # every rank stops together
+        value, bad_anywhere = flag.tolist()
+        self._last_loss = value / self.dist.world_size
+        if not bad_anywhere:
+            return
+        bad = {t: float(v.detach()) for t, v in per_task.items() if not math.isfinite(float(v.detach()))}
+        where = (", ".join(f"{t} ({self.registry[t].kind.value}) = {v}" for t, v in bad.items())
+                 if bad else f"a task on another process")
+        kept = f"the last good checkpoint {self.last_dir} (epoch {self.epoch}) is kept" if os.path.isdir(self.last_dir) \
+            else "no checkpoint had been written yet"
+        raise NonFiniteLossError(
+            f"non-finite training loss at step {self.step + 1} (epoch {self.epoch + 1}) in task {where}; "
+            f"training stopped, {kept}. Try a lower optim.lr, train.grad_clip, or train.precision=fp32."
+        )
+
+    # -- epochs ------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> float:
+        from tqdm import tqdm
+
+        seed = int(self.config["seed"])
+        self.data.sampler.set_epoch(epoch)
+        self.data.generator.manual_seed(_epoch_seed(seed, epoch, 0))
+        torch.manual_seed(_epoch_seed(seed, epoch, self.dist.rank))
+        self.forward_model.train()
+        show = bool(self.config["train"]["progress"]) and self.dist.is_main
+        epochs = int(self.config["train"]["epochs"])
+        bar = tqdm(self.data.train_loader, total=len(self.data.sampler), desc=f"epoch {epoch + 1}/{epochs}",
+                   disable=not show, dynamic_ncols=True, leave=False)
+        total, count = 0.0, 0
+        max_steps = self.config["train"]["max_steps"]
+        for batch in bar:
+            value, tasks = self._train_step(batch)
+            total += value
+            count += 1
+            bar.set_postfix(loss=f"{value:.4f}", task=tasks[:30])
+            if self.metrics is not None and self.step % 50 == 0:
+                self.metrics.scalar("loss/step", value, self.step)
+            if max_steps and self.step >= max_steps:
+                break
+        bar.close()
+        return total / max(count, 1)
+
+    def _validate(self) -> Validation | None:
+        if self.data.val_loader is None or not self.dist.is_main:
+            return None
+        from tqdm import tqdm
+
+        show = bool(self.config["train"]["progress"])
+        progress = (lambda it: tqdm(it, desc="validation", leave=False, dynamic_ncols=True)) if show else None
+        return run_validation(self.eval_model(), self.data.val_loader, self.registry, self.device, self.autocast, progress)
+
+    def _row(self, epoch: int, train_loss: float | None, val: Validation | None, seconds: float) -> dict[str, Any]:
+        row: dict[str, Any] = {"epoch": epoch, "step": self.step, "lr": self._lr(), "train_loss": train_loss,
+                               "time_s": round(seconds, 2)}
+        if val is not None:
+            row.update(val.kind_columns())
+            row["val_score"] = val.score
+            row.update({f"score_{r.task_id}": r.score for r in val.results})
+        return row
+
+    def _save(self, row: Mapping[str, Any], val: Validation | None) -> None:
+        model = self.eval_model()
+        extra = {"epoch": self.epoch, "step": self.step, "val_score": row.get("val_score")}
+        score = val.score if val is not None else None
+        improved = score is not None and (self.best_score is None or score > self.best_score)
+        if improved:
+            self.best_score, self.best_epoch = score, self.epoch
+        extra["best_score"], extra["best_epoch"] = self.best_score, self.best_epoch
+        save_checkpoint(model, self.last_dir, training_config=self.config, extra=extra)
+        save_state(self._state(), self.last_dir)
+        if improved or (val is None and self.best_score is None):
+            save_checkpoint(model, self.best_dir, training_config=self.config, extra=extra)
+
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "format": "fmuia-training-state",
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.data.sampler.state_dict(),
+            "rng": capture_rng(),
+            "history": [dict(r) for r in self.history],
+        }
+        if self.ema is not None:  # the checkpoint holds the average; keep the raw weights too
+            state["ema"] = self.ema.state_dict()
+            state["model"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return state
+
+    def _restore(self) -> list[dict[str, Any]]:
+        state = load_state(self.last_dir)
+        meta = read_checkpoint_meta(self.last_dir)
+        if int(meta.get("extra", {}).get("epoch", -1)) != int(state["epoch"]):
+            raise CheckpointError(f"{self.last_dir}: weights (epoch {meta.get('extra', {}).get('epoch')}) and training "
+                                  f"state (epoch {state['epoch']}) disagree; the run was interrupted while saving")
+        weights = load_file(str(checkpoint_paths(self.last_dir)[0]), device="cpu")
+        if self.ema is not None:
+            if "ema" not in state:
+                raise CheckpointError(f"{self.last_dir}: the run had no EMA (train.ema_decay) and cannot resume with one")
+            self.model.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+        else:
+            if "ema" in state:
+                weights = state["model"]
+            self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.data.sampler.load_state_dict(state["sampler"])
+        restore_rng(state["rng"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        log.info("resuming %s at epoch %d, step %d", self.run_dir, self.epoch, self.step)
+        return list(state["history"])
+
+    def _end_epoch(self, train_loss: float | None, seconds: float) -> None:
+        self.dist.broadcast_buffers(self.model)
+        val = self._validate()
+        row = self._row(self.epoch, train_loss, val, seconds)
+        if self.dist.is_main:
+            self.history.append(row)
+            self.metrics.add(row)
+            self._save(row, val)
+            if val is not None:
+                log.info("epoch %d  step %d  loss %s\n%s", self.epoch, self.step,
+                         f"{train_loss:.4f}" if train_loss is not None else "-", val.format_table())
+            else:
+                log.info("epoch %d  step %d  loss %.4f", self.epoch, self.step, train_loss or float("nan"))
+        self.last_validation = val
+        self.dist.barrier()
+
+    def fit(self) -> RunResult:
+        epochs = int(self.config["train"]["epochs"])
+        max_steps = self.config["train"]["max_steps"]
+        try:
+            if epochs == 0 and self.epoch == 0 and not self.history:
+                self._end_epoch(None, 0.0)  # the untrained model, scored and saved
+            while self.epoch < epochs and not (max_steps and self.step >= max_steps):
+                start = time.perf_counter()
+                train_loss = self._train_epoch(self.epoch)
+                self.epoch += 1
+                self._end_epoch(train_loss, time.perf_counter() - start)
+            if self.dist.is_main and self.config["train"]["plot"]:
+                plot_curves(self.history, os.path.join(self.run_dir, "curves.png"))
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
+        history = self.dist.broadcast_object(self.history)
+        best = self.dist.broadcast_object((self.best_score, self.best_epoch))
+        result = RunResult(
+            run_dir=self.run_dir, best_score=best[0], best_epoch=best[1], epochs=self.epoch, steps=self.step,
+            last_checkpoint=self.last_dir,
+            best_checkpoint=self.best_dir if os.path.isdir(self.best_dir) else None,
+            history=history, validation=self.last_validation,
+        )
+        return result
+
+    def close(self) -> None:
+        self.dist.close()
+
+
+def _resume_info(run_dir: str) -> dict[str, Any]:
+    path = os.path.join(run_dir, "run.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except OSError:
+        raise CheckpointError(f"{run_dir}: not a training run folder (no run.json)") from None
+
+
+def train(
+    config: "str | os.PathLike[str] | Mapping[str, Any] | None" = None,
+    data_root: str | None = None,
+    out_dir: str | None = None,
+    val_root: str | None = None,
+    overrides: "list[str] | Mapping[str, Any] | None" = None,
+    resume: str | None = None,
+) -> RunResult:
+    """Train a model and return where it is and how well it scored.
+
+    ``config``: a YAML path or a mapping (over the defaults of ``fmuia.config``);
+    ``overrides``: ``["train.epochs=2", ...]`` or ``{"train.epochs": 2}``. ``resume``: a
+    run folder to continue from its ``last`` checkpoint (its saved config and data roots
+    are used unless given here)."""
+    if resume:
+        info = _resume_info(resume)
+        config = config or os.path.join(resume, "config.yaml")
+        data_root = data_root or info["data_root"]
+        val_root = val_root or info.get("val_root")
+        out_dir = resume
+    if not data_root or not out_dir:
+        raise ConfigError("train needs a data root and an output folder")
+    resolved = load_config(config, overrides)
+    trainer = Trainer(resolved, data_root, out_dir, val_root=val_root, resume=bool(resume))
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()

@@ -1,0 +1,92 @@
+"""Task-adaptive learning rates and the learning-rate schedule.
+
+Parameter groups: the encoder, the decoder, and one group per task head. A head's
+rate multiplier is ``optim.lr_multipliers.tasks[task]``, else ``...kinds[kind]``, else
+``...heads``; the encoder and decoder have their own. The group's rate is
+``optim.lr * multiplier``.
+
+Schedule: per optimiser step, an optional linear warm-up from 0 over
+``schedule.warmup_steps``, then cosine annealing of every group from its rate down to
+``schedule.min_lr`` at the last step (or a constant rate).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from fmuia.errors import ConfigError
+from fmuia.tasks import Kind
+
+__all__ = ["build_optimizer", "build_scheduler", "lr_factor", "param_groups"]
+
+
+def param_groups(model: nn.Module, optim_config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Parameter groups of a ``MultiTaskModel`` with their rates (``name``, ``lr``, ``params``)."""
+    base = float(optim_config["lr"])
+    mult = optim_config.get("lr_multipliers", {})
+    kinds = {k.value for k in Kind}
+    for name in mult.get("kinds", {}):
+        if name not in kinds:
+            raise ConfigError(f"optim.lr_multipliers.kinds.{name}: not a kind (expected one of {', '.join(sorted(kinds))})")
+    for name in mult.get("tasks", {}):
+        if name not in model.registry:
+            raise ConfigError(f"optim.lr_multipliers.tasks.{name}: the model has no such task")
+    groups = [{"name": "encoder", "lr": base * float(mult.get("encoder", 1.0)), "params": list(model.encoder.parameters())}]
+    if model.decoder is not None:
+        groups.append({"name": "decoder", "lr": base * float(mult.get("decoder", 1.0)), "params": list(model.decoder.parameters())})
+    for task in model.registry:
+        factor = mult.get("tasks", {}).get(task.task_id, mult.get("kinds", {}).get(task.kind.value, mult.get("heads", 1.0)))
+        groups.append({"name": f"head:{task.task_id}", "lr": base * float(factor), "params": list(model.head(task.task_id).parameters())})
+    covered = {id(p) for g in groups for p in g["params"]}
+    rest = [p for p in model.parameters() if id(p) not in covered]
+    if rest:  # parameters outside encoder, decoder and heads train at the base rate
+        groups.append({"name": "other", "lr": base, "params": rest})
+    for g in groups:
+        g["params"] = [p for p in g["params"] if p.requires_grad]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: nn.Module, optim_config: Mapping[str, Any]) -> torch.optim.Optimizer:
+    groups = param_groups(model, optim_config)
+    name = optim_config.get("name", "adamw")
+    wd = float(optim_config.get("weight_decay", 0.0))
+    if name in ("adamw", "adam"):
+        cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+        # The fused kernel updates all tensors at once: several times faster than the
+        # per-tensor loop for the many small tensors of a CNN, on CPU as on GPU.
+        return cls(groups, lr=float(optim_config["lr"]), weight_decay=wd,
+                   betas=tuple(optim_config.get("betas", (0.9, 0.999))), fused=_fused_ok(groups))
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=float(optim_config["lr"]), weight_decay=wd, momentum=0.9, nesterov=True)
+    raise ConfigError(f"optim.name: expected adamw, adam or sgd, got {name!r}")
+
+
+def _fused_ok(groups: list[dict[str, Any]]) -> bool:
+    params = [p for g in groups for p in g["params"]]
+    return all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in params)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, base_lr: float, min_lr: float, name: str = "cosine") -> float:
+    """The multiplier of a group's base rate at ``step`` (0-based: the rate of the step-th update)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if name == "constant" or base_lr <= 0:
+        return 1.0
+    span = max(1, total_steps - warmup_steps - 1)
+    progress = min(1.0, max(0.0, (step - warmup_steps) / span))
+    floor = min(min_lr, base_lr) / base_lr
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule_config: Mapping[str, Any], total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = int(schedule_config.get("warmup_steps", 0))
+    min_lr = float(schedule_config.get("min_lr", 0.0))
+    name = schedule_config.get("name", "cosine")
+    lambdas = [
+        (lambda step, base=float(g["lr"]): lr_factor(step, total_steps, warmup, base, min_lr, name))
+        for g in optimizer.param_groups
+    ]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

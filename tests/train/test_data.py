@@ -1,0 +1,52 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from fmuia.data.collate import EvalSet, SampleCache, TrainSet, collate
+from fmuia.data.dataset import FMUIADataset
+from fmuia.data.transforms import build_eval_transform, build_train_transform
+from fmuia.train.data import default_workers, stratified_split
+from train_helpers import one_thread, train_root  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_stratified_split_holds_out_each_task():
+    groups = {"a": list(range(10)), "b": list(range(10, 12)), "c": [12]}
+    train, val = stratified_split(groups, 0.2, seed=1)
+    assert sorted(train + val) == list(range(13))
+    assert len([i for i in val if i < 10]) == 2 and len([i for i in val if 10 <= i < 12]) == 1
+    assert 12 in train  # a single sample stays in training
+    assert stratified_split(groups, 0.2, seed=1) == (train, val)
+
+
+def test_default_workers_leave_a_core_for_training():
+    n = default_workers(device_type="cuda")
+    assert 0 <= n <= 8 and n <= max(0, len(os.sched_getaffinity(0)) - 1)
+    assert default_workers(device_type="cpu") == 0  # CPU training: the model's threads use every core
+
+
+def test_cache_gives_the_same_samples_and_is_built_lazily(train_root, tmp_path):
+    ds = FMUIADataset(train_root)
+    tf = {t.task_id: build_train_transform(64, t, {"brightness_contrast": 1.0}) for t in ds.registry}
+    cache = SampleCache(str(tmp_path / "cache"), 64)
+    plain, cached = TrainSet(ds, tf), TrainSet(ds, tf, cache)
+    assert not os.path.exists(cache.root)
+    picks = [(i, 100 + i) for i in range(0, len(ds), 5)]
+    first = [cached[p] for p in picks]
+    files = [os.path.join(d, f) for d, _, fs in os.walk(cache.root) for f in fs]
+    assert len(files) == len(picks) and all(f.endswith(".npz") for f in files)
+    again = [cached[p] for p in picks]
+    for p, a, b in zip(picks, first, again):
+        ref = plain[p]
+        assert torch.equal(a["image"], b["image"])
+        assert torch.allclose(a["image"], ref["image"], atol=0.05)  # resize of the uint8 image, then augmentation
+        assert torch.allclose(a["target"].float(), ref["target"].float(), atol=1e-4)
+    ev = EvalSet(ds, build_eval_transform(64), cache)
+    item = ev[0]
+    assert item["size"] == (32, 32) and item["image"].shape == (3, 64, 64)
+    batch = collate([ev[0], ev[1]])
+    assert batch["image"].shape == (2, 3, 64, 64) and len(batch["label"]) == 2
+    assert isinstance(batch["label"][0], np.ndarray) or isinstance(batch["label"][0], int)
