@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from conftest import cls_row, det_row, kp_row, materialise, valid_rows, write_csv
+from dataset_builders import cls_row, det_row, kp_row, materialise, valid_rows, write_csv
 from fmuia.cli.main import main
 
 

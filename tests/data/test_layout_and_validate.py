@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import cls_row, det_row, kp_row, materialise, seg_row, valid_rows, write_csv, write_image, write_mask
+from dataset_builders import cls_row, det_row, kp_row, materialise, seg_row, valid_rows, write_csv, write_image, write_mask
 from fmuia.data import FMUIADataset, read_image, read_layout, read_mask, validate
 from fmuia.errors import DataError
 from fmuia.tasks import Kind

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import cls_row, materialise, seg_row, valid_rows
+from dataset_builders import cls_row, materialise, seg_row, valid_rows
 from fmuia.cli.main import main
 from fmuia.evaluate.report import plot_training_curves
 from fmuia.evaluate.truth_submission import write_truth_submission

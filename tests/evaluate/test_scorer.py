@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import cls_row, materialise, seg_row, valid_rows
+from dataset_builders import cls_row, materialise, seg_row, valid_rows
 from fmuia.cli.main import main
 from fmuia.errors import DataError
 from fmuia.evaluate.outputs import write_evaluation

@@ -88,8 +88,8 @@ def test_routing_overrides_per_task_and_kind(small_registry):
 
 
 def test_head_type_chosen_by_config(small_registry):
-    with pytest.raises(ConfigError, match="unknown head type 'heatmap'"):
-        build_model(tiny_config(heads={"keypoints": "heatmap"}), small_registry)
+    with pytest.raises(ConfigError, match="unknown head type 'no_such_head'"):
+        build_model(tiny_config(heads={"keypoints": "no_such_head"}), small_registry)
     with pytest.raises(ConfigError, match="not a kind"):
         build_model(tiny_config(heads={"points": "regression"}), small_registry)
     model = build_model(tiny_config(heads={"keypoints": "regression", "detection": "grid"}), small_registry)

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import materialise, valid_rows
+from dataset_builders import materialise, valid_rows
 from tiny import tiny_checkpoint
 
 import fmuia

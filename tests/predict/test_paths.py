@@ -1,7 +1,7 @@
 import os
 
 import pytest
-from conftest import materialise, seg_row, write_csv
+from dataset_builders import materialise, seg_row, write_csv
 
 from fmuia.errors import DataError
 from fmuia.predict.dataset import predict_dataset

@@ -4,7 +4,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import cls_row, det_row, kp_row, materialise, seg_row, valid_rows, write_image
+from dataset_builders import cls_row, det_row, kp_row, materialise, seg_row, valid_rows, write_image
 from tiny import tiny_checkpoint
 
 import fmuia

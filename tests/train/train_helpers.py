@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import cls_row, det_row, kp_row, materialise, seg_row
+from dataset_builders import cls_row, det_row, kp_row, materialise, seg_row
 
 TINY_MODEL = {
     "encoder": "resnet18",
