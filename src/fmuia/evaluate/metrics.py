@@ -280,7 +280,10 @@ def classification_metrics(y_true, y_pred, probs, n: int) -> ClassificationMetri
         f1_macro = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
         f1_weighted = float(f1_score(y_true, y_pred, average="weighted", zero_division=0))
         f1_each = f1_score(y_true, y_pred, labels=list(range(n)), average=None, zero_division=0)
-        mcc = float(matthews_corrcoef(y_true, y_pred))
+        with warnings.catch_warnings():
+            # One label in truth and prediction: sklearn warns and returns 0, as the reference scorer gets.
+            warnings.simplefilter("ignore", UserWarning)
+            mcc = float(matthews_corrcoef(y_true, y_pred))
         auc, note = _auc(y_true, probs, n)
     if note:
         notes.append(note)
