@@ -20,7 +20,9 @@ prediction by ``(w, h)`` gives original pixels.
 
 Training augmentation is photometric by default (no geometric change), chosen per
 task from the config's augmentation policy. A horizontal flip is never applied to a
-task whose labels depend on orientation (``Task.orientation_sensitive``).
+task whose labels depend on orientation (``Task.orientation_sensitive``). The geometric
+and ultrasound-style entries (``affine``, ``speckle``, ``gain``, all off by default) are
+built by ``fmuia.data.augment``.
 
 albumentations keeps its own random state, untouched by ``torch``/``numpy`` seeding:
 ``encode_sample(..., seed=...)`` reseeds the pipeline for each sample so that an
@@ -37,6 +39,7 @@ import cv2
 import numpy as np
 import torch
 
+from fmuia.data.augment import EXTRA_POLICY, extra_steps
 from fmuia.data.records import Sample
 from fmuia.errors import ConfigError, DataError
 from fmuia.tasks import Kind, Task
@@ -52,6 +55,7 @@ DEFAULT_POLICY: dict[str, float] = {
     "blur": 0.0,  # GaussianBlur(3..5)
     "noise": 0.0,  # GaussNoise (speckle-like grain)
     "hflip": 0.0,  # horizontal flip; ignored for orientation-sensitive tasks
+    **EXTRA_POLICY,  # affine, speckle, gain: fmuia.data.augment
 }
 
 __all__ = [
@@ -133,6 +137,8 @@ def build_train_transform(
     steps: list[A.BasicTransform] = [_resize(image_size)]
     if p["hflip"] > 0 and not task.orientation_sensitive:
         steps.append(A.HorizontalFlip(p=p["hflip"]))
+    geometric, ultrasound = extra_steps(task, p, image_size)
+    steps += geometric
     if p["brightness_contrast"] > 0:
         steps.append(A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=p["brightness_contrast"]))
     if p["gamma"] > 0:
@@ -141,6 +147,7 @@ def build_train_transform(
         steps.append(A.GaussianBlur(blur_limit=(3, 5), p=p["blur"]))
     if p["noise"] > 0:
         steps.append(A.GaussNoise(std_range=(0.02, 0.08), p=p["noise"]))
+    steps += ultrasound
     steps.append(_normalize())
     return A.Compose(steps, seed=seed, **_label_params())
 

@@ -5,6 +5,7 @@ from fmuia.model.config import ModelConfig, autocast, cpu_has_fast_bf16, resolve
 from fmuia.model.decoder import FPN
 from fmuia.model.encoder import Encoder, FeatureInfo
 from fmuia.model.heads import DEFAULT_HEADS, HEAD_TYPES, Head, register_head
+from fmuia.model import heatmap_heads  # noqa: F401,E402 - registers the keypoint heatmap and centre detection heads
 from fmuia.model.network import MultiTaskModel, build_model
 from fmuia.model.pretrained import LoadReport
 from fmuia.model.routing import DEFAULT_ROUTES, group_indices, resolve_routes

@@ -11,9 +11,9 @@ where the seed heads regress coordinates from pooled or single-cell features:
   box centre with negatives everywhere else (so the map that picks the box learns to
   reject), and per cell the distances to the box's four sides, trained with GIoU.
 
-Select them with ``model.heads: {keypoints: heatmap, detection: centernet}`` and route
-keypoints to the FPN map (``model.routing: {keypoints: fpn}``); the losses live in
-``fmuia.train.heatmap_losses``. Decoded outputs have the seed heads' formats.
+Select them with ``model.heads: {keypoints: heatmap, detection: centernet}``; both read
+the FPN map (``feature_source``) unless ``model.routing`` says otherwise. The losses live
+in ``fmuia.train.heatmap_losses``. Decoded outputs have the seed heads' formats.
 """
 from __future__ import annotations
 
@@ -35,13 +35,39 @@ __all__ = ["CentreDetectionHead", "KeypointHeatmapHead", "cell_centres", "ltrb_t
 _SCORE_PRIOR_BIAS = -2.19
 
 
+class _GroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` that exports to an ONNX graph accepting an empty batch.
+
+    In the exported graph a head whose task is absent from the batch receives zero rows;
+    a GroupNorm exported as is reshapes to ``(B, groups, -1)`` (onnxruntime also fuses
+    any flattening reshape into that form), and ``-1`` cannot be inferred from zero
+    elements. While exporting, the same normalisation is written without reshapes
+    instead; in PyTorch it is ``nn.GroupNorm`` itself."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            return super().forward(x)
+        # Per-channel moments averaged within each group by a matrix product: no reshape
+        # at all, so nothing for onnxruntime to infer from an empty batch.
+        xf = x.float()
+        size = self.num_channels // self.num_groups
+        group = torch.arange(self.num_channels, device=x.device) // size
+        within = (group[:, None] == group[None, :]).float() / size  # (C, C) group averaging
+        mean = xf.mean(dim=(2, 3)) @ within  # (B, C): each channel's group mean
+        square = xf.pow(2).mean(dim=(2, 3)) @ within
+        var = (square - mean.pow(2)).clamp_min(0.0)
+        scale = self.weight / torch.sqrt(var + self.eps)  # (B, C)
+        shift = self.bias - mean * scale
+        return (xf * scale[:, :, None, None] + shift[:, :, None, None]).to(x.dtype)
+
+
 def _tower(channels: int, depth: int) -> nn.Sequential:
     """``depth`` 3x3 conv-GroupNorm-ReLU blocks. GroupNorm, not BatchNorm: with mixed-task
     batches a head may see a single sample in a step."""
     groups = 32 if channels % 32 == 0 else 1
     layers: list[nn.Module] = []
     for _ in range(depth):
-        layers += [nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.GroupNorm(groups, channels), nn.ReLU(inplace=True)]
+        layers += [nn.Conv2d(channels, channels, 3, padding=1, bias=False), _GroupNorm(groups, channels), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -82,6 +108,7 @@ class KeypointHeatmapHead(Head):
     ``DECODE_WINDOW`` cells of its peak (sub-cell precision)."""
 
     DECODE_WINDOW = 3
+    feature_source = "fpn"  # a heatmap needs the stride-4 map, not the pooled top stage
 
     def __init__(self, task: Task, in_channels: int, config: "ModelConfig") -> None:
         super().__init__(task, in_channels, config)
@@ -114,6 +141,8 @@ class CentreDetectionHead(Head):
     raw: ``(B, 5, h, w)``, channel 0 the score, 1..4 the distances (h = H/4 on the FPN map).
     decode: ``(B, 5)`` = box ``x1, y1, x2, y2`` in 0..1 (x1 <= x2, y1 <= y2 by construction)
     and score in 0..1, from the cell with the highest score."""
+
+    feature_source = "fpn"
 
     def __init__(self, task: Task, in_channels: int, config: "ModelConfig") -> None:
         super().__init__(task, in_channels, config)

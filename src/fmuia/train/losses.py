@@ -9,7 +9,8 @@ The default losses:
 
 * segmentation (``conv``): multiclass Dice on softmax probabilities
   (segmentation-models-pytorch's ``DiceLoss``: per class over the batch, classes
-  absent from the targets contribute nothing);
+  absent from the targets contribute nothing), plus ``ce_weight`` (default 0) times the
+  pixel cross-entropy;
 * classification (``linear``): cross-entropy;
 * keypoints (``regression``): mean squared error of the normalised coordinates;
 * detection (``grid``): binary cross-entropy of the objectness map against a map that
@@ -51,10 +52,15 @@ def register_loss(kind: Kind, head_type: str, **defaults: Any) -> Callable[[Loss
 _dice = smp.losses.DiceLoss(mode="multiclass", from_logits=True)
 
 
-@register_loss(Kind.SEGMENTATION, "conv")
+@register_loss(Kind.SEGMENTATION, "conv", ce_weight=0.0)
 def segmentation_dice(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:
-    """raw (B, n, H, W) logits, target (B, H, W) class ids."""
-    return _dice(raw.float(), target.long())
+    """raw (B, n, H, W) logits, target (B, H, W) class ids. ``ce_weight`` > 0 adds that
+    times the pixel cross-entropy (Dice alone is the reference; 0 keeps it exact)."""
+    loss = _dice(raw.float(), target.long())
+    ce_weight = float(params.get("ce_weight", 0.0))
+    if ce_weight:
+        loss = loss + ce_weight * F.cross_entropy(raw.float(), target.long())
+    return loss
 
 
 @register_loss(Kind.CLASSIFICATION, "linear")
