@@ -17,7 +17,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,9 @@ import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from forward import peak_mib, reset_peak  # noqa: E402  (one peak-memory method for all benchmarks)
 
 from fmuia.model import build_model
 from fmuia.model.routing import group_indices
@@ -123,8 +125,8 @@ def variants(args):
 
 
 def peak_memory_child(args, variant) -> float:
-    """Peak memory in MiB of a fresh process running the variant (CPU: max RSS growth
-    over the model's construction; CUDA: max allocated)."""
+    """Peak memory in MiB of a fresh process running the variant (CPU: peak RSS
+    during the steps; CUDA: max allocated)."""
     code = (
         "import sys, json, resource, torch; sys.argv=['x']+json.loads(sys.argv[1]); "
         "import benchmarks.train_step as b; print(json.dumps(b.child_memory()))"
@@ -143,14 +145,12 @@ def child_memory() -> float:
     batching, precision, layout = args.child.split(",")
     setup = Setup(args, precision, layout)
     batches = make_batches(setup.registry, batching, args.batch, args.image_size)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if setup.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    # Peak of the training steps alone: the counter is reset after the model is built
+    # (loading pretrained weights can peak higher than a step).
+    reset_peak(setup.device)
     for b in batches * 2:
         setup.step(*b)
-    if setup.device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    return peak_mib(setup.device)
 
 
 def time_loading(args) -> dict[str, float]:
@@ -232,7 +232,7 @@ def main(argv=None) -> int:
         print(f"{v[0]:<8} {v[1]:<9} {v[2]:<14} {med:8.1f} {ratio:7.2f} {f:8.1f} {b:8.1f} {o:8.1f}", flush=True)
     if not args.no_memory:
         del setups, batches
-        print(f"\npeak memory of a fresh process per variant ({'max allocated' if args.device == 'cuda' else 'RSS growth'}):")
+        print(f"\npeak memory of a fresh process per variant ({'max allocated' if args.device == 'cuda' else 'peak RSS during the steps'}):")
         for row, v in zip(rows, chosen):
             row["peak_mib"] = peak_memory_child(args, v)
             print(f"{v[0]:<8} {v[1]:<9} {v[2]:<14} {row['peak_mib']:8.0f} MiB", flush=True)
