@@ -139,8 +139,9 @@ def _task_figure(task, records: list[dict], entries: dict, pred_dir: str, predic
 
 
 def plot_training_curves(metrics_csv: str) -> bytes | None:
-    """Plot every numeric column of a run's metrics.csv against step (or epoch): losses
-    on the left panel, everything else on the right. None when nothing is plottable."""
+    """Plot a run's metrics.csv against step (or epoch): losses, scores in [0, 1] and
+    distances in pixels on separate panels. Per-task score columns, the learning rate
+    and timings are left out (the per-task table has them). None when nothing is plottable."""
     import pandas as pd
 
     try:
@@ -150,13 +151,20 @@ def plot_training_curves(metrics_csv: str) -> bytes | None:
         return None
     x_name = next((c for c in ("step", "epoch") if c in df.columns and pd.api.types.is_numeric_dtype(df[c])), None)
     x = df[x_name] if x_name else pd.Series(range(len(df)))
-    numeric = [c for c in df.columns if c not in ("step", "epoch") and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+    skipped = {"step", "epoch", "lr", "time_s"}
+    numeric = [
+        c for c in df.columns
+        if c not in skipped and not c.startswith("score_")
+        and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()
+    ]
     if not numeric:
         return None
     losses = [c for c in numeric if "loss" in c.lower()]
-    others = [c for c in numeric if c not in losses]
-    groups = [g for g in (losses, others) if g]
-    fig, axes = plt.subplots(1, len(groups), figsize=(6.5 * len(groups), 3.8), squeeze=False)
+    bounded = [c for c in numeric if c not in losses and df[c].min() >= 0 and df[c].max() <= 1]
+    pixels = [c for c in numeric if c not in losses and c not in bounded]
+    titled = [(t, g) for t, g in (("losses", losses), ("scores", bounded), ("distances (px)", pixels)) if g]
+    groups = [g for _, g in titled]
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.0 * len(groups), 3.8), squeeze=False)
     for ax, group in zip(axes[0], groups):
         for col in group:
             ok = df[col].notna()
@@ -164,9 +172,8 @@ def plot_training_curves(metrics_csv: str) -> bytes | None:
         ax.set_xlabel(x_name or "row")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2 if len(group) > 8 else 1)
-    axes[0][0].set_title("losses" if losses else "metrics")
-    if len(groups) == 2:
-        axes[0][1].set_title("metrics")
+    for ax, (title, _) in zip(axes[0], titled):
+        ax.set_title(title)
     fig.tight_layout()
     return _png(fig)
 
