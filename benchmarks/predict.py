@@ -3,7 +3,7 @@ the bare forward pass of the same network on the same batches, for PyTorch and
 onnxruntime at several batch sizes, with peak memory.
 
 The end-to-end run is ``Predictor.predict_dataset`` on a synthetic test split
-(``fmuia.data.synthetic``); the bare forward runs the backend alone on the same
+(``fmuia.synthetic``); the bare forward runs the backend alone on the same
 batches, already read, resized and in memory. ``e2e/forward`` close to 1 means image
 reading, post-processing and writing are overlapped with the network and never the
 bottleneck (target: <= 1.5). Variants run round-robin and the table reports medians.
@@ -25,9 +25,9 @@ import torch
 
 import fmuia
 from fmuia.data.layout import read_layout
-from fmuia.data.synthetic import generate
+from fmuia.synthetic import generate
 from fmuia.model import ModelConfig, build_model, save_checkpoint
-from fmuia.predict.dataset import _collate, _Images
+from fmuia.predict.pipeline import _collate, _Images
 from fmuia.predict.onnx_graph import export_onnx
 from fmuia.predict.predictor import normalise
 from fmuia.tasks import fmuia2026

@@ -157,7 +157,8 @@ def time_loading(args) -> dict[str, float]:
     """ms per image to load a training sample from disk (decode, resize, augment, to
     tensor), without and with the preprocessing cache (second pass)."""
     from fmuia.config import load_config
-    from fmuia.data.collate import SampleCache, TrainSet
+    from fmuia.data.cache import SampleCache
+    from fmuia.data.torch_datasets import TrainSet
     from fmuia.data.dataset import FMUIADataset
     from fmuia.data.transforms import build_train_transform, policy_for
 

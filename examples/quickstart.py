@@ -5,7 +5,7 @@
 import os
 
 import fmuia
-from fmuia.data.synthetic import generate
+from fmuia.synthetic import generate
 from fmuia.evaluate import evaluate
 from fmuia.train import train
 

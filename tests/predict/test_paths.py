@@ -4,7 +4,7 @@ import pytest
 from dataset_builders import materialise, seg_row, write_csv
 
 from fmuia.errors import DataError
-from fmuia.predict.dataset import predict_dataset
+from fmuia.predict.pipeline import predict_dataset
 from fmuia.predict.paths import plan_mask_files, relative_output_path
 from fmuia.tasks import fmuia2026
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from fmuia.data.collate import EvalSet, SampleCache, TrainSet, collate
+from fmuia.data.cache import SampleCache
+from fmuia.data.torch_datasets import EvalSet, TrainSet, collate
 from fmuia.data.dataset import FMUIADataset
 from fmuia.data.transforms import build_eval_transform, build_train_transform
 from fmuia.train.data import default_workers, stratified_split

@@ -32,13 +32,13 @@ def _counts(args) -> dict[str, int]:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-    from fmuia.data.synthetic import default_splits
+    from fmuia.synthetic import default_splits
 
     return default_splits(args.per_task, args.val, args.test)
 
 
 def run(args) -> int:
-    from fmuia.data.synthetic import generate, render_gallery
+    from fmuia.synthetic import generate, render_gallery
 
     if not args.out_dir and not args.gallery:
         raise ConfigError("give an output folder (OUT_DIR), --gallery FILE.png, or both")

@@ -1,5 +1,5 @@
-"""Data: the challenge layout reader, validation, records, lazy datasets, and the
-synthetic ultrasound generator (``fmuia.data.synthetic``)."""
+"""Data: the challenge layout reader, validation, records, lazy datasets, transforms,
+samplers and the resized-sample cache. The synthetic generator is ``fmuia.synthetic``."""
 from fmuia.data.dataset import FMUIADataset, load_sample
 from fmuia.data.io import read_image, read_mask
 from fmuia.data.layout import Layout, Problem, read_layout

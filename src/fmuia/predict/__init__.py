@@ -1,7 +1,7 @@
 """Prediction: the challenge submission writer, the Python API (``fmuia.load``), ONNX
 export and the onnxruntime backend, test-time augmentation."""
 from fmuia.predict.api import load
-from fmuia.predict.dataset import PredictionSummary, predict_dataset
+from fmuia.predict.pipeline import PredictionSummary, predict_dataset
 from fmuia.predict.predictor import Predictor
 from fmuia.predict.results import (
     ClassificationResult,

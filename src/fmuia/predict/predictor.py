@@ -151,7 +151,7 @@ class Predictor:
 
     def predict_dataset(self, data_root: str, out_dir: str, **options: Any):
         """Write a challenge submission for ``data_root`` into ``out_dir`` (what
-        ``fmuia predict`` runs); options as ``fmuia.predict.dataset.predict_dataset``."""
-        from fmuia.predict.dataset import predict_dataset
+        ``fmuia predict`` runs); options as ``fmuia.predict.pipeline.predict_dataset``."""
+        from fmuia.predict.pipeline import predict_dataset
 
         return predict_dataset(self, data_root, out_dir, **options)

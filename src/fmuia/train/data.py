@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from fmuia.data.collate import EvalSet, SampleCache, TrainSet, collate, seed_worker
+from fmuia.data.cache import SampleCache
+from fmuia.data.torch_datasets import EvalSet, TrainSet, collate, seed_worker
 from fmuia.data.dataset import FMUIADataset
 from fmuia.data.samplers import TaskBatchSampler
 from fmuia.data.transforms import build_eval_transform, build_train_transform, policy_for

@@ -39,7 +39,7 @@ from fmuia.train import distributed
 from fmuia.train.data import build_data
 from fmuia.train.losses import TaskLoss
 from fmuia.train.optim import build_optimizer, build_scheduler
-from fmuia.train.report import MetricsLog, plot_curves
+from fmuia.train.history import MetricsLog, plot_curves
 from fmuia.train.state import capture_rng, load_state, restore_rng, save_state
 from fmuia.train.validation import Validation, run_validation
 

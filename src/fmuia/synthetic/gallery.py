@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fmuia.data.synthetic.sampler import SyntheticSample, synthesize
-from fmuia.data.synthetic.writer import resolve_tasks
+from fmuia.synthetic.sampler import SyntheticSample, synthesize
+from fmuia.synthetic.writer import resolve_tasks
 from fmuia.tasks import Kind, TaskRegistry
 
 # Overlay colours (RGB) of classes 1.. of segmentation masks.

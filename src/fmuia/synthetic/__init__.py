@@ -5,10 +5,10 @@ written in the challenge layout so that everything downstream runs on it unchang
 roots; ``synthesize(task, seed, split, index)`` draws one sample in memory;
 ``render_gallery(path)`` draws one labelled sample per task into one image.
 """
-from fmuia.data.synthetic.gallery import render_gallery
-from fmuia.data.synthetic.profiles import PROFILES, Profile, Variant
-from fmuia.data.synthetic.sampler import SyntheticSample, synthesize
-from fmuia.data.synthetic.writer import GenerationSummary, default_splits, generate
+from fmuia.synthetic.gallery import render_gallery
+from fmuia.synthetic.profiles import PROFILES, Profile, Variant
+from fmuia.synthetic.sampler import SyntheticSample, synthesize
+from fmuia.synthetic.writer import GenerationSummary, default_splits, generate
 
 __all__ = [
     "PROFILES", "Profile", "Variant", "SyntheticSample", "synthesize",

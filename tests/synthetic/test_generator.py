@@ -11,7 +11,7 @@ import pytest
 
 from fmuia.data.io import read_image, read_mask
 from fmuia.data.layout import read_layout
-from fmuia.data.synthetic import generate, synthesize
+from fmuia.synthetic import generate, synthesize
 from fmuia.data.validate import validate
 from fmuia.errors import DataError
 from fmuia.tasks import Kind, fmuia2026
@@ -213,7 +213,7 @@ def test_cli_writes_dataset_and_gallery(tmp_path, capsys):
 
 
 def test_full_gallery_stays_small(tmp_path):
-    from fmuia.data.synthetic import render_gallery
+    from fmuia.synthetic import render_gallery
 
     path = render_gallery(str(tmp_path / "g.png"))
     assert 100_000 < os.path.getsize(path) < 1_500_000

@@ -13,10 +13,10 @@ from typing import Callable
 
 import numpy as np
 
-from fmuia.data.synthetic.anatomy import ANATOMIES, Anatomy
-from fmuia.data.synthetic.profiles import Profile, profile_of
-from fmuia.data.synthetic.scanner import make_probe
-from fmuia.data.synthetic.scene import Scene
+from fmuia.synthetic.anatomy import ANATOMIES, Anatomy
+from fmuia.synthetic.profiles import Profile, profile_of
+from fmuia.synthetic.scanner import make_probe
+from fmuia.synthetic.scene import Scene
 from fmuia.tasks import Kind, Task
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fmuia.data.synthetic.scanner import Look, Probe, draw_annotations, random_look, render
+from fmuia.synthetic.scanner import Look, Probe, draw_annotations, random_look, render
 
 _SHIFT = 4  # sub-pixel bits for OpenCV polygon drawing
 _ONE = 1 << _SHIFT

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from fmuia.data.layout import BOX_COLUMNS, CSV_DIR, POINT_COLUMN
-from fmuia.data.synthetic.profiles import PROFILES
-from fmuia.data.synthetic.sampler import SyntheticSample, synthesize
+from fmuia.synthetic.profiles import PROFILES
+from fmuia.synthetic.sampler import SyntheticSample, synthesize
 from fmuia.errors import DataError
 from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from fmuia.data.synthetic.scene import Scene, band, blob_outline, capsule, disc, fill, stroke
+from fmuia.synthetic.scene import Scene, band, blob_outline, capsule, disc, fill, stroke
 
 
 @dataclass

@@ -1,0 +1,80 @@
+"""An optional on-disk cache of resized samples.
+
+Decoding and resizing full-size images every epoch is what usually starves a model of
+data. ``SampleCache`` stores each sample once at the model's input size (uint8 image,
+label in resized pixels, original size) as one uncompressed ``.npz`` (plain ``.npy``
+members, loaded with ``allow_pickle=False``) and reads that on later epochs; it is filled
+lazily by whichever loader worker first needs a sample, never held in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+import numpy as np
+
+from fmuia.data.dataset import load_sample
+from fmuia.data.records import Entry, Sample
+from fmuia.data.transforms import resize_sample
+from fmuia.tasks import Kind
+
+__all__ = ["SampleCache"]
+
+
+class SampleCache:
+    """Resized samples on disk, keyed by file identity, label and size."""
+
+    def __init__(self, root: str, image_size: int) -> None:
+        self.root = os.path.join(root, f"{image_size}px")
+        self.image_size = image_size
+
+    def _key(self, entry: Entry) -> str:
+        parts = [os.path.abspath(entry.image_file), str(self.image_size)]
+        for path in (entry.image_file, entry.mask_file if entry.has_mask_label else None):
+            if path:
+                st = os.stat(path)
+                parts += [path, str(st.st_mtime_ns), str(st.st_size)]
+        if entry.label is not None:
+            parts.append(repr(np.asarray(entry.label).tolist()))
+        return hashlib.sha1("\x00".join(parts).encode()).hexdigest()
+
+    def path(self, entry: Entry) -> str:
+        key = self._key(entry)
+        return os.path.join(self.root, key[:2], key + ".npz")
+
+    def load(self, entry: Entry) -> tuple[Sample, tuple[int, int]]:
+        """The resized sample and the original (h, w), from the cache or built and stored."""
+        path = self.path(entry)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                label = _label_from_array(entry, z["label"]) if bool(z["labelled"]) else None
+                return Sample(entry, z["image"], label), (int(z["size"][0]), int(z["size"][1]))
+        except (OSError, KeyError, ValueError):
+            pass  # not there yet (or a torn write from a killed run): rebuild
+        sample = load_sample(entry)
+        size = sample.size
+        small = resize_sample(sample, self.image_size)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".npz.tmp", dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(
+                    fh,
+                    image=small.image,
+                    label=np.asarray(small.label if small.label is not None else 0),
+                    labelled=np.asarray(small.label is not None),
+                    size=np.asarray(size, dtype=np.int64),
+                )
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return small, size
+
+
+def _label_from_array(entry: Entry, value: np.ndarray):
+    if entry.kind is Kind.CLASSIFICATION:
+        return int(value)
+    return value
