@@ -3,7 +3,7 @@
 These are pure functions with no file access, so the trainer can validate on
 in-memory predictions with exactly the numbers ``fmuia evaluate`` writes.
 
-Conventions (the challenge's, see SPEC section 4):
+Conventions (the challenge's, see docs/format.md, section "Metrics"):
 
 * segmentation masks are 2-D integer arrays of class ids at the ground truth's size;
   Dice is 1 when prediction and truth are both empty; the Hausdorff distance is 0

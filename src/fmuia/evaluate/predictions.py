@@ -1,4 +1,4 @@
-"""Reading a prediction folder (SPEC section 3) strictly.
+"""Reading a prediction folder (docs/format.md, "Submission files") strictly.
 
 A malformed file is a ``DataError`` naming the file and the entry index; entries
 that match no ground-truth row are kept aside as extras, never silently dropped.

@@ -1,4 +1,4 @@
-"""Scoring a prediction folder against a data root, as the challenge does (SPEC section 4).
+"""Scoring a prediction folder against a data root, as the challenge does (docs/format.md, "Metrics").
 
 Every labelled ground-truth row is either scored or listed as missing; every
 prediction that matches no row is listed as extra. Segmentation samples are scored
@@ -174,7 +174,7 @@ _RESULT_OF_KIND = {Kind.CLASSIFICATION: _classification, Kind.DETECTION: _detect
 
 
 def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegistry | None = None) -> Evaluation:
-    """Score ``pred_dir`` (a submission folder, SPEC section 3) against ``data_root``.
+    """Score ``pred_dir`` (a submission folder, docs/format.md "Submission files") against ``data_root``.
 
     ``workers`` processes score the segmentation masks (1: in this process).
     ``registry`` is the base task registry passed to ``read_layout``.

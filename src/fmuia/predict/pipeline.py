@@ -131,7 +131,7 @@ def predict_dataset(
     workers: int | None = None,
     progress: bool = True,
 ) -> PredictionSummary:
-    """Write the submission of ``data_root`` into ``out_dir`` (SPEC section 3).
+    """Write the submission of ``data_root`` into ``out_dir`` (docs/format.md, "Submission files").
 
     All three JSON files are always written (``[]`` for a kind without rows), so a
     scorer that opens all of them works on a test folder holding only some kinds.
