@@ -13,8 +13,9 @@ metrics are printed next to each other with their deltas.
 Default size: the demo network (``configs/demo_cpu.yaml``'s model: EfficientNet-Lite0 at
 128 px), about 7 minutes per recipe on two CPU cores (15 minutes in all). The faithful recipe is
 ``configs/fmuia2026_baseline.yaml``, the improved one ``configs/fmuia_plus.yaml``, and
-``CHANGES`` below lists what the second adds to the first, one switchable entry per idea
-(the test suite checks that the baseline plus every change is exactly the improved recipe).
+``fmuia.train.recipes.IMPROVEMENTS`` lists what the second adds to the first, one switchable
+entry per idea (the test suite checks that the baseline plus every change is exactly the
+improved recipe).
 ``--restrict`` trains an ablation row only on the tasks of the kinds its change concerns
 (against a faithful run on the same tasks), which makes the ablation much cheaper.
 Everything is written under ``--out``: data/, configs/, runs/, pred/, eval/, logs/,
@@ -23,18 +24,18 @@ quality.json and quality.md (the tables printed).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from fmuia.config import load_config, merge, read_yaml, save_config
+from fmuia.config import load_config, read_yaml, save_config
 from fmuia.tasks import Kind, fmuia2026
+from fmuia.train.recipes import CANDIDATES, Change, apply_changes, recipe_difference
+from fmuia.train.recipes import IMPROVEMENTS as CHANGES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
@@ -44,36 +45,6 @@ DEMO_CONFIG = os.path.join(CONFIGS, "demo_cpu.yaml")
 
 FMUIA = [sys.executable, "-m", "fmuia"]
 
-
-@dataclass(frozen=True)
-class Change:
-    name: str
-    what: str
-    config: Mapping[str, Any]  # merged over the faithful recipe
-    kinds: tuple[Kind, ...] = ()  # the kinds it concerns; () = every kind
-
-
-# What the improved recipe adds to the faithful one (configs/fmuia_plus.yaml = the
-# baseline with all of these merged in).
-CHANGES: tuple[Change, ...] = (
-    Change("keypoint heatmap", "keypoints: heatmap head on the FPN map, soft-argmax decoding",
-           {"model": {"heads": {"keypoints": "heatmap"}, "routing": {"keypoints": "fpn"}}}, (Kind.KEYPOINTS,)),
-    Change("centre detection", "detection: centre map with negatives (focal) + box sides with GIoU",
-           {"model": {"heads": {"detection": "centernet"}}}, (Kind.DETECTION,)),
-    Change("dice + ce", "segmentation: Dice plus cross-entropy",
-           {"loss": {"params": {"segmentation.conv": {"ce_weight": 1.0}}}}, (Kind.SEGMENTATION,)),
-    Change("augmentation", "geometric (masks/boxes/points move together), flips where allowed, speckle/gain/gamma/blur",
-           {"augment": {"default": {"affine": 0.7, "hflip": 0.5, "speckle": 0.3, "gain": 0.3, "gamma": 0.3, "blur": 0.2}}}),
-    Change("mixed batches", "samples of any tasks in one batch instead of one task per batch",
-           {"sampler": {"mode": "mixed"}}),
-)
-
-# Measured by the ablation too, but not kept in the improved recipe (see the README's
-# ablation table for why).
-CANDIDATES: tuple[Change, ...] = (
-    Change("EMA", "validate and save an exponential moving average of the weights (decay 0.995)",
-           {"train": {"ema_decay": 0.995}}),
-)
 
 # Per kind, the metrics compared, and whether higher is better.
 METRICS: dict[str, tuple[tuple[str, bool], ...]] = {
@@ -86,16 +57,11 @@ METRICS: dict[str, tuple[tuple[str, bool], ...]] = {
 
 def recipe(base: str, changes: Sequence[Change] = (), extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The resolved config of ``base`` with ``changes`` merged in, then ``extra`` (budget, size)."""
-    config = load_config(base)
-    for change in changes:
-        config = merge(config, change.config)
-    if extra:
-        config = merge(config, extra)
-    return load_config(config)
+    return apply_changes(base, changes, extra)
 
 
 def improved_equals_faithful_plus_changes() -> bool:
-    return recipe(FAITHFUL_CONFIG, CHANGES) == load_config(IMPROVED_CONFIG)
+    return not recipe_difference(FAITHFUL_CONFIG, IMPROVED_CONFIG, CHANGES)
 
 
 class Bench:
@@ -366,7 +332,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if not improved_equals_faithful_plus_changes():
-        raise SystemExit(f"{IMPROVED_CONFIG} is not {FAITHFUL_CONFIG} plus CHANGES; update one of them")
+        raise SystemExit(f"{IMPROVED_CONFIG} is not {FAITHFUL_CONFIG} plus fmuia.train.recipes.IMPROVEMENTS; update one of them")
     bench = Bench(args)
     start = time.perf_counter()
     size = "EfficientNet-B4 at 256 px" if args.full else "the demo network (configs/demo_cpu.yaml)"

@@ -3,10 +3,8 @@ with the image, boxes survive, no flip for orientation-sensitive tasks), its con
 (the faithful recipe plus the listed changes) and a short training run."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
-import sys
 
 import albumentations as A
 import cv2
@@ -14,11 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from fmuia.config import load_config
 from fmuia.data.records import Entry, Sample
+from fmuia.errors import ConfigError
 from fmuia.data.transforms import build_eval_transform, build_train_transform, encode_sample, policy_for
 from fmuia.tasks import Kind, Task, fmuia2026
 from fmuia.train.heatmap_losses import centernet_loss, centre_targets, keypoint_heatmap_loss
 from fmuia.train.losses import LOSS_PARAMS, LOSSES
+from fmuia.train.recipes import CANDIDATES, IMPROVEMENTS, Change, apply_changes, find_change, recipe_difference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REG = fmuia2026()
@@ -207,26 +208,44 @@ def test_extra_policy_is_off_by_default():
 
 
 # -- the recipe ----------------------------------------------------------------------------
-def _quality_module():
-    spec = importlib.util.spec_from_file_location("fmuia_quality_bench", os.path.join(ROOT, "benchmarks", "quality.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+FAITHFUL = os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml")
+IMPROVED = os.path.join(ROOT, "configs", "fmuia_plus.yaml")
 
 
 def test_improved_recipe_is_the_faithful_one_plus_the_listed_changes():
-    quality = _quality_module()
-    assert quality.improved_equals_faithful_plus_changes()
-    names = [c.name for c in quality.CHANGES]
-    assert len(names) == len(set(names)) >= 4
+    assert recipe_difference(FAITHFUL, IMPROVED) == []
+    assert [c.name for c in IMPROVEMENTS] == ["keypoint heatmap", "centre detection", "dice + ce", "augmentation",
+                                             "mixed batches"]
+    assert [c.name for c in CANDIDATES] == ["EMA"]
+    # Leaving any one change out is noticed, and named by the keys it sets.
+    without_mixed = [c for c in IMPROVEMENTS if c.name != "mixed batches"]
+    assert recipe_difference(FAITHFUL, IMPROVED, without_mixed) == ["sampler.mode"]
+    with_ema = list(IMPROVEMENTS) + [find_change("EMA")]
+    assert recipe_difference(FAITHFUL, IMPROVED, with_ema) == ["train.ema_decay"]
+
+
+def test_one_change_alone_sets_only_its_keys():
+    config = apply_changes(FAITHFUL, [find_change("centre detection")], extra={"train": {"max_steps": 7}})
+    faithful = load_config(FAITHFUL)
+    assert config["model"]["heads"] == {"detection": "centernet"}
+    assert config["train"]["max_steps"] == 7
+    config["model"]["heads"], config["train"]["max_steps"] = faithful["model"]["heads"], faithful["train"]["max_steps"]
+    assert config == faithful
+
+
+def test_unknown_change_and_bad_override_are_config_errors():
+    with pytest.raises(ConfigError, match="recipe change 'nope': unknown"):
+        find_change("nope")
+    bad = Change("typo", "a misspelt key", {"sampler": {"mdoe": "mixed"}})
+    with pytest.raises(ConfigError, match="recipe change 'typo'.*sampler.mdoe"):
+        apply_changes(FAITHFUL, [bad])
 
 
 def test_improved_recipe_trains_briefly(tmp_path):
     from train_helpers import TINY_MODEL, tiny_rows
 
     from dataset_builders import materialise
-    from fmuia.config import load_config, merge
+    from fmuia.config import merge
     from fmuia.train import train
 
     root = str(tmp_path / "data")
