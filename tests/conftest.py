@@ -1,6 +1,7 @@
 """Shared fixtures."""
 import pytest
-from dataset_builders import materialise, valid_rows
+import torch
+from dataset_builders import materialise, training_rows, valid_rows
 
 
 @pytest.fixture
@@ -9,3 +10,20 @@ def tiny_root(tmp_path):
     root = str(tmp_path / "data")
     materialise(root, valid_rows())
     return root
+
+
+@pytest.fixture(scope="session")
+def train_root(tmp_path_factory):
+    """A labelled data root for training: six 32x32 samples of each kind."""
+    root = str(tmp_path_factory.mktemp("train") / "data")
+    materialise(root, training_rows())
+    return root
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, and do not fight other processes for cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -91,3 +91,13 @@ def valid_rows() -> list[dict]:
         + [det_row(i) for i in range(2)]
         + [kp_row(i) for i in range(2)]
     )
+
+
+def training_rows() -> list[dict]:
+    """Six samples of each kind, labels varied enough for a short training run."""
+    return (
+        [seg_row(i) for i in range(6)]
+        + [cls_row(i, label=i % 2) for i in range(6)]
+        + [det_row(i, box=(4 + i, 5, 20 + i, 25)) for i in range(6)]
+        + [kp_row(i, points=((3 + i, 4), (20.5, 11 + i))) for i in range(6)]
+    )

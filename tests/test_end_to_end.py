@@ -76,8 +76,24 @@ def test_scores_and_report_parse(chain):
     results = json.load(open(os.path.join(chain["eval"], "results.json")))
     assert set(results["tasks"]) == set(TASKS.split(","))
     assert results["missing"] == 0 and results["extra"] == 0
-    assert 0.0 <= results["challenge_score"] <= 1.0
-    assert open(os.path.join(chain["eval"], "summary.txt")).read().startswith("Challenge score")
+    assert {t: r["num_samples"] for t, r in results["tasks"].items()} == {t: 2 for t in TASKS.split(",")}
+    # The challenge score is the plain mean of the seven task scores.
+    scores = [results["tasks"][t]["score"] for t in TASKS.split(",")]
+    assert results["challenge_score"] == pytest.approx(sum(scores) / 7, abs=1e-12)
+    # Detection, worked out here from the files alone: IoU of bbox_pixels with the CSV box.
+    test_root = os.path.join(chain["data"], "test")
+    truth = {r["image_path"]: [float(r[c]) for c in ("x_min", "y_min", "x_max", "y_max")]
+             for r in csv.DictReader(open(os.path.join(test_root, "csv_files", "thyroid_nodule_det.csv")))}
+    ious = []
+    for item in json.load(open(os.path.join(chain["pred"], "detection_predictions.json"))):
+        (px1, py1, px2, py2), (gx1, gy1, gx2, gy2) = item["bbox_pixels"], truth[item["image_path"]]
+        inter = max(0.0, min(px2, gx2) - max(px1, gx1)) * max(0.0, min(py2, gy2) - max(py1, gy1))
+        union = (px2 - px1) * (py2 - py1) + (gx2 - gx1) * (gy2 - gy1) - inter
+        ious.append(inter / union if union else 0.0)
+    assert len(ious) == 2
+    assert results["tasks"]["thyroid_nodule_det"]["metrics"]["IoU"] == pytest.approx(sum(ious) / 2, abs=1e-12)
+    summary = open(os.path.join(chain["eval"], "summary.txt")).read()
+    assert summary.startswith(f"Challenge score: {results['challenge_score']:.4f}  (7 tasks)\n")
     page = open(os.path.join(chain["report"], "index.html")).read()
     assert "<html" in page and "cardiac_multi" in page and "data:image" in page
     assert os.path.isfile(os.path.join(chain["report"], "tasks", "FUGC.png"))

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
+from fmuia.errors import ConfigError
 from fmuia.model import Encoder, build_model
+from fmuia.model import config as model_config
 from fmuia.model.config import resolve_precision
 
 from model_helpers import images, tiny_config
@@ -31,6 +33,19 @@ def test_convnext_has_no_stride_2_stage(small_registry):
         assert model(images(1), ["seg"])["seg"].shape == (1, 3, 64, 64)
 
 
-def test_resolve_precision():
-    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
-    assert resolve_precision("auto", "cpu") in ("bf16", "fp32")
+def test_resolve_precision_keeps_an_explicit_choice():
+    assert [resolve_precision(p, "cpu") for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "fp16"]
+    with pytest.raises(ConfigError, match="precision: expected one of auto, fp32, bf16, fp16, got 'fp64'"):
+        resolve_precision("fp64")
+
+
+@pytest.mark.parametrize("fast_bf16, expected", [(True, "bf16"), (False, "fp32")])
+def test_resolve_precision_auto_on_cpu_follows_the_bf16_hardware(monkeypatch, fast_bf16, expected):
+    monkeypatch.setattr(model_config, "cpu_has_fast_bf16", lambda: fast_bf16)
+    assert resolve_precision("auto", "cpu") == expected
+
+
+@pytest.mark.parametrize("bf16_supported, expected", [(True, "bf16"), (False, "fp16")])
+def test_resolve_precision_auto_on_cuda(monkeypatch, bf16_supported, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
+    assert resolve_precision("auto", "cuda") == expected

@@ -9,7 +9,6 @@ from fmuia.data.torch_datasets import EvalSet, TrainSet, collate
 from fmuia.data.dataset import FMUIADataset
 from fmuia.data.transforms import build_eval_transform, build_train_transform
 from fmuia.train.data import default_workers, stratified_split
-from train_helpers import one_thread, train_root  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,6 +47,16 @@ def test_cache_gives_the_same_samples_and_is_built_lazily(train_root, tmp_path):
     ev = EvalSet(ds, build_eval_transform(64), cache)
     item = ev[0]
     assert item["size"] == (32, 32) and item["image"].shape == (3, 64, 64)
-    batch = collate([ev[0], ev[1]])
-    assert batch["image"].shape == (2, 3, 64, 64) and len(batch["label"]) == 2
-    assert isinstance(batch["label"][0], np.ndarray) or isinstance(batch["label"][0], int)
+    # Labels stay at the original size and in their own type: the written mask (class 1
+    # at rows 4..9, columns 5..19), the class id, the box in original pixels.
+    kinds = [e.kind.value for e in ds.entries]
+    picks = [0, kinds.index("classification") + 1, kinds.index("detection") + 1]
+    batch = collate([ev[i] for i in picks])
+    assert batch["image"].shape == (3, 3, 64, 64)
+    assert batch["task_id"] == ["breast_lesion", "breast_2cls", "thyroid_nodule_det"]
+    assert batch["index"] == picks and batch["size"] == [(32, 32)] * 3
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:10, 5:20] = 1
+    assert batch["label"][0].dtype == np.uint8 and np.array_equal(batch["label"][0], mask)
+    assert batch["label"][1] == 1 and isinstance(batch["label"][1], int)
+    np.testing.assert_array_equal(batch["label"][2], [5.0, 5.0, 21.0, 25.0])

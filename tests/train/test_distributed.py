@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from train_helpers import tiny_config, train_root  # noqa: F401  (fixture)
+from train_helpers import tiny_config
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from fmuia.tasks import Kind
 from fmuia.train import NonFiniteLossError, Trainer, train
 from fmuia.train import losses as losses_module
 from fmuia.train.state import STATE_NAME
-from train_helpers import one_thread, tiny_config, train_root  # noqa: F401  (fixtures)
+from train_helpers import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,5 +1,3 @@
-import math
-
 import pytest
 import torch
 
@@ -8,7 +6,7 @@ from fmuia.model import build_model
 from fmuia.tasks import fmuia2026
 from fmuia.train.optim import build_optimizer, build_scheduler, lr_factor, param_groups
 
-from train_helpers import TINY_MODEL, one_thread  # noqa: F401  (fixture)
+from train_helpers import TINY_MODEL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,8 +46,11 @@ def test_cosine_schedule_with_warmup_at_chosen_steps(model):
     dec = [s[1] for s in seen]
     assert enc[0] == pytest.approx(1e-4 / 4) and enc[3] == pytest.approx(1e-4)  # linear warm-up
     assert enc[-1] == pytest.approx(1e-6) and dec[-1] == pytest.approx(1e-6)  # both anneal to min_lr
-    mid = 4 + (24 - 4 - 1) / 2  # half-way through the cosine
-    assert lr_factor(int(mid), 24, 4, 1e-4, 1e-6) == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * (int(mid) - 4) / 19)))
-    assert enc[13] == pytest.approx(1e-4 * lr_factor(13, 24, 4, 1e-4, 1e-6))
+    # The cosine runs over updates 4..23 (19 intervals): update 13 is at 9/19 of it, so
+    # 1e-4 * (0.01 + 0.99 * (1 + cos(9 pi / 19)) / 2), worked out by hand.
+    assert enc[13] == pytest.approx(5.458767760088046e-05, rel=1e-9)
+    # 25 updates, 4 of warm-up: update 14 is exactly half-way, floor 0.01 -> 0.505.
+    assert lr_factor(14, 25, 4, 1e-4, 1e-6) == pytest.approx(0.505, rel=1e-12)
+    assert lr_factor(4, 25, 4, 1e-4, 1e-6) == 1.0 and lr_factor(24, 25, 4, 1e-4, 1e-6) == pytest.approx(0.01, rel=1e-12)
     assert all(a >= b for a, b in zip(enc[3:], enc[4:]))  # monotone after warm-up
     assert lr_factor(5, 10, 0, 1e-4, 1e-6, name="constant") == 1.0

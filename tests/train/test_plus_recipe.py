@@ -242,14 +242,14 @@ def test_unknown_change_and_bad_override_are_config_errors():
 
 
 def test_improved_recipe_trains_briefly(tmp_path):
-    from train_helpers import TINY_MODEL, tiny_rows
+    from train_helpers import TINY_MODEL
 
-    from dataset_builders import materialise
+    from dataset_builders import materialise, training_rows
     from fmuia.config import merge
     from fmuia.train import train
 
     root = str(tmp_path / "data")
-    materialise(root, tiny_rows())
+    materialise(root, training_rows())
     plus = load_config(os.path.join(ROOT, "configs", "fmuia_plus.yaml"))
     config = merge(plus, {
         "device": "cpu", "model": TINY_MODEL, "data": {"num_workers": 0, "val_fraction": 0.25},
