@@ -1,7 +1,13 @@
-"""Shared fixtures."""
+"""Shared fixtures and options."""
 import pytest
 import torch
 from dataset_builders import materialise, training_rows, valid_rows
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-snapshots", action="store_true", default=False,
+                     help="rewrite tests/snapshots/numerics.npz from the current code: only for a change that "
+                          "is meant to move the numbers (see tests/numerics_snapshot.py)")
 
 
 @pytest.fixture
