@@ -207,6 +207,37 @@ def test_extra_policy_is_off_by_default():
     assert names == ["Resize", "RandomBrightnessContrast", "Normalize"]
 
 
+def _steps(transform) -> list[tuple]:
+    """(name, p, the step's defining ranges) of each albumentations step."""
+    keys = ("scale", "rotate", "translate_percent", "brightness_limit", "contrast_limit", "gamma_limit", "blur_limit",
+            "multiplier", "elementwise", "erosion_rate")
+    out = []
+    for step in transform.to_dict()["transform"]["transforms"]:
+        out.append((step["__class_fullname__"], step["p"], {k: step[k] for k in keys if step.get(k) is not None}))
+    return out
+
+
+def test_improved_augmentation_pipeline_per_task():
+    plus = load_config(os.path.join(ROOT, "configs", "fmuia_plus.yaml"))
+    photometric = [
+        ("RandomBrightnessContrast", 0.5, {"brightness_limit": (-0.2, 0.2), "contrast_limit": (-0.2, 0.2)}),
+        ("RandomGamma", 0.3, {"gamma_limit": (80.0, 120.0)}),
+        ("GaussianBlur", 0.2, {"blur_limit": (3, 5)}),
+        ("MultiplicativeNoise", 0.3, {"multiplier": (0.75, 1.25), "elementwise": False}),  # gain
+        ("MultiplicativeNoise", 0.3, {"multiplier": (0.8, 1.2), "elementwise": True}),  # speckle
+    ]
+    scale_rotate_shift = ("Affine", 0.7, {"scale": {"x": (0.85, 1.15), "y": (0.85, 1.15)}, "rotate": (-12.0, 12.0),
+                                          "translate_percent": {"x": (-0.06, 0.06), "y": (-0.06, 0.06)}})
+    zoom_out_then_safe_crop = [("Affine", 0.7, {"scale": {"x": (0.85, 1.0), "y": (0.85, 1.0)}, "rotate": (0.0, 0.0)}),
+                               ("RandomSizedBBoxSafeCrop", 0.35, {"erosion_rate": 0.0})]
+    for task in REG:
+        steps = _steps(build_train_transform(256, task, policy_for(task, plus["augment"])))
+        flip = [] if task.orientation_sensitive else [("HorizontalFlip", 0.5, {})]
+        geometric = zoom_out_then_safe_crop if task.kind is Kind.DETECTION else [scale_rotate_shift]
+        assert steps[0][0] == "Resize" and steps[-1][0] == "Normalize", task.task_id
+        assert steps[1:-1] == flip + geometric + photometric, task.task_id
+
+
 # -- the recipe ----------------------------------------------------------------------------
 FAITHFUL = os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml")
 IMPROVED = os.path.join(ROOT, "configs", "fmuia_plus.yaml")
