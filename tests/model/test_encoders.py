@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fmuia.model import Encoder, build_model
-from fmuia.model.config import resolve_precision
+from fmuia.runtime import resolve_precision
 
 from model_helpers import images, tiny_config
 

@@ -25,8 +25,8 @@ def test_seed_head_types_and_routes_are_the_defaults():
     assert DEFAULT_ROUTES == {Kind.SEGMENTATION: "fpn", Kind.DETECTION: "fpn", Kind.CLASSIFICATION: "top",
                               Kind.KEYPOINTS: "top"}
     baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
-    assert baseline["model"]["heads"] == {} and baseline["model"]["routing"] == {}
-    assert "segmentation.conv" not in baseline["loss"]["params"]
+    assert baseline.model.heads == {} and baseline.model.routing == {}
+    assert "segmentation.conv" not in baseline.loss.params
 
 
 def test_seed_head_output_shapes():
@@ -72,6 +72,6 @@ def test_baseline_config_builds_the_seed_losses():
     baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
     registry = TaskRegistry([SEG, CLS, DET, KP])
     heads = {k: DEFAULT_HEADS[k] for k in Kind}
-    loss = TaskLoss(registry, heads, baseline["loss"])
+    loss = TaskLoss(registry, heads, baseline.loss.to_dict())
     assert loss.params == {"s": {"ce_weight": 0.0}, "c": {}, "d": {"box_weight": 8.0}, "k": {}}
     assert loss.fns["s"] is LOSSES[(Kind.SEGMENTATION, "conv")]
