@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["NonFiniteLossError", "RunResult", "Trainer", "train"]
 
+
 class NonFiniteLossError(FmuiaError):
     """The training loss became NaN or infinite; the run stopped, its last checkpoint kept."""
 
