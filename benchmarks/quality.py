@@ -32,7 +32,7 @@ import sys
 import time
 from typing import Any, Mapping, Sequence
 
-from fmuia.config import load_config, read_yaml, save_config
+from fmuia.config import Config, load_config, read_yaml, save_config
 from fmuia.tasks import Kind, fmuia2026
 from fmuia.train.recipes import CANDIDATES, Change, apply_changes, recipe_difference
 from fmuia.train.recipes import IMPROVEMENTS as CHANGES
@@ -55,7 +55,7 @@ METRICS: dict[str, tuple[tuple[str, bool], ...]] = {
 }
 
 
-def recipe(base: str, changes: Sequence[Change] = (), extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def recipe(base: str, changes: Sequence[Change] = (), extra: Mapping[str, Any] | None = None) -> Config:
     """The resolved config of ``base`` with ``changes`` merged in, then ``extra`` (budget, size)."""
     return apply_changes(base, changes, extra)
 
@@ -125,7 +125,7 @@ class Bench:
             extra["data"]["tasks"] = [t.task_id for t in fmuia2026() if t.kind in kinds]
         return extra
 
-    def run(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    def run(self, name: str, config: Config) -> dict[str, Any]:
         """Train, predict the test split, score; the results.json summary. A run whose
         config is unchanged since an earlier invocation with ``--reuse`` is not redone."""
         path = os.path.join(self.out, "configs", f"{name}.yaml")
@@ -140,7 +140,7 @@ class Bench:
                 if os.path.isdir(folder):
                     _remove_tree(folder)
             self._fmuia(f"{name}.train", ["train", "--config", path, "--data", os.path.join(self.data, "train"), "--out", run_dir])
-            device = "cpu" if config["device"] == "cpu" else "auto"
+            device = "cpu" if config.device == "cpu" else "auto"
             self._fmuia(f"{name}.predict", ["predict", "--checkpoint", os.path.join(run_dir, "last"), "--data",
                                             self._test_root(config), "--out", pred_dir, "--device", device, "--no-progress"])
             self._fmuia(f"{name}.evaluate", ["evaluate", "--data", self._test_root(config), "--pred", pred_dir,
@@ -148,9 +148,9 @@ class Bench:
         with open(results, encoding="utf-8") as fh:
             return json.load(fh)
 
-    def _test_root(self, config: Mapping[str, Any]) -> str:
+    def _test_root(self, config: Config) -> str:
         """The test split, or a copy of it holding only the trained tasks' rows."""
-        tasks = config["data"]["tasks"]
+        tasks = config.data.tasks
         test = os.path.join(self.data, "test")
         if not tasks:
             return test

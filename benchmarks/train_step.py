@@ -115,7 +115,7 @@ def _config_model(args) -> dict:
         return {}
     from fmuia.config import load_config
 
-    return dict(load_config(args.config)["model"])
+    return load_config(args.config).model.to_dict()
 
 
 def variants(args):
@@ -166,7 +166,7 @@ def time_loading(args) -> dict[str, float]:
     ds = FMUIADataset(args.data)
     n = min(len(ds), args.load_samples)
     ds = ds.subset(list(np.linspace(0, len(ds) - 1, n).astype(int)))
-    tf = {t.task_id: build_train_transform(args.image_size, t, policy_for(t, cfg["augment"])) for t in ds.registry}
+    tf = {t.task_id: build_train_transform(args.image_size, t, policy_for(t, cfg.augment.to_dict())) for t in ds.registry}
     out = {}
     with tempfile.TemporaryDirectory() as cache_dir:
         for name, cache in (("load_from_files", None), ("load_cache_build", SampleCache(cache_dir, args.image_size)),

@@ -36,16 +36,15 @@ def _untrained_checkpoint(run_dir: str, out_dir: str) -> str:
     """The run's network as it was before training: same config, pretrained encoder, fresh heads."""
     import torch
 
+    from fmuia.config import load_config
     from fmuia.model import build_model, load_checkpoint, save_checkpoint
 
     trained = load_checkpoint(os.path.join(run_dir, "best"))
-    meta = trained.checkpoint_meta
-    config = meta.get("training_config") or {}
-    seed = int(config.get("seed", 0))
-    torch.manual_seed(seed)
-    model_config = trained.config.replace(pretrained=config.get("model", {}).get("pretrained", "none"))
+    config = load_config(trained.checkpoint_meta["training_config"])
+    torch.manual_seed(config.seed)
+    model_config = trained.config.replace(pretrained=config.model.pretrained)
     untrained = build_model(model_config, trained.registry)
-    return str(save_checkpoint(untrained, out_dir, training_config=config))
+    return str(save_checkpoint(untrained, out_dir, training_config=config.to_dict()))
 
 
 def _score_quietly(checkpoint: str, data_root: str, out_dir: str) -> None:

@@ -3,8 +3,8 @@ import torch
 
 from fmuia.errors import ConfigError
 from fmuia.model import Encoder, build_model
-from fmuia.model import config as model_config
-from fmuia.model.config import resolve_precision
+from fmuia import runtime
+from fmuia.runtime import resolve_precision
 
 from model_helpers import images, tiny_config
 
@@ -41,7 +41,7 @@ def test_resolve_precision_keeps_an_explicit_choice():
 
 @pytest.mark.parametrize("fast_bf16, expected", [(True, "bf16"), (False, "fp32")])
 def test_resolve_precision_auto_on_cpu_follows_the_bf16_hardware(monkeypatch, fast_bf16, expected):
-    monkeypatch.setattr(model_config, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: fast_bf16)
     assert resolve_precision("auto", "cpu") == expected
 
 

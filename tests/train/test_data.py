@@ -8,7 +8,7 @@ from fmuia.data.cache import SampleCache
 from fmuia.data.torch_datasets import EvalSet, TrainSet, collate
 from fmuia.data.dataset import FMUIADataset
 from fmuia.data.transforms import build_eval_transform, build_train_transform
-from fmuia.train.data import default_workers, stratified_split
+from fmuia.train.data import stratified_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -20,12 +20,6 @@ def test_stratified_split_holds_out_each_task():
     assert len([i for i in val if i < 10]) == 2 and len([i for i in val if 10 <= i < 12]) == 1
     assert 12 in train  # a single sample stays in training
     assert stratified_split(groups, 0.2, seed=1) == (train, val)
-
-
-def test_default_workers_leave_a_core_for_training():
-    n = default_workers(device_type="cuda")
-    assert 0 <= n <= 8 and n <= max(0, len(os.sched_getaffinity(0)) - 1)
-    assert default_workers(device_type="cpu") == 0  # CPU training: the model's threads use every core
 
 
 def test_cache_gives_the_same_samples_and_is_built_lazily(train_root, tmp_path):

@@ -5,6 +5,7 @@ clipping, learning-rate schedule), and its losses' values on fixed hand-made ten
 The improved recipe's additions are switched on by config only; none of this may move."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -33,8 +34,8 @@ def test_seed_head_types_and_routes_are_the_defaults():
     assert DEFAULT_ROUTES == {Kind.SEGMENTATION: "fpn", Kind.DETECTION: "fpn", Kind.CLASSIFICATION: "top",
                               Kind.KEYPOINTS: "top"}
     baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
-    assert baseline["model"]["heads"] == {} and baseline["model"]["routing"] == {}
-    assert "segmentation.conv" not in baseline["loss"]["params"]
+    assert baseline.model.heads == {} and baseline.model.routing == {}
+    assert "segmentation.conv" not in baseline.loss.params
 
 
 def test_seed_head_output_shapes():
@@ -80,7 +81,7 @@ def test_baseline_config_builds_the_seed_losses():
     baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
     registry = TaskRegistry([SEG, CLS, DET, KP])
     heads = {k: DEFAULT_HEADS[k] for k in Kind}
-    loss = TaskLoss(registry, heads, baseline["loss"])
+    loss = TaskLoss(registry, heads, baseline.loss.to_dict())
     assert loss.params == {"s": {"ce_weight": 0.0}, "c": {}, "d": {"box_weight": 8.0}, "k": {}}
     assert loss.fns["s"] is LOSSES[(Kind.SEGMENTATION, "conv")]
 
@@ -99,7 +100,7 @@ def baseline():
 def baseline_model(baseline):
     """The reference network for the 27 tasks, without downloading its ImageNet weights."""
     torch.manual_seed(0)
-    return build_model(merge(baseline["model"], {"pretrained": "none"}), REGISTRY)
+    return build_model(dataclasses.replace(baseline.model, pretrained="none"), REGISTRY)
 
 
 def _layers(module: torch.nn.Module) -> list[tuple]:
@@ -120,15 +121,16 @@ def _layers(module: torch.nn.Module) -> list[tuple]:
 
 
 def test_baseline_config_values(baseline):
-    assert baseline["seed"] == 42
-    model = baseline["model"]
+    values = baseline.to_dict()
+    assert values["seed"] == 42
+    model = values["model"]
     assert (model["encoder"], model["pretrained"], model["image_size"]) == ("efficientnet_b4", "imagenet", 256)
     assert (model["decoder_channels"], model["decoder_out_channels"], model["decoder_dropout"], model["dropout"]) == (256, 128, 0.2, 0.2)
     assert model["heads"] == {} and model["routing"] == {}
-    assert baseline["data"]["val_fraction"] == 0.2
-    assert (baseline["train"]["epochs"], baseline["train"]["batch_size"], baseline["train"]["precision"]) == (50, 8, "auto")
-    assert baseline["train"]["grad_clip"] == 1.0 and baseline["train"]["ema_decay"] is None
-    assert baseline["train"]["max_steps"] is None and baseline["train"]["compile"] is False
+    assert values["data"]["val_fraction"] == 0.2
+    assert (values["train"]["epochs"], values["train"]["batch_size"], values["train"]["precision"]) == (50, 8, "auto")
+    assert values["train"]["grad_clip"] == 1.0 and values["train"]["ema_decay"] is None
+    assert values["train"]["max_steps"] is None and values["train"]["compile"] is False
 
 
 def test_baseline_heads_and_routes_per_task(baseline_model):
@@ -155,7 +157,7 @@ def test_baseline_heads_and_routes_per_task(baseline_model):
 
 
 def test_baseline_losses_per_task(baseline, baseline_model):
-    loss = TaskLoss(REGISTRY, baseline_model.head_types, baseline["loss"])
+    loss = TaskLoss(REGISTRY, baseline_model.head_types, baseline.loss.to_dict())
     names = {Kind.SEGMENTATION: "segmentation_dice", Kind.CLASSIFICATION: "classification_ce",
              Kind.DETECTION: "detection_grid", Kind.KEYPOINTS: "keypoint_mse"}
     params = {Kind.SEGMENTATION: {"ce_weight": 0.0}, Kind.CLASSIFICATION: {}, Kind.DETECTION: {"box_weight": 8.0},
@@ -166,7 +168,7 @@ def test_baseline_losses_per_task(baseline, baseline_model):
 
 
 def test_baseline_optimiser_groups(baseline, baseline_model):
-    optimizer = build_optimizer(baseline_model, baseline["optim"])
+    optimizer = build_optimizer(baseline_model, baseline.optim)
     assert type(optimizer) is torch.optim.AdamW
     groups = optimizer.param_groups
     assert [g["name"] for g in groups] == ["encoder", "decoder"] + [f"head:{t.task_id}" for t in REGISTRY]
@@ -180,10 +182,10 @@ def test_baseline_optimiser_groups(baseline, baseline_model):
 
 
 def test_baseline_schedule(baseline, baseline_model):
-    assert baseline["schedule"] == {"name": "cosine", "min_lr": 1e-6, "warmup_steps": 0}
-    optimizer = build_optimizer(baseline_model, baseline["optim"])
+    assert baseline.schedule.to_dict() == {"name": "cosine", "min_lr": 1e-6, "warmup_steps": 0}
+    optimizer = build_optimizer(baseline_model, baseline.optim)
     total = 1001  # cosine over updates 0..1000: update 500 is half-way
-    scheduler = build_scheduler(optimizer, baseline["schedule"], total)
+    scheduler = build_scheduler(optimizer, baseline.schedule, total)
     encoder, decoder = scheduler.lr_lambdas[0], scheduler.lr_lambdas[1]
     # No warm-up: the first update uses the full rate; every group ends at min_lr.
     assert encoder(0) == 1.0 and decoder(0) == 1.0
@@ -215,9 +217,9 @@ BASELINE_PIPELINE = [
 
 
 def test_baseline_augmentation_per_task(baseline):
-    size = baseline["model"]["image_size"]
+    size = baseline.model.image_size
     for task in REGISTRY:
-        transform = build_train_transform(size, task, policy_for(task, baseline["augment"]))
+        transform = build_train_transform(size, task, policy_for(task, baseline.augment.to_dict()))
         assert _pipeline(transform) == BASELINE_PIPELINE, task.task_id
         params = transform.to_dict()["transform"]
         assert (params["bbox_params"]["format"], params["bbox_params"]["clip"]) == ("pascal_voc", True)

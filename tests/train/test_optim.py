@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from fmuia.config import LrMultipliers, OptimConfig, ScheduleConfig
 from fmuia.errors import ConfigError
 from fmuia.model import build_model
 from fmuia.tasks import fmuia2026
@@ -19,8 +20,8 @@ def model():
 
 
 def test_groups_encoder_decoder_and_one_per_head(model):
-    cfg = {"lr": 1e-4, "lr_multipliers": {"encoder": 1.0, "decoder": 10.0, "heads": 10.0,
-                                          "kinds": {"classification": 5.0}, "tasks": {"FUGC": 2.0}}}
+    cfg = OptimConfig(lr=1e-4, lr_multipliers=LrMultipliers(encoder=1.0, decoder=10.0, heads=10.0,
+                                                            kinds={"classification": 5.0}, tasks={"FUGC": 2.0}))
     groups = {g["name"]: g for g in param_groups(model, cfg)}
     assert set(groups) == {"encoder", "decoder", "head:lung", "head:organ_cls", "head:FUGC", "head:thyroid_nodule_det"}
     assert groups["encoder"]["lr"] == pytest.approx(1e-4)
@@ -31,12 +32,12 @@ def test_groups_encoder_decoder_and_one_per_head(model):
     n_params = sum(len(g["params"]) for g in groups.values())
     assert n_params == len(list(model.parameters()))  # every parameter exactly once
     with pytest.raises(ConfigError, match="optim.lr_multipliers.tasks.nope"):
-        param_groups(model, {"lr": 1e-4, "lr_multipliers": {"tasks": {"nope": 1.0}}})
+        param_groups(model, OptimConfig(lr=1e-4, lr_multipliers=LrMultipliers(tasks={"nope": 1.0})))
 
 
 def test_cosine_schedule_with_warmup_at_chosen_steps(model):
-    opt = build_optimizer(model, {"lr": 1e-4, "weight_decay": 0.0, "lr_multipliers": {"encoder": 1.0, "decoder": 10.0, "heads": 10.0}})
-    sched = build_scheduler(opt, {"name": "cosine", "min_lr": 1e-6, "warmup_steps": 4}, total_steps=24)
+    opt = build_optimizer(model, OptimConfig(lr=1e-4, weight_decay=0.0))
+    sched = build_scheduler(opt, ScheduleConfig(name="cosine", min_lr=1e-6, warmup_steps=4), total_steps=24)
     seen = []
     for step in range(24):
         seen.append([g["lr"] for g in opt.param_groups[:2]])  # rate used by update number `step`

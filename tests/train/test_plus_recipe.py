@@ -231,7 +231,7 @@ def test_improved_augmentation_pipeline_per_task():
     zoom_out_then_safe_crop = [("Affine", 0.7, {"scale": {"x": (0.85, 1.0), "y": (0.85, 1.0)}, "rotate": (0.0, 0.0)}),
                                ("RandomSizedBBoxSafeCrop", 0.35, {"erosion_rate": 0.0})]
     for task in REG:
-        steps = _steps(build_train_transform(256, task, policy_for(task, plus["augment"])))
+        steps = _steps(build_train_transform(256, task, policy_for(task, plus.augment.to_dict())))
         flip = [] if task.orientation_sensitive else [("HorizontalFlip", 0.5, {})]
         geometric = zoom_out_then_safe_crop if task.kind is Kind.DETECTION else [scale_rotate_shift]
         assert steps[0][0] == "Resize" and steps[-1][0] == "Normalize", task.task_id
@@ -256,8 +256,8 @@ def test_improved_recipe_is_the_faithful_one_plus_the_listed_changes():
 
 
 def test_one_change_alone_sets_only_its_keys():
-    config = apply_changes(FAITHFUL, [find_change("centre detection")], extra={"train": {"max_steps": 7}})
-    faithful = load_config(FAITHFUL)
+    config = apply_changes(FAITHFUL, [find_change("centre detection")], extra={"train": {"max_steps": 7}}).to_dict()
+    faithful = load_config(FAITHFUL).to_dict()
     assert config["model"]["heads"] == {"detection": "centernet"}
     assert config["train"]["max_steps"] == 7
     config["model"]["heads"], config["train"]["max_steps"] = faithful["model"]["heads"], faithful["train"]["max_steps"]

@@ -1,7 +1,8 @@
 """The multi-task network: timm encoder, FPN decoder, per-kind task routing, task heads,
 and checkpoints that rebuild the model on their own."""
 from fmuia.model.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
-from fmuia.model.config import ModelConfig, autocast, cpu_has_fast_bf16, resolve_precision
+from fmuia.model.config import ModelConfig
+from fmuia.runtime import autocast, cpu_has_fast_bf16, resolve_precision
 from fmuia.model.decoder import FPN
 from fmuia.model.encoder import Encoder, FeatureInfo
 from fmuia.model.heads import DEFAULT_HEADS, HEAD_TYPES, Head, register_head

@@ -15,23 +15,14 @@ import numpy as np
 import torch
 
 from fmuia.errors import CheckpointError
-from fmuia.model.config import ModelConfig, autocast, resolve_precision
+from fmuia.model.config import ModelConfig
 from fmuia.model.heads import Head, build_head, head_types
 from fmuia.model.network import MultiTaskModel
 from fmuia.predict import onnx_graph
+from fmuia.runtime import autocast, resolve_device, resolve_precision
 from fmuia.tasks import TaskRegistry
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: "str | torch.device | None") -> torch.device:
-    """``auto``/None: CUDA when available, else CPU. A CUDA request without CUDA is an error."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError("device 'cuda' requested but no CUDA device is available (use --device cpu)")
-    return device
 
 
 class TorchBackend:

@@ -28,16 +28,13 @@ from fmuia.errors import DataError
 from fmuia.predict.kinds import output_for
 from fmuia.predict.paths import plan_mask_files
 from fmuia.predict.writer import SubmissionWriter
+from fmuia.runtime import prediction_workers as default_workers
 from fmuia.tasks import Kind
 
 if TYPE_CHECKING:
     from fmuia.predict.predictor import Predictor
 
 log = logging.getLogger(__name__)
-
-
-def default_workers() -> int:
-    return min(2, os.cpu_count() or 1)
 
 
 @dataclass

@@ -2,40 +2,23 @@
 split, per-task transforms, the task sampler and worker settings."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from fmuia.config import AugmentConfig, DataConfig, SamplerConfig
 from fmuia.data.cache import SampleCache
 from fmuia.data.torch_datasets import EvalSet, TrainSet, collate, seed_worker
 from fmuia.data.dataset import FMUIADataset
 from fmuia.data.samplers import TaskBatchSampler
 from fmuia.data.transforms import build_eval_transform, build_train_transform, policy_for
 from fmuia.errors import ConfigError, DataError
+from fmuia.runtime import training_workers
 
-__all__ = ["RunData", "build_data", "default_workers", "stratified_split"]
-
-
-def default_workers(local_world_size: int = 1, device_type: str = "cuda") -> int:
-    """Loader workers per process.
-
-    GPU: the cores this process may use, minus one for the training loop, at most 8
-    (more rarely helps and costs memory). CPU: none. The model's own OpenMP threads
-    already use every core, and a loader process beside them makes the threads
-    spin-wait for one another whenever it is scheduled: on two cores a step became
-    several times slower. Loading in the training process (plus ``data.cache_dir``)
-    is faster there."""
-    if device_type != "cuda":
-        return 0
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(0, min(cores // max(1, local_world_size) - 1, 8))
+__all__ = ["RunData", "build_data", "stratified_split"]
 
 
 def stratified_split(groups: Mapping[str, list[int]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -80,58 +63,63 @@ class RunData:
         return self.train.registry
 
 
-def build_data(config: Mapping[str, Any], data_root: str, val_root: str | None, rank: int = 0, world_size: int = 1,
-               local_world_size: int = 1, device_type: str = "cpu") -> RunData:
-    data_cfg, train_cfg, sampler_cfg = config["data"], config["train"], config["sampler"]
-    full = FMUIADataset(data_root, tasks=data_cfg["tasks"])
+def build_data(
+    data: DataConfig, sampler: SamplerConfig, augment: AugmentConfig, data_root: str, val_root: str | None, *,
+    image_size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, local_world_size: int = 1,
+    device_type: str = "cpu",
+) -> RunData:
+    """The datasets and loaders of a run from the ``data``, ``sampler`` and ``augment``
+    sections; ``image_size`` is the network's input side, ``batch_size`` the training
+    batch, ``seed`` the run's seed (validation split, batch order)."""
+    full = FMUIADataset(data_root, tasks=data.tasks)
     _require_labels(full, "training data")
-    image_size = int(config["model"]["image_size"])
     if val_root:
         train_set = full
         val_set = FMUIADataset(val_root, registry=full.registry)
         unknown = sorted(set(val_set.registry.task_ids) - set(full.registry.task_ids))
-        if unknown and data_cfg["tasks"] is None:
+        if unknown and data.tasks is None:
             raise DataError(f"validation data {val_root}: task(s) not in the training data: {', '.join(unknown)}")
         if unknown:  # training on chosen tasks: validate on those
             val_set = FMUIADataset(val_root, registry=full.registry, tasks=[t for t in val_set.registry.task_ids if t in full.registry])
         _require_labels(val_set, "validation data")
-    elif data_cfg["val_fraction"] > 0:
-        train_ix, val_ix = stratified_split(full.indices_by_task(), data_cfg["val_fraction"], config["seed"])
+    elif data.val_fraction > 0:
+        train_ix, val_ix = stratified_split(full.indices_by_task(), data.val_fraction, seed)
         train_set, val_set = full.subset(train_ix), full.subset(val_ix)
     else:
         train_set, val_set = full, None
     if not train_set.entries:
         raise DataError(f"{data_root}: no training samples")
 
-    cache = SampleCache(data_cfg["cache_dir"], image_size) if data_cfg["cache_dir"] else None
-    policies = {t.task_id: policy_for(t, config["augment"]) for t in full.registry}
-    unknown = set(config["augment"].get("tasks", {})) - set(full.registry.task_ids)
+    cache = SampleCache(data.cache_dir, image_size) if data.cache_dir else None
+    augment_policies = augment.to_dict()
+    policies = {t.task_id: policy_for(t, augment_policies) for t in full.registry}
+    unknown = set(augment.tasks) - set(full.registry.task_ids)
     if unknown:
         raise ConfigError(f"augment.tasks: unknown task(s) {', '.join(sorted(unknown))}")
     transforms = {t.task_id: build_train_transform(image_size, t, policies[t.task_id]) for t in full.registry}
-    sampler = TaskBatchSampler(
+    batches = TaskBatchSampler(
         {t: ix for t, ix in train_set.indices_by_task().items()},
-        batch_size=int(train_cfg["batch_size"]),
-        mode=sampler_cfg["mode"],
-        weighting=sampler_cfg["weighting"],
-        temperature=float(sampler_cfg["temperature"]),
-        num_batches=sampler_cfg["batches_per_epoch"],
-        seed=int(config["seed"]),
+        batch_size=int(batch_size),
+        mode=sampler.mode,
+        weighting=sampler.weighting,
+        temperature=float(sampler.temperature),
+        num_batches=sampler.batches_per_epoch,
+        seed=int(seed),
         rank=rank,
         world_size=world_size,
     )
-    workers = data_cfg["num_workers"] if data_cfg["num_workers"] is not None else default_workers(local_world_size, device_type)
+    workers = data.num_workers if data.num_workers is not None else training_workers(local_world_size, device_type)
     pin_memory = device_type == "cuda"
     generator = torch.Generator()
-    generator.manual_seed(int(config["seed"]))
+    generator.manual_seed(int(seed))
     common = {"num_workers": workers, "collate_fn": collate, "pin_memory": pin_memory, "worker_init_fn": seed_worker,
               "persistent_workers": workers > 0}
     if workers > 0:
         common["prefetch_factor"] = 2
-    train_loader = DataLoader(TrainSet(train_set, transforms, cache), batch_sampler=sampler, generator=generator, **common)
+    train_loader = DataLoader(TrainSet(train_set, transforms, cache), batch_sampler=batches, generator=generator, **common)
     val_loader = None
     if val_set is not None and val_set.entries:
-        val_bs = int(data_cfg["val_batch_size"] or train_cfg["batch_size"])
+        val_bs = int(data.val_batch_size or batch_size)
         val_loader = DataLoader(EvalSet(val_set, build_eval_transform(image_size), cache),
                                 batch_sampler=_eval_batches(val_set.indices_by_task(), val_bs), **common)
-    return RunData(train_set, val_set, sampler, train_loader, val_loader, generator)
+    return RunData(train_set, val_set, batches, train_loader, val_loader, generator)

@@ -16,7 +16,6 @@ single-process run.) Only rank 0 validates and writes files.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -30,11 +29,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from fmuia.config import load_config, save_config
+from fmuia.config import Config, load_config, save_config
 from fmuia.errors import CheckpointError, ConfigError, FmuiaError
-from fmuia.model import build_model, read_checkpoint_meta, resolve_precision, save_checkpoint
+from fmuia.model import build_model, read_checkpoint_meta, save_checkpoint
 from fmuia.model.checkpoint import checkpoint_paths
 from fmuia.model.routing import group_indices
+from fmuia.runtime import autocast, resolve_device, training_precision
 from fmuia.train import distributed
 from fmuia.train.data import build_data
 from fmuia.train.losses import TaskLoss
@@ -46,8 +46,6 @@ from fmuia.train.validation import Validation, run_validation
 log = logging.getLogger(__name__)
 
 __all__ = ["NonFiniteLossError", "RunResult", "Trainer", "train"]
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLossError(FmuiaError):
@@ -67,41 +65,24 @@ class RunResult:
     validation: Validation | None = None
 
 
-def _device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device: {name!r} asked for but CUDA is not available")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank}")
-    return device
-
-
-def training_precision(name: str, device: torch.device) -> str:
-    """``auto``: bf16 on GPUs that have it (fp16 with a GradScaler on older ones), fp32 on
-    CPUs. Unlike inference, CPU training gains nothing reliable from bf16 autocast even
-    with AVX512-BF16: the backward pass is no faster (benchmarks/train_step.py)."""
-    if name == "auto" and device.type != "cuda":
-        return "fp32"
-    return resolve_precision(name, device)
-
-
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + rank) % (2**63 - 1)
 
 
 class Trainer:
-    """A training run in ``run_dir``. ``fit()`` trains and returns a ``RunResult``."""
+    """A training run in ``run_dir``. ``fit()`` trains and returns a ``RunResult``.
 
-    def __init__(self, config: Mapping[str, Any], data_root: str, run_dir: str, val_root: str | None = None,
+    ``config``: a ``Config`` (``fmuia.config.load_config``), or a mapping read over the
+    defaults."""
+
+    def __init__(self, config: "Config | Mapping[str, Any]", data_root: str, run_dir: str, val_root: str | None = None,
                  resume: bool = False) -> None:
+        config = config if isinstance(config, Config) else load_config(config)
         self.config = config
         self.run_dir = run_dir
         self.data_root, self.val_root = data_root, val_root
-        tcfg = config["train"]
-        self.device = _device(config["device"], int(os.environ.get("LOCAL_RANK", "0")))
+        tcfg = config.train
+        self.device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.dist = distributed.init(self.device.type)
         self.last_dir = os.path.join(run_dir, "last")
         self.best_dir = os.path.join(run_dir, "best")
@@ -112,33 +93,35 @@ class Trainer:
             save_config(config, os.path.join(run_dir, "config.yaml"))
             self._write_run_info()
 
-        seed = int(config["seed"])
+        seed = int(config.seed)
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         random.seed(seed)
-        self.data = build_data(config, data_root, val_root, self.dist.rank, self.dist.world_size,
-                               self.dist.local_world_size, device_type=self.device.type)
+        self.data = build_data(config.data, config.sampler, config.augment, data_root, val_root,
+                               image_size=config.model.image_size, batch_size=tcfg.batch_size, seed=config.seed,
+                               rank=self.dist.rank, world_size=self.dist.world_size,
+                               local_world_size=self.dist.local_world_size, device_type=self.device.type)
         self.registry = self.data.registry
-        self.model = build_model(config["model"], self.registry).to(self.device)
+        self.model = build_model(config.model, self.registry).to(self.device)
         if self.model.config.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
-        self.precision = training_precision(tcfg["precision"], self.device)
+        self.precision = training_precision(tcfg.precision, self.device)
         if self.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("train.precision: fp16 training needs a CUDA device (use bf16 or fp32 on CPU)")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.loss = TaskLoss(self.registry, self.model.head_types, config["loss"])
-        self.optimizer = build_optimizer(self.model, config["optim"])
+        self.loss = TaskLoss(self.registry, self.model.head_types, config.loss.to_dict())
+        self.optimizer = build_optimizer(self.model, config.optim)
         self.steps_per_epoch = len(self.data.sampler)
-        self.total_steps = int(tcfg["epochs"]) * self.steps_per_epoch
-        if tcfg["max_steps"]:
-            self.total_steps = min(self.total_steps, int(tcfg["max_steps"]))
-        self.scheduler = build_scheduler(self.optimizer, config["schedule"], max(1, self.total_steps))
+        self.total_steps = int(tcfg.epochs) * self.steps_per_epoch
+        if tcfg.max_steps:
+            self.total_steps = min(self.total_steps, int(tcfg.max_steps))
+        self.scheduler = build_scheduler(self.optimizer, config.schedule, max(1, self.total_steps))
         self.ema = None
-        if tcfg["ema_decay"]:
+        if tcfg.ema_decay:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(float(tcfg["ema_decay"])), use_buffers=True)
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(float(tcfg.ema_decay)), use_buffers=True)
 
         forward = self.model
         if self.dist.enabled:
@@ -148,7 +131,7 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
-        if tcfg["compile"]:
+        if tcfg.compile:
             forward = torch.compile(forward)
         self.forward_model = forward
 
@@ -159,7 +142,7 @@ class Trainer:
         history: list[dict[str, Any]] = []
         if resume:
             history = self._restore()
-        self.metrics = MetricsLog(run_dir, history, tcfg["log_dir"]) if self.dist.is_main else None
+        self.metrics = MetricsLog(run_dir, history, tcfg.log_dir) if self.dist.is_main else None
         self.history = history
         self.last_validation: Validation | None = None
 
@@ -173,9 +156,7 @@ class Trainer:
         os.replace(tmp, os.path.join(self.run_dir, "run.json"))
 
     def autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=_DTYPES[self.precision])
+        return autocast(self.precision, self.device)
 
     def eval_model(self):
         return self.ema.module if self.ema is not None else self.model
@@ -196,7 +177,7 @@ class Trainer:
         self._check_finite(loss, per_task)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        clip = self.config["train"]["grad_clip"]
+        clip = self.config.train.grad_clip
         if clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
@@ -229,17 +210,17 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> float:
         from tqdm import tqdm
 
-        seed = int(self.config["seed"])
+        seed = int(self.config.seed)
         self.data.sampler.set_epoch(epoch)
         self.data.generator.manual_seed(_epoch_seed(seed, epoch, 0))
         torch.manual_seed(_epoch_seed(seed, epoch, self.dist.rank))
         self.forward_model.train()
-        show = bool(self.config["train"]["progress"]) and self.dist.is_main
-        epochs = int(self.config["train"]["epochs"])
+        show = bool(self.config.train.progress) and self.dist.is_main
+        epochs = int(self.config.train.epochs)
         bar = tqdm(self.data.train_loader, total=len(self.data.sampler), desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not show, dynamic_ncols=True, leave=False)
         total, count = 0.0, 0
-        max_steps = self.config["train"]["max_steps"]
+        max_steps = self.config.train.max_steps
         for batch in bar:
             value, tasks = self._train_step(batch)
             total += value
@@ -257,7 +238,7 @@ class Trainer:
             return None
         from tqdm import tqdm
 
-        show = bool(self.config["train"]["progress"])
+        show = bool(self.config.train.progress)
         progress = (lambda it: tqdm(it, desc="validation", leave=False, dynamic_ncols=True)) if show else None
         return run_validation(self.eval_model(), self.data.val_loader, self.registry, self.device, self.autocast, progress)
 
@@ -278,10 +259,10 @@ class Trainer:
         if improved:
             self.best_score, self.best_epoch = score, self.epoch
         extra["best_score"], extra["best_epoch"] = self.best_score, self.best_epoch
-        save_checkpoint(model, self.last_dir, training_config=self.config, extra=extra)
+        save_checkpoint(model, self.last_dir, training_config=self.config.to_dict(), extra=extra)
         save_state(self._state(), self.last_dir)
         if improved or (val is None and self.best_score is None):
-            save_checkpoint(model, self.best_dir, training_config=self.config, extra=extra)
+            save_checkpoint(model, self.best_dir, training_config=self.config.to_dict(), extra=extra)
 
     def _state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -345,8 +326,8 @@ class Trainer:
         self.dist.barrier()
 
     def fit(self) -> RunResult:
-        epochs = int(self.config["train"]["epochs"])
-        max_steps = self.config["train"]["max_steps"]
+        epochs = int(self.config.train.epochs)
+        max_steps = self.config.train.max_steps
         try:
             if epochs == 0 and self.epoch == 0 and not self.history:
                 self._end_epoch(None, 0.0)  # the untrained model, scored and saved
@@ -355,7 +336,7 @@ class Trainer:
                 train_loss = self._train_epoch(self.epoch)
                 self.epoch += 1
                 self._end_epoch(train_loss, time.perf_counter() - start)
-            if self.dist.is_main and self.config["train"]["plot"]:
+            if self.dist.is_main and self.config.train.plot:
                 plot_curves(self.history, os.path.join(self.run_dir, "curves.png"))
         finally:
             if self.metrics is not None:
@@ -384,7 +365,7 @@ def _resume_info(run_dir: str) -> dict[str, Any]:
 
 
 def train(
-    config: "str | os.PathLike[str] | Mapping[str, Any] | None" = None,
+    config: "str | os.PathLike[str] | Mapping[str, Any] | Config | None" = None,
     data_root: str | None = None,
     out_dir: str | None = None,
     val_root: str | None = None,
@@ -393,7 +374,7 @@ def train(
 ) -> RunResult:
     """Train a model and return where it is and how well it scored.
 
-    ``config``: a YAML path or a mapping (over the defaults of ``fmuia.config``);
+    ``config``: a YAML path, a mapping (over the defaults of ``fmuia.config``) or a ``Config``;
     ``overrides``: ``["train.epochs=2", ...]`` or ``{"train.epochs": 2}``. ``resume``: a
     run folder to continue from its ``last`` checkpoint (its saved config and data roots
     are used unless given here)."""

@@ -12,33 +12,34 @@ Schedule: per optimiser step, an optional linear warm-up from 0 over
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
+from fmuia.config import OptimConfig, ScheduleConfig
 from fmuia.errors import ConfigError
 from fmuia.tasks import Kind
 
 __all__ = ["build_optimizer", "build_scheduler", "lr_factor", "param_groups"]
 
 
-def param_groups(model: nn.Module, optim_config: Mapping[str, Any]) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
     """Parameter groups of a ``MultiTaskModel`` with their rates (``name``, ``lr``, ``params``)."""
-    base = float(optim_config["lr"])
-    mult = optim_config.get("lr_multipliers", {})
+    base = float(optim.lr)
+    mult = optim.lr_multipliers
     kinds = {k.value for k in Kind}
-    for name in mult.get("kinds", {}):
+    for name in mult.kinds:
         if name not in kinds:
             raise ConfigError(f"optim.lr_multipliers.kinds.{name}: not a kind (expected one of {', '.join(sorted(kinds))})")
-    for name in mult.get("tasks", {}):
+    for name in mult.tasks:
         if name not in model.registry:
             raise ConfigError(f"optim.lr_multipliers.tasks.{name}: the model has no such task")
-    groups = [{"name": "encoder", "lr": base * float(mult.get("encoder", 1.0)), "params": list(model.encoder.parameters())}]
+    groups = [{"name": "encoder", "lr": base * float(mult.encoder), "params": list(model.encoder.parameters())}]
     if model.decoder is not None:
-        groups.append({"name": "decoder", "lr": base * float(mult.get("decoder", 1.0)), "params": list(model.decoder.parameters())})
+        groups.append({"name": "decoder", "lr": base * float(mult.decoder), "params": list(model.decoder.parameters())})
     for task in model.registry:
-        factor = mult.get("tasks", {}).get(task.task_id, mult.get("kinds", {}).get(task.kind.value, mult.get("heads", 1.0)))
+        factor = mult.tasks.get(task.task_id, mult.kinds.get(task.kind.value, mult.heads))
         groups.append({"name": f"head:{task.task_id}", "lr": base * float(factor), "params": list(model.head(task.task_id).parameters())})
     covered = {id(p) for g in groups for p in g["params"]}
     rest = [p for p in model.parameters() if id(p) not in covered]
@@ -49,18 +50,18 @@ def param_groups(model: nn.Module, optim_config: Mapping[str, Any]) -> list[dict
     return [g for g in groups if g["params"]]
 
 
-def build_optimizer(model: nn.Module, optim_config: Mapping[str, Any]) -> torch.optim.Optimizer:
-    groups = param_groups(model, optim_config)
-    name = optim_config.get("name", "adamw")
-    wd = float(optim_config.get("weight_decay", 0.0))
+def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+    """The optimiser of the ``optim`` section over ``param_groups``."""
+    groups = param_groups(model, optim)
+    name = optim.name
+    wd = float(optim.weight_decay)
     if name in ("adamw", "adam"):
         cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
         # The fused kernel updates all tensors at once: several times faster than the
         # per-tensor loop for the many small tensors of a CNN, on CPU as on GPU.
-        return cls(groups, lr=float(optim_config["lr"]), weight_decay=wd,
-                   betas=tuple(optim_config.get("betas", (0.9, 0.999))), fused=_fused_ok(groups))
+        return cls(groups, lr=float(optim.lr), weight_decay=wd, betas=tuple(optim.betas), fused=_fused_ok(groups))
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=float(optim_config["lr"]), weight_decay=wd, momentum=0.9, nesterov=True)
+        return torch.optim.SGD(groups, lr=float(optim.lr), weight_decay=wd, momentum=0.9, nesterov=True)
     raise ConfigError(f"optim.name: expected adamw, adam or sgd, got {name!r}")
 
 
@@ -81,10 +82,11 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, base_lr: float, mi
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule_config: Mapping[str, Any], total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    warmup = int(schedule_config.get("warmup_steps", 0))
-    min_lr = float(schedule_config.get("min_lr", 0.0))
-    name = schedule_config.get("name", "cosine")
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleConfig, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step rates of the ``schedule`` section over ``total_steps`` optimiser steps."""
+    warmup = int(schedule.warmup_steps)
+    min_lr = float(schedule.min_lr)
+    name = schedule.name
     lambdas = [
         (lambda step, base=float(g["lr"]): lr_factor(step, total_steps, warmup, base, min_lr, name))
         for g in optimizer.param_groups

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from fmuia.config import load_config, merge
+from fmuia.config import Config, load_config, merge
 from fmuia.errors import ConfigError
 from fmuia.tasks import Kind
 
@@ -67,7 +67,7 @@ def find_change(name: str) -> Change:
     raise ConfigError(f"recipe change {name!r}: unknown (known: {known})")
 
 
-def apply_changes(base: ConfigSource, changes: Iterable[Change] = (), extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def apply_changes(base: ConfigSource, changes: Iterable[Change] = (), extra: Mapping[str, Any] | None = None) -> Config:
     """The resolved config of ``base`` (a YAML path or a mapping) with ``changes`` merged
     in order, then ``extra`` (budget, network size, device)."""
     config = load_config(base)
@@ -85,7 +85,7 @@ def recipe_difference(faithful: ConfigSource, improved: ConfigSource,
                       changes: Sequence[Change] = IMPROVEMENTS) -> list[str]:
     """Dotted config keys where ``faithful`` plus ``changes`` differs from ``improved``
     (empty: the improved recipe is exactly the faithful one plus the changes)."""
-    return _differences(apply_changes(faithful, changes), load_config(improved))
+    return _differences(apply_changes(faithful, changes).to_dict(), load_config(improved).to_dict())
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:

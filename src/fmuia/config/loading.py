@@ -1,0 +1,109 @@
+"""Reading a training config: YAML files over the defaults, dotted command-line
+overrides, checks; writing the resolved config back as YAML.
+
+Overrides are ``dotted.key=value`` strings, the value parsed as a YAML scalar
+(``train.epochs=2``, ``optim.lr=3e-4``, ``model.pretrained=none``, ``data.cache_dir=null``).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from fmuia.atomic import write_text
+from fmuia.config.checks import FLOAT_TEXT
+from fmuia.config.sections import Config, build_config, merge
+from fmuia.errors import ConfigError
+
+__all__ = ["defaults", "dump_config", "load_config", "parse_override", "read_yaml", "save_config"]
+
+
+def defaults() -> dict[str, Any]:
+    """Every key a config may set, with its default, as nested mappings."""
+    return Config().to_dict()
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"a.b=value"`` -> ``("a.b", value)`` with the value parsed as a YAML scalar."""
+    key, sep, raw = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {exc}") from None
+    if isinstance(value, str) and FLOAT_TEXT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 3e-4 (no dot) as a string
+    return key, value
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    parts = key.split(".")
+    out: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        out = {part: out}
+    return out
+
+
+def read_yaml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping at the top level")
+    return data
+
+
+def load_config(
+    source: "str | os.PathLike[str] | Mapping[str, Any] | Config | None" = None,
+    overrides: "Iterable[str] | Mapping[str, Any] | None" = None,
+) -> Config:
+    """The resolved ``Config``: defaults <- ``source`` (YAML path, mapping or ``Config``)
+    <- ``overrides``.
+
+    ``overrides`` is a list of ``"dotted.key=value"`` strings or a mapping of dotted keys
+    to values. Unknown keys and wrong types are ``ConfigError``s naming the file or
+    override and the dotted key."""
+    tree = defaults()
+    if source is not None:
+        if isinstance(source, (str, os.PathLike)):
+            where, data = os.fspath(source), read_yaml(os.fspath(source))
+        else:
+            where, data = "config", source.to_dict() if isinstance(source, Config) else source
+        try:
+            tree = merge(tree, data)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides or ())
+    for key, value in items:
+        try:
+            tree = merge(tree, _nest(key, value))
+        except ConfigError as exc:
+            raise ConfigError(f"override {key}={value!r}: {exc}") from None
+    return build_config(tree)
+
+
+def dump_config(config: "Config | Mapping[str, Any]") -> str:
+    """The config as YAML, keys in schema order."""
+    return yaml.safe_dump(_plain(config.to_dict() if isinstance(config, Config) else config), sort_keys=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def save_config(config: "Config | Mapping[str, Any]", path: str) -> None:
+    """Write the config as YAML, atomically."""
+    write_text(path, dump_config(config))

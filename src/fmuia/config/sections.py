@@ -1,0 +1,355 @@
+"""The training config as dataclasses: one per section, ``Config`` holding them all.
+
+The dataclasses are the schema: every key a config may set is a field, and the field's
+default is the key's default. A field typed ``X | None`` may be null; a field marked
+open (``OPEN`` metadata) is a mapping whose keys are task ids, kinds or head types and
+is not checked key by key. ``merge`` applies a plain mapping (a YAML file, overrides)
+onto the defaults with these rules, naming the dotted key of any unknown key or wrong
+type; ``Config.from_dict`` builds the sections from the result, whose own checks
+(choices, ranges) run when each section is made.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from fmuia.config.checks import (PRECISIONS, check_choice, check_positive_or_null, check_value, check_weights)
+from fmuia.config.model import OPEN, ModelConfig
+from fmuia.errors import ConfigError
+
+__all__ = [
+    "AugmentConfig", "Config", "DataConfig", "LossConfig", "LrMultipliers", "OptimConfig", "SamplerConfig",
+    "ScheduleConfig", "TrainConfig", "OPEN_SECTIONS", "merge",
+]
+
+KINDS = ("segmentation", "classification", "detection", "keypoints")
+
+
+class Section:
+    """Checks shared by the sections: each plain field against the type of its default,
+    each open field is a mapping, then the section's own ``validate``."""
+
+    path: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            where = _join(self.path, f.name)
+            value = getattr(self, f.name)
+            sub = _section_type(type(self), f.name)
+            if sub is not None:
+                if not isinstance(value, sub):
+                    raise ConfigError(f"{where}: expected a {sub.__name__}, got {value!r}")
+            elif f.metadata.get("open"):
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+                setattr(self, f.name, dict(value))
+            else:
+                setattr(self, f.name, check_value(where, _default(f), value, _nullable(type(self), f.name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks beyond types: choices and ranges."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as plain nested mappings, keys in schema order (what the YAML shows)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None = None):
+        """The section from a mapping of some of its keys over the defaults."""
+        return _build(cls, merge(cls().to_dict(), data or {}, _join(cls.path, "")))
+
+
+@dataclass
+class DataConfig(Section):
+    path: ClassVar[str] = "data"
+
+    val_fraction: float = 0.2  # stratified per task; ignored when a validation root is given
+    num_workers: int | None = None  # None: fmuia.runtime.training_workers
+    cache_dir: str | None = None  # resized uint8 images + labels as .npy per sample, built on first use
+    tasks: list[str] | None = None  # train on these task ids only
+    val_batch_size: int | None = None  # None: the training batch size
+
+    def validate(self) -> None:
+        check_positive_or_null("data.val_batch_size", self.val_batch_size)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction: expected a number in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class AugmentConfig(Section):
+    """Augmentation policies: ``default``, then per kind, then per task id, key by key."""
+
+    path: ClassVar[str] = "augment"
+
+    default: dict[str, float] = field(default_factory=lambda: {"brightness_contrast": 0.5}, metadata=OPEN)
+    kinds: dict[str, dict[str, float]] = field(default_factory=dict, metadata=OPEN)
+    tasks: dict[str, dict[str, float]] = field(default_factory=dict, metadata=OPEN)
+
+
+@dataclass
+class SamplerConfig(Section):
+    path: ClassVar[str] = "sampler"
+    MODES: ClassVar[tuple[str, ...]] = ("round_robin", "task_uniform", "mixed")
+    WEIGHTINGS: ClassVar[tuple[str, ...]] = ("uniform", "proportional", "temperature")
+
+    # round_robin: one task per batch, every task once per cycle (shuffled order);
+    # task_uniform: one task per batch, task drawn i.i.d. (the reference recipe);
+    # mixed: samples of any tasks in one batch.
+    mode: str = "round_robin"
+    # How often each task is drawn: uniform, proportional (to its size) or temperature.
+    weighting: str = "uniform"
+    temperature: float = 2.0
+    batches_per_epoch: int | None = None  # None: training samples / batch size
+
+    def validate(self) -> None:
+        check_choice("sampler.mode", self.mode, self.MODES)
+        check_choice("sampler.weighting", self.weighting, self.WEIGHTINGS)
+        check_positive_or_null("sampler.batches_per_epoch", self.batches_per_epoch)
+        if self.temperature <= 0:
+            raise ConfigError("sampler.temperature: must be > 0")
+
+
+@dataclass
+class LossConfig(Section):
+    path: ClassVar[str] = "loss"
+
+    kind_weights: dict[str, float] = field(default_factory=lambda: {k: 1.0 for k in KINDS}, metadata=OPEN)
+    task_weights: dict[str, float] = field(default_factory=dict, metadata=OPEN)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=OPEN)  # {"detection.grid": {"box_weight": 8.0}}
+
+    def validate(self) -> None:
+        check_weights("loss.kind_weights", self.kind_weights)
+        check_weights("loss.task_weights", self.task_weights)
+        for name, value in self.params.items():
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"loss.params.{name}: expected a mapping of loss parameters, got {value!r}")
+
+
+@dataclass
+class LrMultipliers(Section):
+    """A head's rate: ``tasks[task]``, else ``kinds[kind]``, else ``heads``; times ``optim.lr``."""
+
+    path: ClassVar[str] = "optim.lr_multipliers"
+
+    encoder: float = 1.0
+    decoder: float = 10.0
+    heads: float = 10.0
+    kinds: dict[str, float] = field(default_factory=dict, metadata=OPEN)
+    tasks: dict[str, float] = field(default_factory=dict, metadata=OPEN)
+
+    def validate(self) -> None:
+        check_weights("optim.lr_multipliers.kinds", self.kinds)
+        check_weights("optim.lr_multipliers.tasks", self.tasks)
+        for name in ("encoder", "decoder", "heads"):
+            value = getattr(self, name)
+            if value < 0:
+                raise ConfigError(f"optim.lr_multipliers.{name}: must be >= 0, got {value}")
+
+
+@dataclass
+class OptimConfig(Section):
+    path: ClassVar[str] = "optim"
+    NAMES: ClassVar[tuple[str, ...]] = ("adamw", "adam", "sgd")
+
+    name: str = "adamw"
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    lr_multipliers: LrMultipliers = field(default_factory=LrMultipliers)
+
+    def validate(self) -> None:
+        check_choice("optim.name", self.name, self.NAMES)
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr: must be > 0, got {self.lr}")
+        betas = self.betas
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+            raise ConfigError(f"optim.betas: expected two numbers in [0, 1), got {betas!r}")
+
+
+@dataclass
+class ScheduleConfig(Section):
+    path: ClassVar[str] = "schedule"
+    NAMES: ClassVar[tuple[str, ...]] = ("cosine", "constant")
+
+    name: str = "cosine"  # cosine annealing per step, or constant
+    min_lr: float = 1e-6
+    warmup_steps: int = 0
+
+    def validate(self) -> None:
+        check_choice("schedule.name", self.name, self.NAMES)
+        if self.warmup_steps < 0:
+            raise ConfigError(f"schedule.warmup_steps: must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass
+class TrainConfig(Section):
+    path: ClassVar[str] = "train"
+
+    epochs: int = 50
+    batch_size: int = 8
+    max_steps: int | None = None  # stop early after this many optimiser steps (smoke runs)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (fp16: CUDA with a GradScaler)
+    compile: bool = False
+    grad_clip: float | None = 1.0
+    ema_decay: float | None = None  # e.g. 0.999: validate and save an exponential moving average
+    val_every: int = 1
+    progress: bool = True
+    log_dir: str | None = None  # TensorBoard folder (default RUN_DIR/tb when TensorBoard is installed)
+    plot: bool = True
+
+    def validate(self) -> None:
+        check_choice("train.precision", self.precision, PRECISIONS)
+        for name in ("batch_size", "val_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name}: must be at least 1, got {getattr(self, name)}")
+        if self.epochs < 0:
+            raise ConfigError(f"train.epochs: must be >= 0, got {self.epochs}")
+        check_positive_or_null("train.max_steps", self.max_steps)
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay: expected a number in (0, 1) or null, got {self.ema_decay}")
+
+
+@dataclass
+class Config(Section):
+    """The resolved training config. Build it with ``fmuia.config.load_config`` (a YAML
+    file or mapping over the defaults, then overrides) or ``Config.from_dict``;
+    ``to_dict()`` is the mapping saved as ``RUN_DIR/config.yaml``, and loading that gives
+    an equal ``Config``."""
+
+    path: ClassVar[str] = ""
+
+    seed: int = 42
+    device: str = "auto"  # auto: cuda when available, else cpu
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# -- the schema, read from the dataclasses --------------------------------------------------
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc]
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _hint(cls: type, name: str) -> Any:
+    return _hints(cls)[name]
+
+
+def _section_type(cls: type, name: str) -> type | None:
+    hint = _hint(cls, name)
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+
+
+def _nullable(cls: type, name: str) -> tuple[type, ...] | None:
+    """The types an ``X | None`` field takes besides None (ints count as floats); None
+    for a field that may not be null."""
+    hint = _hint(cls, name)
+    if not isinstance(hint, types.UnionType) or type(None) not in hint.__args__:
+        return None
+    (kind,) = [a for a in hint.__args__ if a is not type(None)]
+    kind = typing.get_origin(kind) or kind
+    return (int, float) if kind is float else (kind,)
+
+
+def _schema(cls: type, prefix: str = "") -> tuple[list[str], dict[str, tuple[type, ...]]]:
+    """(open paths, nullable paths with their types) of a section and those inside it."""
+    open_paths: list[str] = []
+    nullable: dict[str, tuple[type, ...]] = {}
+    for f in dataclasses.fields(cls):
+        path = _join(prefix, f.name)
+        sub = _section_type(cls, f.name)
+        if sub is not None:
+            more_open, more_nullable = _schema(sub, path)
+            open_paths += more_open
+            nullable.update(more_nullable)
+        elif f.metadata.get("open"):
+            open_paths.append(path)
+        elif (types_ := _nullable(cls, f.name)) is not None:
+            nullable[path] = types_
+    return open_paths, nullable
+
+
+_OPEN, NULLABLE = _schema(Config)
+# Open mappings: any key below these paths is accepted (task ids, kinds, head types).
+OPEN_SECTIONS = tuple(_OPEN)
+
+
+def _is_open(path: str) -> bool:
+    return any(path == s or path.startswith(s + ".") for s in OPEN_SECTIONS)
+
+
+def _build(cls: type, tree: Mapping[str, Any]) -> Any:
+    """The dataclass ``cls`` from a complete, merged mapping of its keys."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        sub = _section_type(cls, f.name)
+        values[f.name] = _build(sub, tree[f.name]) if sub is not None else tree[f.name]
+    return cls(**values)
+
+
+def build_config(tree: Mapping[str, Any]) -> Config:
+    """The ``Config`` of a complete mapping (the defaults with ``merge`` applied)."""
+    return _build(Config, tree)
+
+
+def merge(base: "Mapping[str, Any] | Config", update: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``update`` merged into a copy of ``base`` (a mapping, or a ``Config`` taken as its
+    ``to_dict()``) key by key; unknown keys and wrong types are ``ConfigError``s naming the
+    dotted key."""
+    if isinstance(base, Config):
+        base = base.to_dict()
+    if not isinstance(update, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {update!r}")
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        path = f"{prefix}{key}"
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}: keys must be strings")
+        if _is_open(path):
+            if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+                out[key] = _merge_open(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
+            continue
+        if key not in out:
+            known = ", ".join(sorted(out))
+            raise ConfigError(f"unknown config key {path!r} (known at this level: {known})")
+        if isinstance(out[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+            out[key] = merge(out[key], value, path + ".")
+        else:
+            out[key] = check_value(path, out[key], value, NULLABLE.get(path))
+    return out
+
+
+def _merge_open(base: dict, update: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge_open(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
