@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from fmuia.errors import ConfigError
+from fmuia.io.atomic import write_text
 
 # Keys whose default is None take any of these types (None included).
 _NULLABLE: dict[str, tuple[type, ...]] = {
@@ -337,7 +338,4 @@ def _plain(value: Any) -> Any:
 
 def save_config(config: Mapping[str, Any], path: str) -> None:
     """Write the config as YAML, atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(dump_config(config))
-    os.replace(tmp, path)
+    write_text(path, dump_config(config))
