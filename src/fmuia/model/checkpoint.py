@@ -7,9 +7,10 @@ checkpoint of a training run, ``training_state.pt``; a file checkpoint (``path``
 
 The sidecar holds the task registry, the model config, versions, the training config if
 any, free extra metadata, the SHA-256 of the weights (and of the training state when
-there is one), the SHA-256 of each of its own fields and ``checkpoint_sha256``: the
-SHA-256 of the canonical JSON of every other field. So one value covers the weights, the
-training state and every sidecar field; loading and resuming refuse any mismatch.
+there is one), ``field_sha256`` (the SHA-256 of the canonical JSON of each of its other
+fields) and ``checkpoint_sha256`` (the SHA-256 of the canonical JSON of
+``field_sha256``). So one value covers the weights, the training state and every sidecar
+field, and a mismatch names the field; loading and resuming refuse any mismatch.
 
 A folder checkpoint is written into a staging folder and published as one unit
 (``fmuia.io.atomic.publish_folder``): a crash at any instant leaves the old or the new
@@ -81,10 +82,10 @@ def _canonical(value: Any) -> bytes:
 
 def _seal(meta: Mapping[str, Any]) -> dict[str, Any]:
     """``meta`` exactly as it will read back from its JSON file, plus the hash of each
-    field and the checkpoint hash over all of them."""
+    field and the checkpoint hash over those (so over every field)."""
     plain = json.loads(json.dumps(meta, default=str))
     plain[FIELD_HASHES] = {key: _sha256(_canonical(value)) for key, value in plain.items()}
-    plain[CHECKPOINT_HASH] = _sha256(_canonical(plain))
+    plain[CHECKPOINT_HASH] = _sha256(_canonical(plain[FIELD_HASHES]))
     return plain
 
 
@@ -96,19 +97,19 @@ def _check_sidecar(meta: Mapping[str, Any], meta_path: Path) -> None:
             f"checkpoints written before format_version {FORMAT_VERSION} have none), so its weights and fields "
             "cannot be verified; if you trust it, load it with fmuia.model.load_checkpoint(path, verify=False) "
             "and save it again with fmuia.model.save_checkpoint")
-    body = {key: value for key, value in meta.items() if key != CHECKPOINT_HASH}
-    if _sha256(_canonical(body)) == meta[CHECKPOINT_HASH]:
-        return
-    recorded = body.pop(FIELD_HASHES, None)
-    recorded = recorded if isinstance(recorded, dict) else {}
+    recorded = meta.get(FIELD_HASHES)
+    if not isinstance(recorded, dict) or _sha256(_canonical(recorded)) != meta[CHECKPOINT_HASH]:
+        raise CheckpointError(f"{meta_path}: the sidecar's {FIELD_HASHES} does not match its {CHECKPOINT_HASH} "
+                              "(edited or corrupt since it was written)")
+    body = {key: value for key, value in meta.items() if key not in (FIELD_HASHES, CHECKPOINT_HASH)}
     changed = [key for key in body if key in recorded and recorded[key] != _sha256(_canonical(body[key]))]
     added = [key for key in body if key not in recorded]
     removed = [key for key in recorded if key not in body]
     parts = [f"{label}: {', '.join(keys)}" for label, keys in
              (("changed", changed), ("added", added), ("removed", removed)) if keys]
-    what = "; ".join(parts) if parts else f"{FIELD_HASHES} or {CHECKPOINT_HASH} itself was changed"
-    raise CheckpointError(f"{meta_path}: the sidecar does not match its {CHECKPOINT_HASH} "
-                          f"(edited or corrupt since it was written): fields {what}")
+    if parts:
+        raise CheckpointError(f"{meta_path}: the sidecar does not match its {CHECKPOINT_HASH} "
+                              f"(edited or corrupt since it was written): fields {'; '.join(parts)}")
 
 
 def _read_verified(path: Path, expected: Any, field: str, meta_path: Path) -> bytes:
