@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fmuia.errors import CheckpointError
-from fmuia.model import load_checkpoint, save_checkpoint
+from fmuia.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from fmuia.model.checkpoint import (
     CHECKPOINT_HASH,
     SIDECAR_NAME,
@@ -18,7 +18,18 @@ from fmuia.model.checkpoint import (
     open_checkpoint,
     read_checkpoint_meta,
 )
+from fmuia.tasks import Kind, Task, TaskRegistry
 from fmuia.train.state import load_state
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A model of 150 k parameters: a save is cheap enough to repeat at every step."""
+    torch.manual_seed(0)
+    registry = TaskRegistry([Task("seg", Kind.SEGMENTATION, 2), Task("cls", Kind.CLASSIFICATION, 3)])
+    config = ModelConfig(encoder="test_efficientnet", pretrained="none", image_size=32,
+                         decoder_channels=32, decoder_out_channels=32, channels_last=False)
+    return build_model(config, registry).eval()
 
 
 def _state(epoch):
@@ -165,7 +176,7 @@ def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_checkpoint(tmp_path
     with torch.no_grad():
         next(newer.parameters()).add_(1.0)
     target = tmp_path / "run" / "last"
-    outcomes = []
+    outcomes, found_aside = [], 0
     for step in range(1, 200):
         shutil.rmtree(tmp_path / "run", ignore_errors=True)
         save_checkpoint(tiny_model, target, extra={"epoch": 1}, training_state=_state(1))
@@ -175,6 +186,7 @@ def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_checkpoint(tmp_path
                 save_checkpoint(newer, target, extra={"epoch": 2}, training_state=_state(2))
             except _Killed:
                 finished = False
+        found_aside += not target.exists()  # killed between the two renames: read from the aside copy
         files = open_checkpoint(target, training_state=True)  # both hashes hold: never a mix
         epoch = files.meta["extra"]["epoch"]
         model = load_checkpoint(target)
@@ -189,5 +201,6 @@ def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_checkpoint(tmp_path
         if finished:
             break
     assert finished and step > 10, "the save should take many steps"
+    assert found_aside == 1
     assert outcomes[0] == 1 and outcomes[-1] == 2 and set(outcomes) == {1, 2}
     assert outcomes == sorted(outcomes)  # old until the rename that publishes the new one, then new
