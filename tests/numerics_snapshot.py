@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fmuia.atomic import write_bytes
+from fmuia.io.atomic import write_bytes
 from fmuia.config import load_config, merge
 from fmuia.model import build_model
 from fmuia.model.routing import group_indices

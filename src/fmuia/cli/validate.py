@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from fmuia.atomic import write_json
+from fmuia.io.atomic import write_json
 from fmuia.data.validate import validate
 from fmuia.tasks import TaskRegistry
 

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from fmuia.atomic import write_text
+from fmuia.io.atomic import write_text
 from fmuia.config.checks import FLOAT_TEXT
 from fmuia.config.sections import Config, build_config, merge
 from fmuia.errors import ConfigError

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 
 import numpy as np
 
 from fmuia.data.dataset import load_sample
 from fmuia.data.records import Entry, Sample
 from fmuia.data.transforms import resize_sample
+from fmuia.io.atomic import write_file
 from fmuia.tasks import Kind
 
 __all__ = ["SampleCache"]
@@ -55,22 +55,13 @@ class SampleCache:
         sample = load_sample(entry)
         size = sample.size
         small = resize_sample(sample, self.image_size)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".npz.tmp", dir=os.path.dirname(path))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    image=small.image,
-                    label=np.asarray(small.label if small.label is not None else 0),
-                    labelled=np.asarray(small.label is not None),
-                    size=np.asarray(size, dtype=np.int64),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_file(path, lambda fh: np.savez(
+            fh,
+            image=small.image,
+            label=np.asarray(small.label if small.label is not None else 0),
+            labelled=np.asarray(small.label is not None),
+            size=np.asarray(size, dtype=np.int64),
+        ))
         return small, size
 
 

@@ -7,7 +7,7 @@ import io
 import json
 import os
 
-from fmuia.atomic import write_text
+from fmuia.io.atomic import write_text
 from fmuia.errors import DataError
 from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, KIND_METRICS
 from fmuia.evaluate.scorer import Evaluation

@@ -16,6 +16,7 @@ import numpy as np
 
 from fmuia.data.io import read_mask
 from fmuia.errors import DataError
+from fmuia.io.paths import submission_mask_path
 from fmuia.tasks import Kind, Task, TaskRegistry
 
 __all__ = [
@@ -39,15 +40,6 @@ PREDICTION_FILES: dict[Kind, str] = {
 
 # predicted_probs must sum to 1 within this (float32 softmax rounding is far smaller).
 PROBABILITY_SUM_TOLERANCE = 1e-3
-
-
-def submission_mask_path(mask_path: str) -> str:
-    """Where a segmentation row's predicted mask lives in a prediction folder: the CSV
-    ``mask_path`` with every leading ``../`` (and ``./``) removed."""
-    path = mask_path.replace("\\", "/")
-    while path.startswith(("../", "./")):
-        path = path[3:] if path.startswith("../") else path[2:]
-    return path
 
 
 def read_prediction_mask(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:

@@ -27,7 +27,7 @@ from fmuia.data.layout import read_layout  # noqa: E402
 from fmuia.data.records import Entry  # noqa: E402
 from fmuia.errors import DataError  # noqa: E402
 from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, KIND_METRICS  # noqa: E402
-from fmuia.atomic import write_bytes, write_text  # noqa: E402
+from fmuia.io.atomic import write_bytes, write_text  # noqa: E402
 from fmuia.evaluate.outputs import PER_SAMPLE_CSV, read_results, results_dict  # noqa: E402
 from fmuia.evaluate.predictions import read_prediction_file, read_prediction_mask, submission_mask_path  # noqa: E402
 from fmuia.evaluate.scorer import evaluate  # noqa: E402

@@ -16,7 +16,7 @@ import numpy as np
 
 from fmuia.data.io import image_size, read_mask
 from fmuia.data.layout import read_layout
-from fmuia.atomic import write_text
+from fmuia.io.atomic import write_text
 from fmuia.evaluate.predictions import PREDICTION_FILES, submission_mask_path
 from fmuia.tasks import Kind
 

@@ -35,7 +35,7 @@ from torch import nn
 
 from fmuia.model import routing
 from fmuia.model.network import MultiTaskModel
-from fmuia.predict.writer import atomic_write_bytes
+from fmuia.io.atomic import write_bytes as atomic_write_bytes
 
 IMAGES = "images"
 FPN_ROWS = "fpn_rows"

@@ -9,16 +9,14 @@ end: it exists complete or not at all.
 """
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import fmuia
 from fmuia.errors import CheckpointError, ConfigError
-from fmuia.model.checkpoint import checkpoint_paths, load_checkpoint
+from fmuia.io.atomic import publish_folder, write_json
+from fmuia.model.checkpoint import SIDECAR_NAME, WEIGHTS_NAME, checkpoint_paths, load_checkpoint
 from fmuia.predict.predictor import tta_tasks
 
 TEMPLATE_FILES = ("model.py", "Dockerfile", "requirements.txt")
@@ -56,27 +54,16 @@ def export_submission(
     weights, sidecar = checkpoint_paths(checkpoint)
     templates = template_dir()
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with publish_folder(target) as staging:  # the folder appears complete or not at all
         for name in TEMPLATE_FILES:
             shutil.copy2(templates / name, staging / name)
         (staging / "checkpoint").mkdir()
-        shutil.copy2(weights, staging / "checkpoint" / "model.safetensors")
-        shutil.copy2(sidecar, staging / "checkpoint" / "model.json")
+        shutil.copy2(weights, staging / "checkpoint" / WEIGHTS_NAME)
+        shutil.copy2(sidecar, staging / "checkpoint" / SIDECAR_NAME)
         package = Path(fmuia.__file__).resolve().parent
         shutil.copytree(package, staging / "fmuia", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
         settings = {"checkpoint": "checkpoint", "device": device, "tta": tta_list, "workers": workers}
-        (staging / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        for path in staging.rglob("*"):  # mkstemp-made files are 0600; the image runs as any user
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        staging.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_json(staging / "settings.json", settings)
     return target
 
 

@@ -17,8 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from fmuia.atomic import write_bytes as atomic_write_bytes
-from fmuia.atomic import write_json as atomic_write_json
+from fmuia.io.atomic import write_bytes as atomic_write_bytes
+from fmuia.io.atomic import write_json as atomic_write_json
 from fmuia.errors import DataError
 from fmuia.evaluate.predictions import PREDICTION_FILES
 from fmuia.tasks import Kind

@@ -1,12 +1,11 @@
 """A contact sheet of the synthetic data: one sample per task with its label drawn on it."""
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 from PIL import Image
 
+from fmuia.io.atomic import write_file
 from fmuia.synthetic.sampler import SyntheticSample, synthesize
 from fmuia.synthetic.writer import resolve_tasks
 from fmuia.tasks import Kind, TaskRegistry
@@ -88,10 +87,7 @@ def render_gallery(
     while len(tiles) % columns:
         tiles.append(np.full_like(tiles[0], 24))
     sheet = np.vstack([np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)])
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}.png")
     # A 256-colour palette keeps the sheet small enough to keep in a repository.
-    Image.fromarray(sheet).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(tmp, optimize=True)
-    os.replace(tmp, path)
+    palette = Image.fromarray(sheet).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    write_file(path, lambda fh: palette.save(fh, format="PNG", optimize=True))
     return path

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from fmuia.data.layout import BOX_COLUMNS, CSV_DIR, POINT_COLUMN
+from fmuia.io.atomic import write_bytes
 from fmuia.synthetic.profiles import PROFILES
 from fmuia.synthetic.sampler import SyntheticSample, synthesize
 from fmuia.errors import DataError
@@ -96,11 +97,7 @@ def encode(image: np.ndarray, ext: str) -> bytes:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    write_bytes(path, data)
 
 
 @dataclass(frozen=True)

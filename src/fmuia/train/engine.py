@@ -27,12 +27,13 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load as load_safetensors
 
 from fmuia.config import Config, load_config, save_config
 from fmuia.errors import CheckpointError, ConfigError, FmuiaError
-from fmuia.model import build_model, read_checkpoint_meta, save_checkpoint
-from fmuia.model.checkpoint import checkpoint_paths
+from fmuia.io.atomic import write_json
+from fmuia.model import build_model, save_checkpoint
+from fmuia.model.checkpoint import checkpoint_paths, open_checkpoint
 from fmuia.model.routing import group_indices
 from fmuia.runtime import autocast, resolve_device, training_precision
 from fmuia.train import distributed
@@ -40,7 +41,7 @@ from fmuia.train.data import build_data
 from fmuia.train.losses import TaskLoss
 from fmuia.train.optim import build_optimizer, build_scheduler
 from fmuia.train.history import MetricsLog, plot_curves
-from fmuia.train.state import capture_rng, load_state, restore_rng, save_state
+from fmuia.train.state import capture_rng, read_state, restore_rng
 from fmuia.train.validation import Validation, run_validation
 
 log = logging.getLogger(__name__)
@@ -150,10 +151,7 @@ class Trainer:
     def _write_run_info(self) -> None:
         info = {"data_root": os.path.abspath(self.data_root),
                 "val_root": os.path.abspath(self.val_root) if self.val_root else None}
-        tmp = os.path.join(self.run_dir, "run.json.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(info, fh, indent=2)
-        os.replace(tmp, os.path.join(self.run_dir, "run.json"))
+        write_json(os.path.join(self.run_dir, "run.json"), info)
 
     def autocast(self):
         return autocast(self.precision, self.device)
@@ -259,8 +257,8 @@ class Trainer:
         if improved:
             self.best_score, self.best_epoch = score, self.epoch
         extra["best_score"], extra["best_epoch"] = self.best_score, self.best_epoch
-        save_checkpoint(model, self.last_dir, training_config=self.config.to_dict(), extra=extra)
-        save_state(self._state(), self.last_dir)
+        # weights, sidecar and training state replace the previous ones as one unit
+        save_checkpoint(model, self.last_dir, training_config=self.config.to_dict(), extra=extra, training_state=self._state())
         if improved or (val is None and self.best_score is None):
             save_checkpoint(model, self.best_dir, training_config=self.config.to_dict(), extra=extra)
 
@@ -284,12 +282,12 @@ class Trainer:
         return state
 
     def _restore(self) -> list[dict[str, Any]]:
-        state = load_state(self.last_dir)
-        meta = read_checkpoint_meta(self.last_dir)
+        files = open_checkpoint(self.last_dir, training_state=True)  # refuses a mixed or edited checkpoint
+        state, meta = read_state(files), files.meta
         if int(meta.get("extra", {}).get("epoch", -1)) != int(state["epoch"]):
             raise CheckpointError(f"{self.last_dir}: weights (epoch {meta.get('extra', {}).get('epoch')}) and training "
                                   f"state (epoch {state['epoch']}) disagree; the run was interrupted while saving")
-        weights = load_file(str(checkpoint_paths(self.last_dir)[0]), device="cpu")
+        weights = load_safetensors(files.weights)
         if self.ema is not None:
             if "ema" not in state:
                 raise CheckpointError(f"{self.last_dir}: the run had no EMA (train.ema_decay) and cannot resume with one")

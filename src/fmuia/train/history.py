@@ -7,6 +7,8 @@ import logging
 import os
 from typing import Any, Mapping, Sequence
 
+from fmuia.io.atomic import write_text, write_with
+
 log = logging.getLogger(__name__)
 
 __all__ = ["MetricsLog", "plot_curves"]
@@ -61,10 +63,7 @@ class MetricsLog:
         w.writeheader()
         for row in self.rows:
             w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in cols})
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, self.path)
+        write_text(self.path, buf.getvalue())
 
     def close(self) -> None:
         if self.writer is not None:
@@ -96,8 +95,9 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: str) -> str | None:
     if ax_score.lines:
         ax_score.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        # the temporary name does not end in .png: say the format
+        write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
     return path

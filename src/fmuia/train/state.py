@@ -1,5 +1,7 @@
 """The training state next to a checkpoint: everything a resumed run needs beyond the weights.
 
+Saved by ``fmuia.model.save_checkpoint(..., training_state=...)`` inside the run's
+``last`` checkpoint folder, covered by its hash, and published with it as one unit.
 One ``torch.save`` of a dict holding only tensors and plain Python values (numbers,
 strings, lists, dicts), so that it loads with ``torch.load(..., weights_only=True)``:
 the optimiser and scheduler state, the sampler position, every RNG state (torch CPU and
@@ -7,19 +9,17 @@ CUDA, numpy, Python), the epoch and step, the best score so far and the metric h
 """
 from __future__ import annotations
 
-import os
+import io
 import random
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
 
 from fmuia.errors import CheckpointError
+from fmuia.model.checkpoint import STATE_NAME, CheckpointFiles, open_checkpoint
 
-STATE_NAME = "training_state.pt"
-
-__all__ = ["STATE_NAME", "capture_rng", "load_state", "restore_rng", "save_state"]
+__all__ = ["STATE_NAME", "capture_rng", "load_state", "read_state", "restore_rng"]
 
 
 def capture_rng() -> dict[str, Any]:
@@ -46,27 +46,18 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_state(state: dict[str, Any], folder: str) -> str:
-    """Write ``folder/training_state.pt`` atomically."""
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, STATE_NAME)
-    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_NAME}.", suffix=".tmp", dir=folder)
-    os.close(fd)
+def read_state(files: CheckpointFiles) -> dict[str, Any]:
+    """The training state of a checkpoint opened with ``open_checkpoint(..., training_state=True)``,
+    loaded from the bytes that were checked against the sidecar."""
+    if files.state is None:
+        raise CheckpointError(f"{files.sidecar_path.parent}: no {STATE_NAME} was read with this checkpoint")
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+        return torch.load(io.BytesIO(files.state), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, or an object that is not weights-only loadable
+        raise CheckpointError(f"{files.state_path}: unreadable training state: {exc}") from None
 
 
 def load_state(folder: str) -> dict[str, Any]:
-    path = os.path.join(folder, STATE_NAME)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{folder}: no {STATE_NAME} (is this the 'last' folder of a training run?)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, or an object that is not weights-only loadable
-        raise CheckpointError(f"{path}: unreadable training state: {exc}") from None
+    """The training state of the checkpoint folder ``folder``, after checking the whole
+    checkpoint (weights, sidecar, state) against the sidecar's hashes."""
+    return read_state(open_checkpoint(folder, training_state=True))
