@@ -12,6 +12,7 @@ about 300 MB once decoded as RGB.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ __all__ = [
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 MAX_PIXELS = 100_000_000
+_LIMIT_TEXT = f"{MAX_PIXELS // 1_000_000} megapixels"
 
 # OpenCV's own thread pool fights the DataLoader workers for the two cores; the
 # loaders parallelise across samples instead.
@@ -86,7 +88,10 @@ def image_header(path: str) -> ImageHeader:
                 w, h = im.size
                 header = ImageHeader(height=int(h), width=int(w), mode=str(im.mode), format=str(im.format or "?"))
     except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: image too large ({exc})") from None
+        # PIL's own guard fires first for the largest claims; it names only the count.
+        count = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(count.group(1)):,} pixels" if count else "its size"
+        raise DataError(f"{path}: image of {size} is over the limit of {_LIMIT_TEXT} (refused before decoding)") from None
     except Image.UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image (not an image file of a known format)") from None
     except Exception as exc:  # PIL raises many types for corrupt headers
@@ -95,8 +100,7 @@ def image_header(path: str) -> ImageHeader:
         raise DataError(f"{path}: image header gives an empty size {header.width}x{header.height}")
     if header.pixels > MAX_PIXELS:
         raise DataError(
-            f"{path}: image of {header.width}x{header.height} pixels is over the limit of "
-            f"{MAX_PIXELS // 1_000_000} megapixels (refused before decoding)"
+            f"{path}: image of {header.width}x{header.height} pixels is over the limit of {_LIMIT_TEXT} (refused before decoding)"
         )
     return header
 
