@@ -101,7 +101,7 @@ def _stored_range(ds: Any) -> tuple[float, float]:
     return 0.0, 2.0**bits - 1
 
 
-def gray_range(ds: Any) -> tuple[float, float]:
+def _gray_range(ds: Any) -> tuple[float, float]:
     """The value range of a grayscale frame after pydicom's modality and VOI LUT
     functions: what the 8-bit mapping spreads over 0..255."""
     voi = ds.get("VOILUTSequence")
@@ -190,7 +190,7 @@ def _to_rgb(path: str, ds: Any, pixels: np.ndarray, photometric: str) -> np.ndar
     if np.issubdtype(pixels.dtype, np.floating):
         raise DataError(f"{path}: float pixel data is not supported (no declared value range to map onto 8 bits)")
     values = apply_voi_lut(apply_modality_lut(pixels, ds), ds)
-    gray = _to_uint8(values, *gray_range(ds))
+    gray = _to_uint8(values, *_gray_range(ds))
     if photometric == "MONOCHROME1":
         gray = 255 - gray
     return np.repeat(gray[:, :, None], 3, axis=2)

@@ -59,7 +59,7 @@ class ImageHeader:
 
     @property
     def channels(self) -> int:
-        return _MODE_CHANNELS.get(self.mode, 1 if self.mode.startswith(("I;", "I", "F")) else 3)
+        return _MODE_CHANNELS.get(self.mode, 1 if self.mode.startswith(("I", "F")) else 3)
 
     @property
     def pixels(self) -> int:
