@@ -8,7 +8,7 @@ import fmuia
 from fmuia.data.transforms import build_eval_transform
 from fmuia.errors import DataError
 from fmuia.predict import ClassificationResult, DetectionResult, KeypointsResult, SegmentationResult
-from fmuia.predict.images import read_dicom
+from fmuia.io.dicom import read_dicom
 from fmuia.predict.predictor import normalise, resize_image
 
 
@@ -61,7 +61,7 @@ def test_predict_on_array_pil_and_path_in_original_pixels(tmp_path, predictor):
         predictor.predict(str(tmp_path / "missing.png"), "IUGC")
 
 
-def _write_dicom(path, frames, photometric="MONOCHROME2", slope=None, intercept=None):
+def _write_dicom(path, frames, photometric="MONOCHROME2", slope=None, intercept=None, bits=16):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, UltrasoundMultiFrameImageStorage, generate_uid
 
@@ -80,8 +80,7 @@ def _write_dicom(path, frames, photometric="MONOCHROME2", slope=None, intercept=
     ds.Rows, ds.Columns = frames.shape[1:]
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits, bits - 1
     ds.PixelRepresentation = 0
     if slope is not None:
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
@@ -90,10 +89,11 @@ def _write_dicom(path, frames, photometric="MONOCHROME2", slope=None, intercept=
 
 
 def test_dicom_frames_inversion_and_rescale(tmp_path, predictor):
-    ramp = np.tile(np.arange(0, 64 * 16, 16, dtype=np.uint16), (40, 1))  # (40, 64), left dark
+    # 10-bit data: 0 maps to 0 and 1023 (the largest 10-bit value) to 255.
+    ramp = np.tile(np.round(np.linspace(0, 1023, 64)).astype(np.uint16), (40, 1))  # (40, 64), left dark
     frames = np.stack([ramp, ramp[:, ::-1]])
     cine = str(tmp_path / "cine.dcm")
-    _write_dicom(cine, frames)
+    _write_dicom(cine, frames, bits=10)
     first, second = read_dicom(cine), read_dicom(cine, frame=1)
     assert first.shape == (40, 64, 3) and first.dtype == np.uint8
     assert first[0, 0, 0] == 0 and first[0, -1, 0] == 255 and np.array_equal(second[:, :, 0], first[:, ::-1, 0])
@@ -101,7 +101,7 @@ def test_dicom_frames_inversion_and_rescale(tmp_path, predictor):
         read_dicom(cine, frame=2)
 
     mono1 = str(tmp_path / "mono1.dcm")
-    _write_dicom(mono1, ramp[None], photometric="MONOCHROME1", slope=2.0, intercept=-100.0)
+    _write_dicom(mono1, ramp[None], photometric="MONOCHROME1", slope=2.0, intercept=-100.0, bits=10)
     inverted = read_dicom(mono1)
     assert inverted[0, 0, 0] == 255 and inverted[0, -1, 0] == 0  # low values display white
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fmuia.data.io import read_image, read_mask
+from fmuia.io.images import read_image, read_mask
 from fmuia.data.layout import read_layout
 from fmuia.synthetic import generate, synthesize
 from fmuia.data.validate import validate

@@ -1,7 +1,7 @@
 """Data: the challenge layout reader, validation, records, lazy datasets, transforms,
 samplers and the resized-sample cache. The synthetic generator is ``fmuia.synthetic``."""
 from fmuia.data.dataset import FMUIADataset, load_sample
-from fmuia.data.io import read_image, read_mask
+from fmuia.io.images import read_image, read_mask
 from fmuia.data.layout import Layout, Problem, read_layout
 from fmuia.data.records import Entry, Sample
 from fmuia.data.validate import ValidationReport, validate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from fmuia.data.io import read_image, read_mask
+from fmuia.io.images import read_image, read_mask
 from fmuia.data.layout import Layout, read_layout
 from fmuia.data.records import Entry, Sample
 from fmuia.errors import DataError

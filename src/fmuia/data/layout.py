@@ -17,6 +17,7 @@ import numpy as np
 
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
+from fmuia.io.tables import open_csv
 from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
 
 CSV_DIR = "csv_files"
@@ -117,7 +118,7 @@ def read_layout(root: str, base: TaskRegistry | None = None) -> Layout:
 
     for path in files:
         rel = os.path.relpath(path, root)
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with open_csv(path) as fh:
             reader = csv.DictReader(fh)
             header = [h.strip() for h in (reader.fieldnames or [])]
             reader.fieldnames = header

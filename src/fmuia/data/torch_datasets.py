@@ -13,7 +13,7 @@ import torch
 
 from fmuia.data.cache import SampleCache
 from fmuia.data.dataset import FMUIADataset, load_sample
-from fmuia.data.io import read_mask
+from fmuia.io.images import read_mask
 from fmuia.data.records import Sample
 from fmuia.data.transforms import encode_sample
 from fmuia.tasks import Kind

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fmuia.data.io import read_image, read_mask
+from fmuia.io.images import read_image, read_mask
 from fmuia.data.layout import Layout, Problem, read_layout
 from fmuia.data.records import Entry
 from fmuia.errors import DataError

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from fmuia.data.io import read_mask
+from fmuia.io.images import read_predicted_mask
 from fmuia.errors import DataError
 from fmuia.io.paths import submission_mask_path
 from fmuia.tasks import Kind, Task, TaskRegistry
@@ -45,7 +45,7 @@ PROBABILITY_SUM_TOLERANCE = 1e-3
 def read_prediction_mask(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """A predicted class-id mask at ``shape`` (h, w): nearest-resized when it has
     another size. Returns the mask and whether it was resized."""
-    mask = read_mask(path)
+    mask = read_predicted_mask(path)
     if mask.shape == tuple(shape):
         return mask, False
     return cv2.resize(mask, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST), True

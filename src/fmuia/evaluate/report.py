@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fmuia.data.io import read_image, read_mask  # noqa: E402
+from fmuia.io.images import read_image, read_mask  # noqa: E402
 from fmuia.data.layout import read_layout  # noqa: E402
 from fmuia.data.records import Entry  # noqa: E402
 from fmuia.errors import DataError  # noqa: E402

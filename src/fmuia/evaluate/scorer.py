@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fmuia.data.io import image_size, read_mask
+from fmuia.io.images import image_size, read_mask
 from fmuia.data.layout import read_layout
 from fmuia.data.records import Entry
 from fmuia.errors import DataError

@@ -14,7 +14,7 @@ import os
 import cv2
 import numpy as np
 
-from fmuia.data.io import image_size, read_mask
+from fmuia.io.images import image_size, read_mask
 from fmuia.data.layout import read_layout
 from fmuia.io.atomic import write_text
 from fmuia.evaluate.predictions import PREDICTION_FILES, submission_mask_path

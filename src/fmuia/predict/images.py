@@ -7,87 +7,87 @@ from typing import Any
 
 import numpy as np
 
-from fmuia.data.io import read_image, to_uint8
 from fmuia.errors import DataError
+from fmuia.io.dicom import is_dicom, read_dicom
+from fmuia.io.images import read_image
 
-DICOM_SUFFIXES = (".dcm", ".dicom")
+__all__ = ["array_to_uint8", "as_rgb"]
 
+# Bit depths an integer array may hold, tried smallest first.
+_BIT_DEPTHS = (8, 10, 12, 14, 16, 24, 32, 48, 64)
 
-def is_dicom(path: str) -> bool:
-    """A ``.dcm`` name, or the ``DICM`` magic at byte 128 (DICOM files often have no suffix)."""
-    if path.lower().endswith(DICOM_SUFFIXES):
-        return True
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
+# PIL modes whose pixels numpy reads directly; others are converted by PIL to RGB.
+_PIL_ARRAY_MODES = ("L", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "I", "F")
 
 
-def _scale_to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Stretch a rescaled (float) frame's range onto 0..255."""
-    pixels = pixels.astype(np.float64)
-    finite = pixels[np.isfinite(pixels)]
-    if finite.size == 0:
-        return np.zeros(pixels.shape, np.uint8)
-    lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        return np.zeros(pixels.shape, np.uint8)
-    return np.clip(np.round((np.nan_to_num(pixels, nan=lo) - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+def _scale(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``[lo, hi]`` onto 0..255, rounded to nearest; every value lies within the range."""
+    return np.floor((values.astype(np.float64) - lo) * (255.0 / (hi - lo)) + 0.5).astype(np.uint8)
 
 
-def read_dicom(path: str, frame: int | None = None) -> np.ndarray:
-    """One frame of a DICOM file as RGB uint8 (H, W, 3).
+def array_to_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """An array's intensities as uint8 by the rules of ``as_rgb``; ``name`` is the
+    argument named in errors."""
+    dtype = image.dtype
+    if dtype == np.uint8:
+        return image
+    if dtype == np.bool_ or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise DataError(f"{name}: unsupported array dtype {dtype} (give uint8/16/32, int8/16/32 or float pixels)")
+    if np.issubdtype(dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise DataError(f"{name}: float array holds NaN or infinite values")
+        lo, hi = float(image.min()), float(image.max())
+        if lo >= 0.0 and hi <= 1.0:
+            return _scale(image, 0.0, 1.0)
+        if lo >= 0.0 and hi <= 255.0:
+            return _scale(image, 0.0, 255.0)
+        raise DataError(f"{name}: float array values span [{lo:g}, {hi:g}]; expected [0, 1] or [0, 255] (scale it first)")
+    lo, hi = int(image.min()), int(image.max())
+    if lo < 0:
+        info = np.iinfo(dtype)
+        return _scale(image, float(info.min), float(info.max))
+    bits = next(b for b in _BIT_DEPTHS if hi < 2**b)
+    return image.astype(np.uint8) if bits == 8 else _scale(image, 0.0, float(2**bits - 1))
 
-    Multi-frame files (ultrasound cine loops) give frame ``frame`` (default the first).
-    Colour data (RGB, YBR) is converted to RGB; grayscale data gets its modality
-    rescale (slope/intercept) applied, MONOCHROME1 inverted (so that bright means
-    echogenic, as in every other format), and is then stretched to 0..255 unless it
-    already is 8-bit.
+
+def _array_to_rgb(image: np.ndarray, name: str) -> np.ndarray:
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or 0 in image.shape:
+        raise DataError(f"{name}: an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {image.shape}")
+    # Alpha is dropped before the intensity rules so that it cannot change the bit depth.
+    rgb = array_to_uint8(image[:, :, :3], name)
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return np.ascontiguousarray(rgb)
+
+
+def as_rgb(image: Any, frame: int | None = None, name: str = "image") -> np.ndarray:
+    """RGB uint8 (H, W, 3) from an array, a PIL image, an image file path or a DICOM
+    file path (``frame`` picks a frame of a DICOM cine).
+
+    Arrays are gray (H, W) or (H, W, 1), RGB (H, W, 3) or RGBA (H, W, 4, alpha
+    dropped), in numpy/PIL channel order. Their intensities become 0..255 without
+    any silent clipping:
+
+    - uint8: as is.
+    - unsigned integers (and signed ones with no negative value): the bit depth is
+      the smallest of 8, 10, 12, 14, 16, 24, 32, 48, 64 bits that holds the array's
+      maximum, and ``0 .. 2^bits - 1`` is mapped onto 0..255. A uint16 array whose
+      maximum is below 4096 is thus read as 12-bit data (4095 -> 255), one with a
+      maximum of at most 255 as 8-bit data (unchanged).
+    - signed integers with negative values: the dtype's whole range is mapped onto
+      0..255 (int8: ``v + 128``), so that the data itself is not stretched.
+    - float: values in [0, 1] are scaled by 255, otherwise values in [0, 255] are
+      taken as they are; other ranges, NaN and infinities are refused.
+    - anything else (bool, complex, object, ...) is refused.
+
+    Every mapping rounds to nearest. A PIL image in mode L, RGB, RGBA, I;16, I or F
+    follows the same rules on its pixels; other modes (palette, CMYK, ...) are
+    converted by PIL to RGB. Files: images as ``fmuia.io.images.read_image``, DICOM
+    as ``fmuia.io.dicom.read_dicom``. Every refusal is a ``DataError`` naming the
+    argument (``name``) or the file.
     """
-    try:
-        import pydicom
-        from pydicom.pixels import apply_modality_lut, convert_color_space
-    except ImportError:  # pragma: no cover - optional dependency
-        raise DataError(f"{path}: reading DICOM needs pydicom (pip install 'fmuia[dicom]')") from None
-    try:
-        ds = pydicom.dcmread(path)
-        pixels = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for invalid files
-        raise DataError(f"{path}: not a readable DICOM image ({type(exc).__name__}: {exc})") from None
-
-    n_frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    if n_frames > 1:
-        index = 0 if frame is None else int(frame)
-        if not 0 <= index < n_frames:
-            raise DataError(f"{path}: frame {frame} requested but the file has {n_frames} frames (0..{n_frames - 1})")
-        pixels = pixels[index]
-    elif frame not in (None, 0):
-        raise DataError(f"{path}: frame {frame} requested but the file holds a single frame")
-
-    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
-    if samples == 3:
-        if photometric.startswith("YBR"):
-            pixels = convert_color_space(pixels, photometric, "RGB")
-        return np.ascontiguousarray(_scale_to_uint8(pixels) if pixels.dtype != np.uint8 else pixels)
-    if samples != 1:
-        raise DataError(f"{path}: {samples} samples per pixel is not supported (expected 1 or 3)")
-
-    rescaled = "RescaleSlope" in ds or "RescaleIntercept" in ds
-    if rescaled:
-        pixels = apply_modality_lut(pixels, ds)
-    if photometric == "MONOCHROME1":
-        # MONOCHROME1: the lowest value is displayed white.
-        pixels = pixels.max() + pixels.min() - pixels
-    gray = pixels if pixels.dtype == np.uint8 else _scale_to_uint8(pixels)
-    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-
-
-def as_rgb(image: Any, frame: int | None = None) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from an array (gray, RGB or RGBA, any dtype), a PIL image,
-    an image file path or a DICOM file path."""
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
         if not os.path.isfile(path):
@@ -98,21 +98,15 @@ def as_rgb(image: Any, frame: int | None = None) -> np.ndarray:
             raise DataError(f"{path}: frame= applies to DICOM files only")
         return read_image(path)
     if frame not in (None, 0):
-        raise DataError("frame= applies to DICOM files only")
+        raise DataError(f"{name}: frame= applies to DICOM files only")
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a dependency
         Image = None
     if Image is not None and isinstance(image, Image.Image):
-        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+        if image.mode not in _PIL_ARRAY_MODES:
+            image = image.convert("RGB")
+        return _array_to_rgb(np.asarray(image), name)
     if isinstance(image, np.ndarray):
-        # Arrays from users follow the numpy/PIL convention: gray, RGB or RGBA.
-        if image.ndim == 2:
-            image = image[:, :, None]
-        if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or 0 in image.shape:
-            raise DataError(f"an image array must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {image.shape}")
-        rgb = to_uint8(image)[:, :, :3]
-        if rgb.shape[2] == 1:
-            rgb = np.repeat(rgb, 3, axis=2)
-        return np.ascontiguousarray(rgb)
-    raise DataError(f"cannot read an image from {type(image).__name__} (give an array, a PIL image or a file path)")
+        return _array_to_rgb(image, name)
+    raise DataError(f"{name}: cannot read an image from {type(image).__name__} (give an array, a PIL image or a file path)")
