@@ -10,7 +10,7 @@ from fmuia.cli.main import main as cli
 from fmuia.errors import CheckpointError
 from fmuia.model.checkpoint import SIDECAR_NAME, STATE_NAME, WEIGHTS_NAME
 from fmuia.train import train
-from train_helpers import one_thread, tiny_config, train_root  # noqa: F401  (fixtures)
+from train_helpers import tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
