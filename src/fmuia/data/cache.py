@@ -17,7 +17,7 @@ import numpy as np
 from fmuia.data.dataset import load_sample
 from fmuia.data.records import Entry, Sample
 from fmuia.data.transforms import resize_sample
-from fmuia.tasks import Kind
+from fmuia import kinds
 
 __all__ = ["SampleCache"]
 
@@ -75,6 +75,4 @@ class SampleCache:
 
 
 def _label_from_array(entry: Entry, value: np.ndarray):
-    if entry.kind is Kind.CLASSIFICATION:
-        return int(value)
-    return value
+    return kinds.kind_of(entry.kind).label_from_array(value)
