@@ -12,8 +12,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from fmuia import kinds
 from fmuia.data.io import read_image
 from fmuia.data.layout import Layout, Problem, read_layout

@@ -12,7 +12,7 @@ Submission: ``detection_predictions.json`` entries with ``bbox_normalized`` (0..
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import cv2
 import numpy as np
@@ -25,9 +25,12 @@ from fmuia.data.io import image_size
 from fmuia.evaluate.aggregate import TaskResult, empty_result
 from fmuia.evaluate.metrics import box_iou
 from fmuia.kinds.base import FPN, Head, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list
-from fmuia.kinds.dense import SCORE_PRIOR_BIAS, ltrb_to_boxes, tower
+from fmuia.kinds.dense import SCORE_PRIOR_BIAS, cell_centres, ltrb_to_boxes, tower
 from fmuia.kinds.drawing import ACCENT, PREDICTED, TRUTH, thumbnail
 from fmuia.tasks import Task
+
+if TYPE_CHECKING:
+    from fmuia.model.config import ModelConfig
 
 __all__ = ["BOX_COLUMNS", "CentreDetectionHead", "DetectionGridHead", "DetectionKind", "DetectionResult",
            "centernet_loss", "centre_cells", "centre_focal_loss", "centre_targets", "detection_grid", "detection_result"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import cv2
 import numpy as np
@@ -32,6 +32,9 @@ from fmuia.kinds.base import TOP, Head, LabelCells, LabelError, SampleScore, Tas
 from fmuia.kinds.dense import cell_centres, soft_argmax, tower
 from fmuia.kinds.drawing import ACCENT, PREDICTED, TRUTH, thumbnail
 from fmuia.tasks import Task
+
+if TYPE_CHECKING:
+    from fmuia.model.config import ModelConfig
 
 __all__ = ["KeypointHeatmapHead", "KeypointRegressionHead", "KeypointsKind", "KeypointsResult", "POINT_COLUMN",
            "gaussian_heatmaps", "js_divergence", "keypoint_heatmap_loss", "keypoint_mse", "keypoint_result"]
