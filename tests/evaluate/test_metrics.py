@@ -8,17 +8,17 @@ from scipy.spatial.distance import cdist
 from fmuia.evaluate import (
     box_iou,
     classification_metrics,
-    classification_result,
-    detection_result,
     dice_per_class,
     hausdorff,
     hausdorff_per_class,
-    keypoint_result,
     radial_errors,
-    segmentation_result,
     segmentation_scores,
     summarise,
 )
+from fmuia.kinds.classification import classification_result
+from fmuia.kinds.detection import detection_result
+from fmuia.kinds.keypoints import keypoint_result
+from fmuia.kinds.segmentation import segmentation_result
 from fmuia.tasks import Kind, Task
 
 

@@ -7,7 +7,9 @@ import torch
 from model_helpers import SIZE, images, tiny_config
 
 from fmuia.model import build_model
-from fmuia.model.heatmap_heads import CentreDetectionHead, KeypointHeatmapHead, soft_argmax
+from fmuia.kinds.dense import soft_argmax
+from fmuia.kinds.detection import CentreDetectionHead
+from fmuia.kinds.keypoints import KeypointHeatmapHead
 from fmuia.tasks import Kind, Task, TaskRegistry
 
 PLUS_HEADS = {"heads": {"keypoints": "heatmap", "detection": "centernet"}, "routing": {"keypoints": "fpn"}}
@@ -101,7 +103,7 @@ def test_head_norm_exports_to_onnx_that_takes_an_empty_batch(tmp_path):
     import numpy as np
     import onnxruntime as ort
 
-    from fmuia.model.heatmap_heads import _GroupNorm
+    from fmuia.kinds.dense import _GroupNorm
 
     class Rows(torch.nn.Module):
         def __init__(self) -> None:

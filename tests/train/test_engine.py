@@ -1,5 +1,5 @@
 import csv
-import math
+import dataclasses
 import os
 import re
 
@@ -10,10 +10,10 @@ from safetensors.torch import load_file
 
 from fmuia.cli.main import main as cli
 from fmuia.errors import ConfigError
+from fmuia.kinds import kind_of
 from fmuia.model import load_checkpoint
 from fmuia.tasks import Kind
 from fmuia.train import NonFiniteLossError, Trainer, train
-from fmuia.train import losses as losses_module
 from fmuia.train.state import STATE_NAME
 from train_helpers import tiny_config
 
@@ -80,8 +80,9 @@ def test_non_finite_loss_stops_naming_task_and_step_and_keeps_checkpoint(train_r
     run = str(tmp_path / "run")
     train(tiny_config(epochs=1), train_root, run)
     before = open(os.path.join(run, "last", "model.safetensors"), "rb").read()
-    key = (Kind.CLASSIFICATION, "linear")
-    monkeypatch.setitem(losses_module.LOSSES, key, lambda raw, target, task, params: raw.sum() * float("nan"))
+    owner = kind_of(Kind.CLASSIFICATION)
+    nan_loss = dataclasses.replace(owner.head_types["linear"], loss=lambda raw, target, task, params: raw.sum() * float("nan"))
+    monkeypatch.setitem(owner.head_types, "linear", nan_loss)
     with pytest.raises(NonFiniteLossError) as err:
         train(resume=run, overrides=["train.epochs=2"])
     message = str(err.value)

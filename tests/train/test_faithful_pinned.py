@@ -14,12 +14,12 @@ import torch
 from fmuia.config import load_config, merge
 from fmuia.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_eval_transform, build_train_transform, policy_for
 from fmuia.model import ModelConfig, build_model
-from fmuia.model.heads import DEFAULT_HEADS
-from fmuia.model.routing import DEFAULT_ROUTES
+from fmuia.model.heads import default_heads
+from fmuia.model.routing import default_routes
 from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
 from fmuia.train import Trainer, train
-from fmuia.train.engine import training_precision
-from fmuia.train.losses import LOSS_PARAMS, LOSSES, TaskLoss
+from fmuia.runtime import training_precision
+from fmuia.train.losses import TaskLoss, loss_for, loss_params
 from fmuia.train.optim import build_optimizer, build_scheduler
 from train_helpers import TINY_MODEL
 
@@ -29,9 +29,9 @@ SEG, CLS, DET, KP = Task("s", Kind.SEGMENTATION, 3), Task("c", Kind.CLASSIFICATI
 
 
 def test_seed_head_types_and_routes_are_the_defaults():
-    assert DEFAULT_HEADS == {Kind.SEGMENTATION: "conv", Kind.CLASSIFICATION: "linear", Kind.DETECTION: "grid",
+    assert default_heads() == {Kind.SEGMENTATION: "conv", Kind.CLASSIFICATION: "linear", Kind.DETECTION: "grid",
                              Kind.KEYPOINTS: "regression"}
-    assert DEFAULT_ROUTES == {Kind.SEGMENTATION: "fpn", Kind.DETECTION: "fpn", Kind.CLASSIFICATION: "top",
+    assert default_routes() == {Kind.SEGMENTATION: "fpn", Kind.DETECTION: "fpn", Kind.CLASSIFICATION: "top",
                               Kind.KEYPOINTS: "top"}
     baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
     assert baseline.model.heads == {} and baseline.model.routing == {}
@@ -51,10 +51,10 @@ def test_seed_head_output_shapes():
 
 
 def test_seed_loss_parameters():
-    assert LOSS_PARAMS[(Kind.SEGMENTATION, "conv")] == {"ce_weight": 0.0}
-    assert LOSS_PARAMS[(Kind.CLASSIFICATION, "linear")] == {}
-    assert LOSS_PARAMS[(Kind.KEYPOINTS, "regression")] == {}
-    assert LOSS_PARAMS[(Kind.DETECTION, "grid")] == {"box_weight": 8.0}
+    assert loss_params(Kind.SEGMENTATION, "conv") == {"ce_weight": 0.0}
+    assert loss_params(Kind.CLASSIFICATION, "linear") == {}
+    assert loss_params(Kind.KEYPOINTS, "regression") == {}
+    assert loss_params(Kind.DETECTION, "grid") == {"box_weight": 8.0}
 
 
 def test_seed_loss_values_on_fixed_tensors():
@@ -66,10 +66,10 @@ def test_seed_loss_values_on_fixed_tensors():
     det = torch.linspace(-3, 3, 2 * 5 * 4 * 4).view(2, 5, 4, 4).cos() * 1.5
     det_target = torch.tensor([[0.1, 0.2, 0.45, 0.6], [0.5, 0.55, 0.9, 0.95]])
     values = {
-        "seg": LOSSES[(Kind.SEGMENTATION, "conv")](seg, seg_target, SEG, LOSS_PARAMS[(Kind.SEGMENTATION, "conv")]),
-        "cls": LOSSES[(Kind.CLASSIFICATION, "linear")](cls, torch.tensor([0, 2]), CLS, {}),
-        "kp": LOSSES[(Kind.KEYPOINTS, "regression")](kp, kp_target, KP, {}),
-        "det": LOSSES[(Kind.DETECTION, "grid")](det, det_target, DET, {"box_weight": 8.0}),
+        "seg": loss_for(Kind.SEGMENTATION, "conv")(seg, seg_target, SEG, loss_params(Kind.SEGMENTATION, "conv")),
+        "cls": loss_for(Kind.CLASSIFICATION, "linear")(cls, torch.tensor([0, 2]), CLS, {}),
+        "kp": loss_for(Kind.KEYPOINTS, "regression")(kp, kp_target, KP, {}),
+        "det": loss_for(Kind.DETECTION, "grid")(det, det_target, DET, {"box_weight": 8.0}),
     }
     assert values["seg"].item() == pytest.approx(0.6839246750, abs=1e-6)
     assert values["cls"].item() == pytest.approx(1.3030465841, abs=1e-6)
@@ -80,10 +80,10 @@ def test_seed_loss_values_on_fixed_tensors():
 def test_baseline_config_builds_the_seed_losses():
     baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
     registry = TaskRegistry([SEG, CLS, DET, KP])
-    heads = {k: DEFAULT_HEADS[k] for k in Kind}
+    heads = {k: default_heads()[k] for k in Kind}
     loss = TaskLoss(registry, heads, baseline.loss.to_dict())
     assert loss.params == {"s": {"ce_weight": 0.0}, "c": {}, "d": {"box_weight": 8.0}, "k": {}}
-    assert loss.fns["s"] is LOSSES[(Kind.SEGMENTATION, "conv")]
+    assert loss.fns["s"] is loss_for(Kind.SEGMENTATION, "conv")
 
 
 # -- the whole recipe, as the trainer builds it ---------------------------------------------
@@ -135,7 +135,7 @@ def test_baseline_config_values(baseline):
 
 def test_baseline_heads_and_routes_per_task(baseline_model):
     model = baseline_model
-    assert model.head_types == DEFAULT_HEADS
+    assert model.head_types == default_heads()
     expected_class = {Kind.SEGMENTATION: "SegmentationHead", Kind.CLASSIFICATION: "ClassificationHead",
                       Kind.DETECTION: "DetectionGridHead", Kind.KEYPOINTS: "KeypointRegressionHead"}
     route = {Kind.SEGMENTATION: "fpn", Kind.DETECTION: "fpn", Kind.CLASSIFICATION: "top", Kind.KEYPOINTS: "top"}

@@ -5,7 +5,10 @@ import torch
 
 from fmuia.errors import ConfigError
 from fmuia.tasks import Kind, fmuia2026
-from fmuia.train.losses import LOSS_PARAMS, LOSSES, TaskLoss, centre_cells, loss_for, register_loss
+from fmuia.kinds import kind_of
+from fmuia.kinds.base import Head
+from fmuia.kinds.detection import centre_cells
+from fmuia.train.losses import TaskLoss, loss_for
 
 REG = fmuia2026()
 HEADS = {Kind.SEGMENTATION: "conv", Kind.CLASSIFICATION: "linear", Kind.KEYPOINTS: "regression", Kind.DETECTION: "grid"}
@@ -72,14 +75,16 @@ def test_loss_config_errors_and_registry_is_open():
     with pytest.raises(ConfigError, match="no loss registered"):
         loss_for(Kind.KEYPOINTS, "heatmap_test")
 
-    @register_loss(Kind.KEYPOINTS, "heatmap_test", sigma=2.0)
     def heatmap(raw, target, task, params):
         return raw.sum() * 0 + params["sigma"]
 
+    class TestHead(Head):
+        pass
+
+    kind_of(Kind.KEYPOINTS).add_head("heatmap_test", TestHead, heatmap, sigma=2.0)
     try:
         loss = TaskLoss(REG.subset(["FUGC"]), {Kind.KEYPOINTS: "heatmap_test"}, {"params": {"keypoints.heatmap_test": {"sigma": 3.0}}})
         total, _ = loss({"FUGC": torch.zeros(2, 4)}, {"FUGC": torch.zeros(2, 2, 2)})
         assert float(total) == 3.0
     finally:
-        del LOSSES[(Kind.KEYPOINTS, "heatmap_test")]
-        del LOSS_PARAMS[(Kind.KEYPOINTS, "heatmap_test")]
+        del kind_of(Kind.KEYPOINTS).head_types["heatmap_test"]

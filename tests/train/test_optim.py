@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from fmuia.config import LrMultipliers, OptimConfig, ScheduleConfig
 from fmuia.errors import ConfigError

@@ -17,14 +17,15 @@ from fmuia.data.records import Entry, Sample
 from fmuia.errors import ConfigError
 from fmuia.data.transforms import build_eval_transform, build_train_transform, encode_sample, policy_for
 from fmuia.tasks import Kind, Task, fmuia2026
-from fmuia.train.heatmap_losses import centernet_loss, centre_targets, keypoint_heatmap_loss
-from fmuia.train.losses import LOSS_PARAMS, LOSSES
+from fmuia.kinds.detection import centernet_loss, centre_targets
+from fmuia.kinds.keypoints import keypoint_heatmap_loss
+from fmuia.train.losses import loss_for, loss_params
 from fmuia.train.recipes import CANDIDATES, IMPROVEMENTS, Change, apply_changes, find_change, recipe_difference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REG = fmuia2026()
-KP_PARAMS = LOSS_PARAMS[(Kind.KEYPOINTS, "heatmap")]
-DET_PARAMS = LOSS_PARAMS[(Kind.DETECTION, "centernet")]
+KP_PARAMS = loss_params(Kind.KEYPOINTS, "heatmap")
+DET_PARAMS = loss_params(Kind.DETECTION, "centernet")
 
 
 # -- losses --------------------------------------------------------------------------------
@@ -100,8 +101,8 @@ def test_segmentation_cross_entropy_is_off_by_default_and_adds_when_asked():
     seg = Task("s", Kind.SEGMENTATION, 3)
     raw = torch.linspace(-2, 2, 2 * 3 * 4 * 4).view(2, 3, 4, 4).sin() * 2
     target = torch.arange(32).view(2, 4, 4) % 3
-    loss = LOSSES[(Kind.SEGMENTATION, "conv")]
-    assert LOSS_PARAMS[(Kind.SEGMENTATION, "conv")] == {"ce_weight": 0.0}
+    loss = loss_for(Kind.SEGMENTATION, "conv")
+    assert loss_params(Kind.SEGMENTATION, "conv") == {"ce_weight": 0.0}
     dice = loss(raw, target, seg, {"ce_weight": 0.0})
     both = loss(raw, target, seg, {"ce_weight": 0.5})
     ce = torch.nn.functional.cross_entropy(raw, target)

@@ -6,7 +6,7 @@ Geometric (``affine``): scale, rotation and shift in one ``albumentations.Affine
 inside the task's pipeline so the mask (nearest), the box (``bbox_params``, its rotated
 outline fitted by an ellipse rather than the inflated corner hull) and the points
 (``keypoint_params``) move with the image. A box must survive augmentation (its loss
-needs it), so detection tasks get a zoom-out about the centre (no rotation: turning the
+needs it), so detection tasks (``TaskKind.label_must_stay_inside``) get a zoom-out about the centre (no rotation: turning the
 frame can carry a box in a corner out of it), which keeps any box inside the frame,
 followed by a random crop that is guaranteed to contain the box
 (``RandomSizedBBoxSafeCrop``) as their zoom-in and shift. Flips are not here: the
@@ -27,7 +27,8 @@ from typing import Mapping
 import albumentations as A
 import cv2
 
-from fmuia.tasks import Kind, Task
+from fmuia import kinds
+from fmuia.tasks import Task
 
 __all__ = ["AFFINE_LIMITS", "EXTRA_POLICY", "extra_steps", "geometric_steps", "ultrasound_steps"]
 
@@ -54,7 +55,7 @@ def geometric_steps(task: Task, policy: Mapping[str, float], image_size: int) ->
     rotate = (-AFFINE_LIMITS["rotate"], AFFINE_LIMITS["rotate"])
     common = {"rotate": rotate, "interpolation": cv2.INTER_LINEAR, "mask_interpolation": cv2.INTER_NEAREST,
               "rotate_method": "ellipse", "border_mode": cv2.BORDER_CONSTANT, "fill": 0, "fill_mask": 0}
-    if task.kind is Kind.DETECTION:
+    if kinds.kind_of(task).label_must_stay_inside:
         return [
             # No rotation here: turning the frame can carry a box in a corner out of it.
             A.Affine(scale=(low, 1.0), p=p, **{**common, "rotate": 0.0}),

@@ -16,8 +16,8 @@ import numpy as np
 from fmuia.data.dataset import load_sample
 from fmuia.data.records import Entry, Sample
 from fmuia.data.transforms import resize_sample
+from fmuia import kinds
 from fmuia.io.atomic import write_file
-from fmuia.tasks import Kind
 
 __all__ = ["SampleCache"]
 
@@ -66,6 +66,4 @@ class SampleCache:
 
 
 def _label_from_array(entry: Entry, value: np.ndarray):
-    if entry.kind is Kind.CLASSIFICATION:
-        return int(value)
-    return value
+    return kinds.kind_of(entry.kind).label_from_array(value)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from fmuia.io.images import read_image, read_mask
+from fmuia.io.images import read_image
 from fmuia.data.layout import Layout, read_layout
 from fmuia.data.records import Entry, Sample
 from fmuia.errors import DataError
-from fmuia.tasks import Kind, TaskRegistry
+from fmuia import kinds
+from fmuia.tasks import TaskRegistry
 
 
 class FMUIADataset:
@@ -70,11 +71,7 @@ def load_sample(entry: Entry, with_label: bool = True) -> Sample:
     """Read an entry's pixels. Errors name the CSV file and line of the row."""
     try:
         image = read_image(entry.image_file)
-        label = entry.label
-        if entry.kind is Kind.SEGMENTATION and with_label and entry.has_mask_label:
-            label = read_mask(entry.mask_file)
-            if label.shape != image.shape[:2]:
-                raise DataError(f"mask {entry.mask_path!r} is {label.shape} but its image is {image.shape[:2]}")
+        label = kinds.kind_of(entry.kind).load_label(entry, image.shape[:2]) if with_label else None
     except DataError as exc:
         raise DataError(f"{entry.where} (task {entry.task_id}): {exc}") from None
     return Sample(entry=entry, image=image, label=label if with_label else None)

@@ -1,30 +1,26 @@
 """Reading the challenge dataset layout: every ``*.csv`` under ``<root>/csv_files/``.
 
 Paths in the CSVs are relative to ``csv_files/``. This module parses rows into
-``Entry`` records and collects every problem it can see without opening images;
+``Entry`` records (the label cells by the task's kind, ``TaskKind.parse_label``) and collects every problem it can see without opening images;
 ``fmuia.data.validate`` adds the checks that need the pixels.
 """
 from __future__ import annotations
 
 import csv
 import difflib
-import json
 import math
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from fmuia import kinds
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
 from fmuia.io.tables import open_csv
+from fmuia.kinds.base import LabelError
 from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
 
 CSV_DIR = "csv_files"
 REQUIRED_COLUMNS = ("task_id", "task_name", "num_classes", "image_path")
-BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
-POINT_COLUMN = "point_{}_xy"
-KNOWN_COLUMNS = set(REQUIRED_COLUMNS) | {"mask_path", "mask", *BOX_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -57,12 +53,13 @@ def csv_dir(root: str) -> str:
     return os.path.join(root, CSV_DIR)
 
 
-def _is_point_column(name: str) -> bool:
-    return name.startswith("point_") and name.endswith("_xy") and name[6:-3].isdigit()
+def _is_label_column(name: str) -> bool:
+    return any(k.is_label_column(name) for k in kinds.all_kinds())
 
 
-def _blank(value: str | None) -> bool:
-    return value is None or str(value).strip() == ""
+def _known_columns() -> list[str]:
+    """Every column a CSV may have (for spelling hints)."""
+    return sorted(set(REQUIRED_COLUMNS).union(*(k.label_columns for k in kinds.all_kinds())))
 
 
 def _parse_int(text: str) -> int:
@@ -70,23 +67,6 @@ def _parse_int(text: str) -> int:
     if not math.isfinite(value) or value != int(value):
         raise ValueError(text)
     return int(value)
-
-
-def _parse_point(text: str) -> tuple[float, float]:
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        raise ValueError(f"not a JSON [x, y] pair: {text!r}") from None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    ):
-        raise ValueError(f"not a JSON [x, y] pair: {text!r}")
-    x, y = float(value[0]), float(value[1])
-    if not (math.isfinite(x) and math.isfinite(y)):
-        raise ValueError(f"non-finite coordinate in {text!r}")
-    return x, y
 
 
 def list_csv_files(root: str) -> list[str]:
@@ -124,8 +104,8 @@ def read_layout(root: str, base: TaskRegistry | None = None) -> Layout:
             reader.fieldnames = header
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             for col in header:
-                if col and col not in KNOWN_COLUMNS and not _is_point_column(col):
-                    hint = difflib.get_close_matches(col, sorted(KNOWN_COLUMNS) + ["point_1_xy"], n=1)
+                if col and col not in REQUIRED_COLUMNS and not _is_label_column(col):
+                    hint = difflib.get_close_matches(col, _known_columns(), n=1)
                     extra = f" (did you mean {hint[0]!r}?)" if hint else ""
                     problems.append(Problem(f"{rel} line 1", f"unknown column {col!r}{extra}"))
             if missing:
@@ -192,62 +172,11 @@ def _parse_row(row, where, rel, line, folder, header, base, new_tasks, problems)
         bad("empty image_path", task_id)
         return None
     image_file = os.path.normpath(os.path.join(folder, image_path))
-
-    mask_path = mask_file = None
-    label = None
-    has_mask = False
-    if kind is Kind.SEGMENTATION:
-        mask_path = (row.get("mask_path") or "").strip()
-        if not mask_path:
-            bad("segmentation row has no mask_path", task_id)
-            return None
-        mask_file = os.path.normpath(os.path.join(folder, mask_path))
-        has_mask = os.path.isfile(mask_file)
-    elif kind is Kind.CLASSIFICATION:
-        text = row.get("mask")
-        if not _blank(text):
-            try:
-                label = _parse_int(text)
-            except ValueError:
-                bad(f"classification label (column 'mask') {text!r} is not an integer", task_id)
-                return None
-            if not 0 <= label < task.n:
-                bad(f"classification label {label} outside 0..{task.n - 1}", task_id)
-                return None
-    elif kind is Kind.DETECTION:
-        values = [row.get(c) for c in BOX_COLUMNS]
-        if not all(_blank(v) for v in values):
-            try:
-                box = np.array([float(v) for v in values], dtype=np.float64)
-            except (TypeError, ValueError):
-                bad(f"box {dict(zip(BOX_COLUMNS, values))} has a missing or non-numeric value", task_id)
-                return None
-            if not np.all(np.isfinite(box)):
-                bad(f"box {box.tolist()} has a non-finite value", task_id)
-                return None
-            if box[2] <= box[0] or box[3] <= box[1]:
-                bad(f"box {box.tolist()} is empty or inverted (needs x_max > x_min and y_max > y_min)", task_id)
-                return None
-            label = box
-    elif kind is Kind.KEYPOINTS:
-        cols = [POINT_COLUMN.format(i + 1) for i in range(task.n)]
-        values = [row.get(c) for c in cols]
-        if not all(_blank(v) for v in values):
-            missing_cols = [c for c in cols if c not in header]
-            if missing_cols:
-                bad(f"keypoint task with n={task.n} but column(s) {', '.join(missing_cols)} missing", task_id)
-                return None
-            points = []
-            for col, text in zip(cols, values):
-                if _blank(text):
-                    bad(f"{col} is empty while other points are given", task_id)
-                    return None
-                try:
-                    points.append(_parse_point(text))
-                except ValueError as exc:
-                    bad(f"{col}: {exc}", task_id)
-                    return None
-            label = np.array(points, dtype=np.float64)
+    try:
+        cells = kinds.kind_of(kind).parse_label(row, task, header, folder)
+    except LabelError as exc:
+        bad(str(exc), task_id)
+        return None
 
     return Entry(
         task_id=task_id,
@@ -256,8 +185,8 @@ def _parse_row(row, where, rel, line, folder, header, base, new_tasks, problems)
         image_file=image_file,
         csv_file=rel,
         line=line,
-        mask_path=mask_path,
-        mask_file=mask_file,
-        label=label,
-        has_mask_label=has_mask,
+        mask_path=cells.mask_path,
+        mask_file=cells.mask_file,
+        label=cells.label,
+        has_mask_label=cells.has_mask_label,
     )

@@ -44,9 +44,9 @@ class Entry:
 
     @property
     def labelled(self) -> bool:
-        if self.kind is Kind.SEGMENTATION:
-            return self.mask_file is not None and self.has_mask_label
-        return self.label is not None
+        from fmuia import kinds  # the kinds build on these records
+
+        return kinds.kind_of(self.kind).labelled(self)
 
     # Set by the reader: whether the mask file exists (test data may name a mask
     # path that is only an output location).

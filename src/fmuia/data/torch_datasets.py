@@ -13,10 +13,9 @@ import torch
 
 from fmuia.data.cache import SampleCache
 from fmuia.data.dataset import FMUIADataset, load_sample
-from fmuia.io.images import read_mask
 from fmuia.data.records import Sample
 from fmuia.data.transforms import encode_sample
-from fmuia.tasks import Kind
+from fmuia import kinds
 
 __all__ = ["EvalSet", "TrainSet", "collate", "seed_worker"]
 
@@ -57,7 +56,7 @@ class EvalSet(torch.utils.data.Dataset):
         entry = self.entries[index]
         if self.cache:
             sample, size = self.cache.load(entry)
-            label = read_mask(entry.mask_file) if entry.kind is Kind.SEGMENTATION and entry.has_mask_label else entry.label
+            label = kinds.kind_of(entry.kind).load_label(entry)
         else:
             sample = load_sample(entry)
             size, label = sample.size, sample.label

@@ -3,7 +3,8 @@
 The model sees every image as a plain ``image_size x image_size`` resize, normalised
 with the ImageNet mean and std. Targets move with the image in one albumentations
 pipeline (masks nearest-resized, boxes through ``bbox_params``, points through
-``keypoint_params``) and are then expressed in the model's frame:
+``keypoint_params``; each kind says which in ``TaskKind.transform_inputs``) and are then
+expressed in the model's frame by ``TaskKind.encode_target``:
 
 =============== ================================================================
 kind            target
@@ -42,7 +43,8 @@ import torch
 from fmuia.data.augment import EXTRA_POLICY, extra_steps
 from fmuia.data.records import Sample
 from fmuia.errors import ConfigError, DataError
-from fmuia.tasks import Kind, Task
+from fmuia import kinds
+from fmuia.tasks import Task
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -66,6 +68,7 @@ __all__ = [
     "build_train_transform",
     "encode_sample",
     "policy_for",
+    "resize_image",
     "resize_sample",
 ]
 
@@ -158,13 +161,7 @@ def _inputs(sample: Sample) -> dict[str, Any]:
     label = sample.label
     if label is None:
         return data
-    kind = sample.kind
-    if kind is Kind.SEGMENTATION:
-        data["mask"] = np.asarray(label)
-    elif kind is Kind.DETECTION:
-        data["bboxes"] = np.asarray(label, dtype=np.float32).reshape(1, 4)
-    elif kind is Kind.KEYPOINTS:
-        data["keypoints"] = np.asarray(label, dtype=np.float32).reshape(-1, 2)
+    data.update(kinds.kind_of(sample.kind).transform_inputs(label))
     return data
 
 
@@ -174,8 +171,8 @@ def _apply(sample: Sample, transform: A.Compose, seed: int | None) -> dict[str, 
         # every step its own generator with the same seed, so their draws would coincide.
         transform.set_random_state(np.random.default_rng(int(seed)), random.Random(int(seed)))
     out = transform(**_inputs(sample))
-    if sample.kind is Kind.DETECTION and sample.label is not None and len(out["bboxes"]) != 1:
-        raise DataError(f"{sample.entry.where} (task {sample.task_id}): box {np.asarray(sample.label).tolist()} "
+    if sample.label is not None and not kinds.kind_of(sample.kind).transformed_ok(out):
+        raise DataError(f"{sample.entry.where} (task {sample.task_id}): label {np.asarray(sample.label).tolist()} "
                         f"does not survive preprocessing (empty or outside the image)")
     return out
 
@@ -195,38 +192,29 @@ def encode_sample(
     label = sample.label
     if label is None:
         return tensor, None
-    kind = sample.kind
-    if kind is Kind.SEGMENTATION:
-        target = torch.from_numpy(np.asarray(out["mask"], dtype=np.int64))
-    elif kind is Kind.CLASSIFICATION:
-        target = torch.tensor(int(label), dtype=torch.long)
-    elif kind is Kind.DETECTION:
-        box = np.asarray(out["bboxes"], dtype=np.float32)[0, :4] / np.array([size_w, size_h, size_w, size_h], np.float32)
-        target = torch.from_numpy(box)
-    elif kind is Kind.KEYPOINTS:
-        pts = np.asarray(out["keypoints"], dtype=np.float32)[:, :2] / np.array([size_w, size_h], np.float32)
-        target = torch.from_numpy(np.ascontiguousarray(pts))
-    else:  # pragma: no cover - a new kind must say how its target is encoded
-        raise NotImplementedError(f"no target encoding for kind {kind}")
-    return tensor, target
+    return tensor, kinds.kind_of(sample.kind).encode_target(out, label, (size_h, size_w))
 
 
 _RESIZERS: dict[int, A.Compose] = {}
+
+
+def _resizer(image_size: int) -> A.Compose:
+    if image_size not in _RESIZERS:
+        _RESIZERS[image_size] = A.Compose([_resize(image_size)], seed=0, **_label_params())
+    return _RESIZERS[image_size]
+
+
+def resize_image(image: np.ndarray, image_size: int) -> np.ndarray:
+    """An image (no label) resized to ``image_size`` square, as ``resize_sample`` does."""
+    return np.ascontiguousarray(_resizer(image_size)(image=image)["image"])
 
 
 def resize_sample(sample: Sample, image_size: int) -> Sample:
     """The sample resized to ``image_size`` square, still uint8 with labels in the resized
     pixels (what a preprocessing cache stores; ``encode_sample`` of it equals
     ``encode_sample`` of the original, the resize being then the identity)."""
-    if image_size not in _RESIZERS:
-        _RESIZERS[image_size] = A.Compose([_resize(image_size)], seed=0, **_label_params())
-    out = _apply(sample, _RESIZERS[image_size], None)
+    out = _apply(sample, _resizer(image_size), None)
     label = sample.label
     if label is not None:
-        if sample.kind is Kind.SEGMENTATION:
-            label = np.asarray(out["mask"], dtype=np.uint8)
-        elif sample.kind is Kind.DETECTION:
-            label = np.asarray(out["bboxes"], dtype=np.float64)[0, :4]
-        elif sample.kind is Kind.KEYPOINTS:
-            label = np.asarray(out["keypoints"], dtype=np.float64)[:, :2]
+        label = kinds.kind_of(sample.kind).resized_label(out, label)
     return Sample(entry=sample.entry, image=np.ascontiguousarray(out["image"]), label=label)

@@ -12,13 +12,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from fmuia.io.images import read_image, read_mask
+from fmuia import kinds
+from fmuia.io.images import read_image
 from fmuia.data.layout import Layout, Problem, read_layout
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
-from fmuia.tasks import Kind, Task, TaskRegistry
+from fmuia.tasks import Task, TaskRegistry
 
 
 @dataclass
@@ -30,8 +29,8 @@ class TaskStats:
     labelled: int = 0
     min_hw: tuple[int, int] | None = None
     max_hw: tuple[int, int] | None = None
-    # classification: samples per class; segmentation: samples in which the class
-    # is present; detection: boxes; keypoints: labelled points.
+    # What each kind counts (TaskKind.counts): classification: samples per class;
+    # segmentation: samples in which the class is present; detection: boxes; keypoints: points.
     counts: Counter = field(default_factory=Counter)
 
     def add_size(self, h: int, w: int) -> None:
@@ -40,11 +39,11 @@ class TaskStats:
 
     @property
     def class_balance(self) -> float | None:
-        """Smallest over largest class count (1 = balanced), classification and segmentation only."""
-        if self.task.kind not in (Kind.CLASSIFICATION, Kind.SEGMENTATION) or not self.labelled:
+        """Smallest over largest class count (1 = balanced), for kinds with classes."""
+        classes = kinds.kind_of(self.task).class_range(self.task)
+        if classes is None or not self.labelled:
             return None
-        first = 0 if self.task.kind is Kind.CLASSIFICATION else 1
-        counts = [self.counts.get(c, 0) for c in range(first, self.task.n)]
+        counts = [self.counts.get(c, 0) for c in classes]
         return (min(counts) / max(counts)) if max(counts) else None
 
     def to_dict(self) -> dict:
@@ -108,45 +107,13 @@ class ValidationReport:
 
 def _check_entry(entry: Entry, task: Task, require_labels: bool) -> tuple[list[str], tuple[int, int] | None, list]:
     """Read one sample's files and return (problems, (h, w), class/point counts)."""
-    reasons: list[str] = []
     try:
         image = read_image(entry.image_file)
     except DataError as exc:
         return [f"image {entry.image_path!r}: {_short(exc, entry.image_file)}"], None, []
     h, w = image.shape[:2]
     del image
-    counted: list = []
-    if task.kind is Kind.SEGMENTATION:
-        if not entry.has_mask_label:
-            if require_labels:
-                reasons.append(f"mask {entry.mask_path!r}: file not found")
-        else:
-            try:
-                mask = read_mask(entry.mask_file)
-            except DataError as exc:
-                reasons.append(f"mask {entry.mask_path!r}: {_short(exc, entry.mask_file)}")
-            else:
-                if mask.shape != (h, w):
-                    reasons.append(f"mask {entry.mask_path!r} is {mask.shape[0]}x{mask.shape[1]} but its image is {h}x{w} (h x w)")
-                values = np.unique(mask)
-                bad = values[values >= task.n]
-                if bad.size:
-                    reasons.append(f"mask {entry.mask_path!r} has value(s) {bad.tolist()} >= num_classes {task.n}")
-                counted = [int(v) for v in values if v < task.n]
-    elif task.kind is Kind.CLASSIFICATION:
-        if entry.label is not None:
-            counted = [int(entry.label)]
-    elif task.kind is Kind.DETECTION:
-        if entry.label is not None:
-            x0, y0, x1, y1 = entry.label
-            if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-                reasons.append(f"box {entry.label.tolist()} lies outside the {w}x{h} (w x h) image")
-            counted = ["boxes"]
-    elif task.kind is Kind.KEYPOINTS:
-        if entry.label is not None:
-            counted = ["points"] * len(entry.label)
-    if require_labels and not entry.labelled and task.kind is not Kind.SEGMENTATION:
-        reasons.append("no label (training needs labelled rows)")
+    reasons, counted = kinds.kind_of(task).check_label(entry, task, (h, w), require_labels)
     return reasons, (h, w), counted
 
 

@@ -8,10 +8,6 @@ from fmuia.evaluate.aggregate import (
     CHALLENGE_SCORE_DEFINITION,
     Summary,
     TaskResult,
-    classification_result,
-    detection_result,
-    keypoint_result,
-    segmentation_result,
     summarise,
 )
 from fmuia.evaluate.metrics import (
@@ -36,17 +32,13 @@ __all__ = [
     "TaskResult",
     "box_iou",
     "classification_metrics",
-    "classification_result",
-    "detection_result",
     "dice",
     "dice_per_class",
     "evaluate",
     "hausdorff",
     "hausdorff_per_class",
     "image_diagonal",
-    "keypoint_result",
     "radial_errors",
-    "segmentation_result",
     "segmentation_scores",
     "summarise",
 ]

@@ -1,6 +1,7 @@
 """From per-sample scores to per-task results, per-kind summaries and the challenge score.
 
-Pure functions over arrays, shared by ``fmuia evaluate`` and training validation.
+Shared by ``fmuia evaluate`` and training validation; each kind's per-task result lives
+in its module (``fmuia.kinds``), this module averages over tasks.
 
 The challenge score
 -------------------
@@ -20,31 +21,12 @@ least one scored sample. Tasks without any are left out and reported.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from fmuia.evaluate.metrics import classification_metrics
 from fmuia.tasks import Kind, Task
 
-__all__ = [
-    "KIND_METRICS",
-    "Summary",
-    "TaskResult",
-    "classification_result",
-    "detection_result",
-    "keypoint_result",
-    "segmentation_result",
-    "summarise",
-]
-
-# The metrics each kind reports, in the order of the summary (the challenge's names).
-KIND_METRICS: dict[Kind, tuple[str, ...]] = {
-    Kind.SEGMENTATION: ("DSC", "HD"),
-    Kind.CLASSIFICATION: ("Accuracy", "AUC", "F1_macro", "F1_weighted", "MCC"),
-    Kind.DETECTION: ("IoU",),
-    Kind.KEYPOINTS: ("MRE",),
-}
+__all__ = ["Summary", "TaskResult", "empty_result", "kind_metrics", "summarise"]
 
 CHALLENGE_SCORE_DEFINITION = (
     "mean over tasks with scored samples of a per-task score in [0, 1]: "
@@ -79,75 +61,17 @@ class TaskResult:
         }
 
 
-def _empty(task: Task, extra: tuple[str, ...] = ()) -> TaskResult:
-    metrics = {name: None for name in KIND_METRICS[task.kind] + extra}
-    return TaskResult(task.task_id, task.kind, task.n, 0, metrics, None, notes=["no scored samples"])
+def empty_result(task: Task, metric_names: tuple[str, ...]) -> TaskResult:
+    """The result of a task without scored samples: every metric undefined."""
+    return TaskResult(task.task_id, task.kind, task.n, 0, {name: None for name in metric_names}, None,
+                      notes=["no scored samples"])
 
 
-def segmentation_result(task: Task, dice: np.ndarray, hd: np.ndarray, diagonals: np.ndarray) -> TaskResult:
-    """``dice`` and ``hd`` are (N, n) per-sample, per-class scores; ``diagonals`` (N,).
+def kind_metrics() -> dict[Kind, tuple[str, ...]]:
+    """Kind -> the metrics its summary reports, in order (every registered kind)."""
+    from fmuia.kinds import all_kinds  # the kinds import this module
 
-    Each class's scores are averaged over the samples; DSC and HD are the means over
-    classes 1..n-1 (background excluded, as the challenge does)."""
-    dice = np.asarray(dice, dtype=np.float64).reshape(-1, task.n)
-    hd = np.asarray(hd, dtype=np.float64).reshape(-1, task.n)
-    if len(dice) == 0:
-        return _empty(task, ("HD_norm",))
-    diagonals = np.asarray(diagonals, dtype=np.float64).reshape(-1, 1)
-    nhd = np.minimum(hd / diagonals, 1.0)
-    dice_c, hd_c, nhd_c = dice.mean(axis=0), hd.mean(axis=0), nhd.mean(axis=0)
-    dsc, mean_hd, mean_nhd = float(dice_c[1:].mean()), float(hd_c[1:].mean()), float(nhd_c[1:].mean())
-    per_class = {
-        str(c): {"DSC": float(dice_c[c]), "HD": float(hd_c[c]), "HD_norm": float(nhd_c[c])} for c in range(task.n)
-    }
-    return TaskResult(
-        task.task_id, task.kind, task.n, len(dice),
-        {"DSC": dsc, "HD": mean_hd, "HD_norm": mean_nhd},
-        score=(dsc + 1.0 - mean_nhd) / 2.0,
-        per_class=per_class,
-    )
-
-
-def classification_result(task: Task, y_true, y_pred, probs) -> TaskResult:
-    """Labels (N,), predicted classes as written (N,), probabilities (N, n)."""
-    y_true = np.asarray(y_true)
-    if y_true.size == 0:
-        return _empty(task)
-    m = classification_metrics(y_true, y_pred, probs, task.n)
-    per_class = {str(c): {"F1": f} for c, f in enumerate(m.f1_per_class)}
-    score = m.auc if m.auc is not None else m.accuracy
-    return TaskResult(task.task_id, task.kind, task.n, int(y_true.size), m.as_dict(), score, per_class, list(m.notes))
-
-
-def detection_result(task: Task, ious) -> TaskResult:
-    """Per-sample IoU (N,), see ``metrics.box_iou``."""
-    ious = np.asarray(ious, dtype=np.float64).ravel()
-    if ious.size == 0:
-        return _empty(task)
-    iou = float(ious.mean())
-    return TaskResult(task.task_id, task.kind, task.n, int(ious.size), {"IoU": iou}, float(np.clip(iou, 0.0, 1.0)))
-
-
-def keypoint_result(task: Task, errors, diagonals) -> TaskResult:
-    """Per-sample mean radial errors (N,) in pixels and image diagonals (N,)."""
-    errors = np.asarray(errors, dtype=np.float64).ravel()
-    if errors.size == 0:
-        return _empty(task, ("MRE_norm",))
-    normalised = errors / np.asarray(diagonals, dtype=np.float64).ravel()
-    score = float(np.maximum(0.0, 1.0 - normalised).mean())
-    return TaskResult(
-        task.task_id, task.kind, task.n, int(errors.size),
-        {"MRE": float(errors.mean()), "MRE_norm": float(normalised.mean())}, score,
-    )
-
-
-# Per-sample share of the task score, for ranking samples worst first (report).
-SAMPLE_SCORE: dict[Kind, Callable[..., float]] = {
-    Kind.SEGMENTATION: lambda dice, hd, diagonal: float((dice[1:].mean() + 1.0 - min(hd[1:].mean() / diagonal, 1.0)) / 2.0),
-    Kind.CLASSIFICATION: lambda probs, label: float(probs[label]),
-    Kind.DETECTION: lambda iou: float(np.clip(iou, 0.0, 1.0)),
-    Kind.KEYPOINTS: lambda error, diagonal: float(max(0.0, 1.0 - error / diagonal)),
-}
+    return {k.kind: k.metric_names for k in all_kinds()}
 
 
 @dataclass
@@ -182,7 +106,7 @@ def summarise(results: list[TaskResult]) -> Summary:
     per_kind: dict[str, dict[str, float | None]] = {}
     tasks_per_kind: dict[str, int] = {}
     scored = [r for r in results if r.num_samples > 0]
-    for kind, names in KIND_METRICS.items():
+    for kind, names in kind_metrics().items():
         of_kind = [r for r in scored if r.kind is kind]
         if not of_kind:
             continue

@@ -9,7 +9,7 @@ import os
 
 from fmuia.io.atomic import write_text
 from fmuia.errors import DataError
-from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, KIND_METRICS
+from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, kind_metrics
 from fmuia.evaluate.scorer import Evaluation
 
 __all__ = ["format_summary", "read_results", "write_evaluation"]
@@ -56,18 +56,18 @@ def format_summary(ev: Evaluation) -> str:
         f"Challenge score: {_fmt(s.challenge_score)}  ({s.tasks_scored} tasks)",
         f"  = {CHALLENGE_SCORE_DEFINITION}",
     ]
-    for kind, names in KIND_METRICS.items():
+    for kind, names in kind_metrics().items():
         tasks = [r for r in ev.tasks if r.kind is kind]
         if not tasks:
             continue
         lines.append("")
         lines.append(f"[{kind.value}] {s.tasks_per_kind.get(kind.value, 0)} of {len(tasks)} tasks scored")
         means = s.per_kind.get(kind.value, {})
-        lines.append("  average  " + "  ".join(f"{METRIC_LABELS[m]}={_fmt(means.get(m))}" for m in names))
+        lines.append("  average  " + "  ".join(f"{METRIC_LABELS.get(m, m)}={_fmt(means.get(m))}" for m in names))
         width = max(len(r.task_id) for r in tasks)
         for r in tasks:
             c = ev.counts[r.task_id]
-            metrics = "  ".join(f"{METRIC_LABELS[m]}={_fmt(r.metrics.get(m))}" for m in names)
+            metrics = "  ".join(f"{METRIC_LABELS.get(m, m)}={_fmt(r.metrics.get(m))}" for m in names)
             lines.append(
                 f"  {r.task_id:<{width}}  {metrics}  score={_fmt(r.score)}  samples={c['scored']}"
                 + (f"  missing={c['missing']}" if c["missing"] else "")

@@ -1,60 +1,40 @@
 """Reading a prediction folder (docs/format.md, "Submission files") strictly.
 
-A malformed file is a ``DataError`` naming the file and the entry index; entries
-that match no ground-truth row are kept aside as extras, never silently dropped.
+Each kind names its JSON file and parses its entries (``TaskKind.prediction_file``,
+``TaskKind.parse_record``); kinds whose predictions are a file per sample (masks) say
+where that file lies (``TaskKind.prediction_path``). A malformed file is a ``DataError``
+naming the file and the entry index; entries that match no ground-truth row are kept
+aside as extras, never silently dropped.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-import cv2
-import numpy as np
-
-from fmuia.io.images import read_predicted_mask
+from fmuia import kinds
 from fmuia.errors import DataError
 from fmuia.io.paths import submission_mask_path
-from fmuia.tasks import Kind, Task, TaskRegistry
+from fmuia.kinds.base import LabelError, TaskKind
+from fmuia.kinds.classification import ClassPrediction
+from fmuia.kinds.segmentation import read_prediction_mask
+from fmuia.tasks import Kind, TaskRegistry
 
 __all__ = [
-    "PREDICTION_FILES",
     "ClassPrediction",
     "Extra",
     "PredictionFile",
+    "json_kinds",
     "read_prediction_file",
     "read_prediction_mask",
     "submission_mask_path",
 ]
 
-SEGMENTATION_DIR = "Segmentation"
 
-# The JSON file of each non-segmentation kind, and the key it is scored on.
-PREDICTION_FILES: dict[Kind, str] = {
-    Kind.CLASSIFICATION: "classification_predictions.json",
-    Kind.DETECTION: "detection_predictions.json",
-    Kind.KEYPOINTS: "regression_predictions.json",
-}
-
-# predicted_probs must sum to 1 within this (float32 softmax rounding is far smaller).
-PROBABILITY_SUM_TOLERANCE = 1e-3
-
-
-def read_prediction_mask(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
-    """A predicted class-id mask at ``shape`` (h, w): nearest-resized when it has
-    another size. Returns the mask and whether it was resized."""
-    mask = read_predicted_mask(path)
-    if mask.shape == tuple(shape):
-        return mask, False
-    return cv2.resize(mask, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST), True
-
-
-@dataclass(frozen=True)
-class ClassPrediction:
-    predicted_class: int
-    probs: np.ndarray  # (n,)
+def json_kinds() -> list[TaskKind]:
+    """The kinds whose predictions are a JSON file, in registration order."""
+    return [k for k in kinds.all_kinds() if k.prediction_file]
 
 
 @dataclass(frozen=True)
@@ -85,65 +65,17 @@ class PredictionFile:
         return None if found is None else found[1]
 
 
-class _Bad(ValueError):
-    """A malformed entry; the reader adds the file and the index."""
-
-
-def _number_list(item: dict, key: str, length: int | None) -> np.ndarray:
-    value = item.get(key)
-    if not isinstance(value, list):
-        raise _Bad(f"{key!r} must be a list of numbers, got {type(value).__name__}")
-    if length is not None and len(value) != length:
-        raise _Bad(f"{key!r} has {len(value)} values, expected {length}")
-    for i, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise _Bad(f"{key!r}[{i}] = {v!r} is not a finite number")
-    return np.asarray(value, dtype=np.float64)
-
-
-def _classification(item: dict, task: Task | None) -> ClassPrediction:
-    cls = item.get("predicted_class")
-    if isinstance(cls, bool) or not isinstance(cls, (int, float)) or not math.isfinite(cls) or cls != int(cls):
-        raise _Bad(f"'predicted_class' = {cls!r} is not an integer")
-    cls = int(cls)
-    probs = _number_list(item, "predicted_probs", task.n if task else None)
-    if task is not None and not 0 <= cls < task.n:
-        raise _Bad(f"'predicted_class' = {cls} outside 0..{task.n - 1}")
-    if np.any(probs < 0) or abs(float(probs.sum()) - 1.0) > PROBABILITY_SUM_TOLERANCE:
-        raise _Bad(f"'predicted_probs' must be non-negative and sum to 1, got sum {float(probs.sum()):.6g}")
-    return ClassPrediction(cls, probs)
-
-
-def _detection(item: dict, task: Task | None) -> np.ndarray:
-    if "bbox_normalized" in item:
-        _number_list(item, "bbox_normalized", 4)
-    return _number_list(item, "bbox_pixels", 4)
-
-
-def _keypoints(item: dict, task: Task | None) -> np.ndarray:
-    points = _number_list(item, "predicted_points_pixels", 2 * task.n if task else None)
-    if points.size % 2:
-        raise _Bad(f"'predicted_points_pixels' has an odd number of values ({points.size})")
-    if "predicted_points_normalized" in item:
-        _number_list(item, "predicted_points_normalized", points.size)
-    return points.reshape(-1, 2)
-
-
-_PARSERS: dict[Kind, Callable[[dict, Task | None], Any]] = {
-    Kind.CLASSIFICATION: _classification,
-    Kind.DETECTION: _detection,
-    Kind.KEYPOINTS: _keypoints,
-}
-
-
-def read_prediction_file(pred_dir: str, kind: Kind, registry: TaskRegistry, labelled: set[tuple[str, str]]) -> PredictionFile | None:
+def read_prediction_file(pred_dir: str, kind: "Kind | str", registry: TaskRegistry, labelled: set[tuple[str, str]]) -> PredictionFile | None:
     """Read and check the JSON file of ``kind`` in ``pred_dir``; None when it is absent.
 
     ``labelled`` holds the (task_id, image_path) keys of the ground truth. An entry
     whose key is not among them is an extra; a repeated key keeps the last entry (as
     the challenge's scorer does) and the earlier one is listed as an extra.
     """
-    name = PREDICTION_FILES[kind]
+    owner = kinds.kind_of(kind)
+    name = owner.prediction_file
+    if not name:
+        raise ValueError(f"{owner.name} predictions are files, not a JSON file")
     path = os.path.join(pred_dir, name)
     if not os.path.isfile(path):
         return None
@@ -154,21 +86,20 @@ def read_prediction_file(pred_dir: str, kind: Kind, registry: TaskRegistry, labe
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of predictions, got {type(data).__name__}")
-    out = PredictionFile(path=path, kind=kind)
-    parse = _PARSERS[kind]
+    out = PredictionFile(path=path, kind=owner.kind)
     for index, item in enumerate(data):
         try:
             if not isinstance(item, dict):
-                raise _Bad(f"expected an object, got {type(item).__name__}")
+                raise LabelError(f"expected an object, got {type(item).__name__}")
             for key in ("image_path", "task_id"):
                 if not isinstance(item.get(key), str) or not item.get(key):
-                    raise _Bad(f"missing or non-string {key!r}")
+                    raise LabelError(f"missing or non-string {key!r}")
             task_id, image_path = item["task_id"], item["image_path"]
             task = registry.get(task_id)
-            if task is not None and task.kind is not kind:
-                raise _Bad(f"task {task_id!r} is a {task.kind.value} task, not {kind.value}")
-            value = parse(item, task)
-        except _Bad as exc:
+            if task is not None and task.kind is not owner.kind:
+                raise LabelError(f"task {task_id!r} is a {task.kind.value} task, not {owner.name}")
+            value = owner.parse_record(item, task)
+        except LabelError as exc:
             raise DataError(f"{path}: entry {index}: {exc}") from None
         key = (task_id, image_path)
         if key not in labelled:
@@ -183,13 +114,17 @@ def read_prediction_file(pred_dir: str, kind: Kind, registry: TaskRegistry, labe
 
 
 def extra_masks(pred_dir: str, expected: set[str]) -> list[Extra]:
-    """Mask files under ``<pred_dir>/Segmentation`` that no ground-truth row asks for
-    (``expected`` holds submission-relative paths with '/' separators)."""
+    """Per-sample prediction files (masks under ``<pred_dir>/Segmentation``) that no
+    ground-truth row asks for (``expected`` holds submission-relative paths with '/'
+    separators)."""
     extras = []
-    top = os.path.join(pred_dir, SEGMENTATION_DIR)
-    for folder, _, files in os.walk(top):
-        for name in sorted(files):
-            rel = os.path.relpath(os.path.join(folder, name), pred_dir).replace(os.sep, "/")
-            if rel not in expected:
-                extras.append(Extra(rel, None, "", rel, "no segmentation row has this mask_path"))
+    for owner in kinds.all_kinds():
+        if not owner.prediction_dir:
+            continue
+        reason = f"no {owner.name} row has this {owner.label_columns[0]}"
+        for folder, _, files in os.walk(os.path.join(pred_dir, owner.prediction_dir)):
+            for name in sorted(files):
+                rel = os.path.relpath(os.path.join(folder, name), pred_dir).replace(os.sep, "/")
+                if rel not in expected:
+                    extras.append(Extra(rel, None, "", rel, reason))
     return sorted(extras, key=lambda e: e.source)

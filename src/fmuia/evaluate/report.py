@@ -22,90 +22,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fmuia.io.images import read_image, read_mask  # noqa: E402
+from fmuia import kinds  # noqa: E402
+from fmuia.io.images import read_image  # noqa: E402
 from fmuia.data.layout import read_layout  # noqa: E402
 from fmuia.data.records import Entry  # noqa: E402
 from fmuia.errors import DataError  # noqa: E402
-from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, KIND_METRICS  # noqa: E402
+from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, kind_metrics  # noqa: E402
 from fmuia.io.atomic import write_bytes, write_text  # noqa: E402
 from fmuia.evaluate.outputs import PER_SAMPLE_CSV, read_results, results_dict  # noqa: E402
-from fmuia.evaluate.predictions import read_prediction_file, read_prediction_mask, submission_mask_path  # noqa: E402
+from fmuia.evaluate.predictions import json_kinds, read_prediction_file  # noqa: E402
 from fmuia.evaluate.scorer import evaluate  # noqa: E402
-from fmuia.tasks import Kind  # noqa: E402
 
 __all__ = ["build_report", "plot_training_curves"]
 
 log = logging.getLogger(__name__)
 
-TRUTH = (40, 200, 80)  # RGB: ground truth green
-PREDICTED = (230, 40, 200)  # prediction magenta
-PANEL = 300  # longest side of a sample thumbnail, pixels
+# Sample panels are drawn by each task's kind (TaskKind.draw_prediction, fmuia.kinds.drawing).
 TABLE_METRICS = ("DSC", "HD", "Accuracy", "AUC", "F1_macro", "F1_weighted", "MCC", "IoU", "MRE")
 # Metrics where lower is better (coloured inversely) have no fixed range: they are
 # coloured through the task score instead.
-
-
-def _thumb(image: np.ndarray) -> tuple[np.ndarray, float]:
-    scale = PANEL / max(image.shape[:2])
-    scale = min(scale, 4.0)
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST), scale
-
-
-def _contours(canvas: np.ndarray, mask: np.ndarray, colour) -> None:
-    mask = cv2.resize(mask, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_NEAREST)
-    for c in np.unique(mask):
-        if c == 0:
-            continue
-        found, _ = cv2.findContours((mask == c).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(canvas, found, -1, colour, 2)
-
-
-def _draw_segmentation(ax, entry: Entry, pred_dir: str, record: dict) -> None:
-    image = read_image(entry.image_file)
-    canvas, _ = _thumb(image)
-    gt = read_mask(entry.mask_file)
-    pred_file = os.path.join(pred_dir, submission_mask_path(entry.mask_path))
-    pred, _ = read_prediction_mask(pred_file, gt.shape)
-    _contours(canvas, gt, TRUTH)
-    _contours(canvas, pred, PREDICTED)
-    ax.imshow(canvas)
-    ax.set_title(f"DSC {float(record['DSC']):.3f}  HD {float(record['HD']):.1f}", fontsize=9)
-
-
-def _draw_detection(ax, entry: Entry, value, record: dict) -> None:
-    canvas, scale = _thumb(read_image(entry.image_file))
-    for box, colour in ((entry.label, TRUTH), (value, PREDICTED)):
-        x0, y0, x1, y1 = (np.asarray(box, dtype=np.float64) * scale).round().astype(int)
-        cv2.rectangle(canvas, (int(x0), int(y0)), (int(x1), int(y1)), colour, 2)
-    ax.imshow(canvas)
-    ax.set_title(f"IoU {float(record['IoU']):.3f}", fontsize=9)
-
-
-def _draw_keypoints(ax, entry: Entry, value, record: dict) -> None:
-    canvas, scale = _thumb(read_image(entry.image_file))
-    for k, (t, p) in enumerate(zip(entry.label * scale, np.asarray(value) * scale)):
-        t, p = tuple(int(round(v)) for v in t), tuple(int(round(v)) for v in p)
-        cv2.line(canvas, t, p, (255, 255, 0), 1)
-        cv2.circle(canvas, t, 5, TRUTH, 2)
-        cv2.drawMarker(canvas, p, PREDICTED, cv2.MARKER_CROSS, 10, 2)
-        cv2.putText(canvas, str(k + 1), (t[0] + 6, t[1] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, TRUTH, 1)
-    ax.imshow(canvas)
-    errors = np.linalg.norm(np.asarray(value) - entry.label, axis=1)
-    ax.set_title(f"MRE {float(record['MRE']):.1f} px  ({', '.join(f'{e:.0f}' for e in errors)})", fontsize=9)
-
-
-def _draw_classification(ax, entry: Entry, value, record: dict) -> None:
-    canvas, _ = _thumb(read_image(entry.image_file))
-    ax.imshow(canvas)
-    ax.set_title(f"true {entry.label}  predicted {value.predicted_class}", fontsize=9)
-    bars = ax.inset_axes([0.0, -0.42, 1.0, 0.32])
-    n = len(value.probs)
-    colours = ["#28c850" if c == entry.label else "#bbbbbb" for c in range(n)]
-    bars.bar(range(n), value.probs, color=colours, edgecolor=["#e628c8" if c == value.predicted_class else "none" for c in range(n)], linewidth=2)
-    bars.set_ylim(0, 1)
-    bars.set_xticks(range(n))
-    bars.tick_params(labelsize=7)
 
 
 def _png(fig) -> bytes:
@@ -115,21 +50,25 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _prediction(owner, task, entry: Entry, truth, pred_dir: str, predictions: dict):
+    """The sample's prediction as scored: read from its file, or from its kind's JSON."""
+    if owner.prediction_file is None:
+        value, _ = owner.read_prediction(os.path.join(pred_dir, owner.prediction_path(entry)), truth)
+        return value
+    return predictions[owner.name].get(task.task_id, entry.image_path)
+
+
 def _task_figure(task, records: list[dict], entries: dict, pred_dir: str, predictions: dict) -> bytes | None:
     cols = len(records)
     if cols == 0:
         return None
-    tall = task.kind is Kind.CLASSIFICATION
-    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 4.4 if tall else 3.4), squeeze=False)
+    owner = kinds.kind_of(task)
+    fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, owner.report_panel_height), squeeze=False)
     for ax, record in zip(axes[0], records):
         entry = entries[(task.task_id, record["image_path"])]
-        if task.kind is Kind.SEGMENTATION:
-            _draw_segmentation(ax, entry, pred_dir, record)
-        else:
-            value = predictions[task.kind].get(task.task_id, entry.image_path)
-            {Kind.DETECTION: _draw_detection, Kind.KEYPOINTS: _draw_keypoints, Kind.CLASSIFICATION: _draw_classification}[task.kind](
-                ax, entry, value, record
-            )
+        truth = owner.truth(entry)
+        value = _prediction(owner, task, entry, truth, pred_dir, predictions)
+        owner.draw_prediction(ax, read_image(entry.image_file), truth, value, record)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel(os.path.basename(entry.image_path), fontsize=7)
@@ -255,7 +194,7 @@ def build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | Non
     layout = read_layout(data_root)
     entries = {(e.task_id, e.image_path): e for e in layout.entries}
     keys = {k for k, e in entries.items() if e.labelled}
-    predictions = {kind: read_prediction_file(pred_dir, kind, layout.registry, keys) for kind in (Kind.CLASSIFICATION, Kind.DETECTION, Kind.KEYPOINTS)}
+    predictions = {k.name: read_prediction_file(pred_dir, k.kind, layout.registry, keys) for k in json_kinds()}
     os.makedirs(os.path.join(out_dir, "tasks"), exist_ok=True)
 
     by_task: dict[str, list[dict]] = {}
@@ -287,13 +226,13 @@ def build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | Non
     header = "".join(f"<th>{h}</th>" for h in ("task", "kind", "scored", "missing", "score", *TABLE_METRICS))
     table = f"<table><tr>{header}</tr>{''.join(rows)}</table>"
 
-    kinds = []
-    for kind, names in KIND_METRICS.items():
+    kind_rows = []
+    for kind, names in kind_metrics().items():
         means = results["per_kind"].get(kind.value)
         if means:
-            kinds.append(f"<tr><td class='name'>{kind.value}</td><td>{results['tasks_per_kind'][kind.value]}</td>"
+            kind_rows.append(f"<tr><td class='name'>{kind.value}</td><td>{results['tasks_per_kind'][kind.value]}</td>"
                          + "".join(f"<td>{html.escape(m)} {'undefined' if means[m] is None else f'{means[m]:.4f}'}</td>" for m in names) + "</tr>")
-    kinds_html = f"<table><tr><th>kind</th><th>tasks</th><th colspan='5'>averages</th></tr>{''.join(kinds)}</table>"
+    kinds_html = f"<table><tr><th>kind</th><th>tasks</th><th colspan='5'>averages</th></tr>{''.join(kind_rows)}</table>"
 
     curves = ""
     if run_dir:

@@ -1,8 +1,10 @@
 """Scoring a prediction folder against a data root, as the challenge does (docs/format.md, "Metrics").
 
 Every labelled ground-truth row is either scored or listed as missing; every
-prediction that matches no row is listed as extra. Segmentation samples are scored
-in a process pool over chunks, each mask read once.
+prediction that matches no row is listed as extra. Each sample is scored by its kind
+(``TaskKind.score_sample``, the same function training validation calls) and each task
+aggregated by it (``TaskKind.task_result``). Samples whose prediction is a file (masks)
+are scored in a process pool over chunks, each file read once.
 """
 from __future__ import annotations
 
@@ -11,34 +13,16 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from fmuia.io.images import image_size, read_mask
+from fmuia import kinds
 from fmuia.data.layout import read_layout
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
-from fmuia.evaluate.aggregate import (
-    SAMPLE_SCORE,
-    Summary,
-    TaskResult,
-    classification_result,
-    detection_result,
-    keypoint_result,
-    segmentation_result,
-    summarise,
-)
-from fmuia.evaluate.metrics import box_iou, image_diagonal, radial_errors, segmentation_scores
-from fmuia.evaluate.predictions import (
-    PREDICTION_FILES,
-    Extra,
-    extra_masks,
-    read_prediction_file,
-    read_prediction_mask,
-    submission_mask_path,
-)
+from fmuia.evaluate.aggregate import Summary, TaskResult, summarise
+from fmuia.evaluate.predictions import Extra, extra_masks, json_kinds, read_prediction_file
+from fmuia.kinds.base import SampleScore
 from fmuia.tasks import Kind, Task, TaskRegistry
 
-__all__ = ["Evaluation", "Missing", "evaluate"]
+__all__ = ["Evaluation", "Missing", "evaluate", "score_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -82,95 +66,35 @@ class Evaluation:
         raise KeyError(task_id)
 
 
-def _score_mask_chunk(jobs: list[tuple[int, str, str, int]]) -> list[tuple[int, np.ndarray, np.ndarray, float, bool]]:
-    """Pool job: (position, truth file, prediction file, n) -> per-class scores."""
+def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[int, SampleScore]]:
+    """Pool job: (position, task, truth row, prediction file) -> the sample's score."""
     out = []
-    for position, gt_file, pred_file, n in jobs:
-        gt = read_mask(gt_file)
-        pred, resized = read_prediction_mask(pred_file, gt.shape)
-        s = segmentation_scores(pred, gt, n)
-        out.append((position, s.dice, s.hd, s.diagonal, resized))
+    for position, task, entry, pred_file in jobs:
+        owner = kinds.kind_of(task)
+        truth = owner.truth(entry)
+        value, resized = owner.read_prediction(pred_file, truth)
+        score = owner.score_sample(task, value, truth, owner.truth_size(entry, truth))
+        score.resized = resized
+        out.append((position, score))
     return out
 
 
-def _score_masks(jobs: list[tuple[int, str, str, int]], workers: int) -> list:
+def _score_files(jobs: list[tuple[int, Task, Entry, str]], workers: int) -> list[tuple[int, SampleScore]]:
     chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     if workers <= 1 or len(chunks) < 2:
-        return [r for chunk in chunks for r in _score_mask_chunk(chunk)]
+        return [r for chunk in chunks for r in _score_file_chunk(chunk)]
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
-        return [r for part in pool.map(_score_mask_chunk, chunks) for r in part]
+        return [r for part in pool.map(_score_file_chunk, chunks) for r in part]
 
 
-class _TaskScorer:
-    """Collects one task's matched samples, then turns them into a TaskResult."""
-
-    def __init__(self, task: Task):
-        self.task = task
-        self.entries: list[Entry] = []
-        self.values: list = []
-
-    def add(self, entry: Entry, value) -> None:
-        self.entries.append(entry)
-        self.values.append(value)
-
-
-def _segmentation(scorer: _TaskScorer, outcomes: dict[int, tuple], samples: list[dict]) -> TaskResult:
-    task = scorer.task
-    rows = [outcomes[position] for position in scorer.values]
-    dice = np.array([r[1] for r in rows]).reshape(-1, task.n)
-    hd = np.array([r[2] for r in rows]).reshape(-1, task.n)
-    diag = np.array([r[3] for r in rows])
-    for e, d, h, g in zip(scorer.entries, dice, hd, diag):
+def score_samples(task: Task, rows: list[tuple[Entry, SampleScore]], samples: list[dict]) -> TaskResult:
+    """A task's result from its scored samples; appends their ``samples.json`` records."""
+    for entry, score in rows:
         samples.append({
-            "task_id": task.task_id, "kind": task.kind.value, "image_path": e.image_path,
-            "score": SAMPLE_SCORE[task.kind](d, h, g), "DSC": float(d[1:].mean()), "HD": float(h[1:].mean()),
+            "task_id": task.task_id, "kind": task.kind.value, "image_path": entry.image_path,
+            "score": score.score, **score.details,
         })
-    return segmentation_result(task, dice, hd, diag)
-
-
-def _classification(scorer: _TaskScorer, samples: list[dict]) -> TaskResult:
-    task = scorer.task
-    y_true = np.array([e.label for e in scorer.entries], dtype=np.int64)
-    y_pred = np.array([v.predicted_class for v in scorer.values], dtype=np.int64)
-    probs = np.array([v.probs for v in scorer.values], dtype=np.float64).reshape(-1, task.n)
-    for e, v in zip(scorer.entries, scorer.values):
-        samples.append({
-            "task_id": task.task_id, "kind": task.kind.value, "image_path": e.image_path,
-            "score": SAMPLE_SCORE[task.kind](v.probs, e.label), "true": int(e.label), "pred": v.predicted_class,
-            "probs": [round(float(p), 6) for p in v.probs],
-        })
-    return classification_result(task, y_true, y_pred, probs)
-
-
-def _detection(scorer: _TaskScorer, samples: list[dict]) -> TaskResult:
-    task = scorer.task
-    if not scorer.entries:
-        return detection_result(task, [])
-    ious = box_iou(np.array(scorer.values), np.array([e.label for e in scorer.entries]))
-    for e, v, iou in zip(scorer.entries, scorer.values, ious):
-        samples.append({
-            "task_id": task.task_id, "kind": task.kind.value, "image_path": e.image_path,
-            "score": SAMPLE_SCORE[task.kind](iou), "IoU": float(iou), "box": [float(x) for x in v],
-        })
-    return detection_result(task, ious)
-
-
-def _keypoints(scorer: _TaskScorer, samples: list[dict]) -> TaskResult:
-    task = scorer.task
-    if not scorer.entries:
-        return keypoint_result(task, [], [])
-    errors = radial_errors(np.array(scorer.values), np.array([e.label for e in scorer.entries]))
-    # The diagonal normalises the challenge score; read from the header only.
-    diagonals = np.array([image_diagonal(image_size(e.image_file)) for e in scorer.entries])
-    for e, v, err, g in zip(scorer.entries, scorer.values, errors, diagonals):
-        samples.append({
-            "task_id": task.task_id, "kind": task.kind.value, "image_path": e.image_path,
-            "score": SAMPLE_SCORE[task.kind](err, g), "MRE": float(err), "points": v.tolist(),
-        })
-    return keypoint_result(task, errors, diagonals)
-
-
-_RESULT_OF_KIND = {Kind.CLASSIFICATION: _classification, Kind.DETECTION: _detection, Kind.KEYPOINTS: _keypoints}
+    return kinds.kind_of(task).task_result(task, [score for _, score in rows])
 
 
 def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegistry | None = None) -> Evaluation:
@@ -191,55 +115,56 @@ def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegi
     for e in labelled:
         counts[e.task_id]["labelled"] += 1
 
-    scorers = {t.task_id: _TaskScorer(t) for t in reg}
     missing: list[Missing] = []
     extra: list[Extra] = []
     keys = {(e.task_id, e.image_path) for e in labelled}
 
-    # JSON kinds: one file each, matched by (task_id, image_path).
+    # Kinds with a JSON file: one file each, matched by (task_id, image_path).
     files = {}
-    for kind in PREDICTION_FILES:
-        pf = read_prediction_file(pred_dir, kind, reg, keys)
-        files[kind] = pf
-        if pf is None and reg.of_kind(kind):
-            warnings.append(f"{PREDICTION_FILES[kind]} not found: every {kind.value} sample is missing")
+    for owner in json_kinds():
+        pf = read_prediction_file(pred_dir, owner.kind, reg, keys)
+        files[owner.name] = pf
+        if pf is None and reg.of_kind(owner.kind):
+            warnings.append(f"{owner.prediction_file} not found: every {owner.name} sample is missing")
         if pf is not None:
             extra.extend(pf.extras)
 
-    mask_jobs = []
-    expected_masks = set()
+    # Kinds with a file per sample (masks) are scored in the pool, the others here.
+    placed: dict[str, list[tuple[int, Entry]]] = {t.task_id: [] for t in reg}
+    scored: dict[int, SampleScore] = {}
+    file_jobs = []
+    expected_files = set()
     for position, e in enumerate(labelled):
-        if e.kind is Kind.SEGMENTATION:
-            rel = submission_mask_path(e.mask_path)
-            expected_masks.add(rel)
+        owner, task = kinds.kind_of(e.kind), reg[e.task_id]
+        if owner.prediction_file is None:
+            rel = owner.prediction_path(e)
+            expected_files.add(rel)
             pred_file = os.path.join(pred_dir, rel)
             if os.path.isfile(pred_file):
-                mask_jobs.append((position, e.mask_file, pred_file, reg[e.task_id].n))
-                scorers[e.task_id].add(e, position)
+                file_jobs.append((position, task, e, pred_file))
+                placed[e.task_id].append((position, e))
             else:
                 missing.append(Missing(e.task_id, e.kind, e.image_path, rel))
             continue
-        pf = files[e.kind]
+        pf = files[owner.name]
         value = None if pf is None else pf.get(e.task_id, e.image_path)
         if value is None:
-            missing.append(Missing(e.task_id, e.kind, e.image_path, PREDICTION_FILES[e.kind]))
-        else:
-            scorers[e.task_id].add(e, value)
-    extra.extend(extra_masks(pred_dir, expected_masks))
+            missing.append(Missing(e.task_id, e.kind, e.image_path, owner.prediction_file))
+            continue
+        truth = owner.truth(e)
+        scored[position] = owner.score_sample(task, value, truth, owner.truth_size(e, truth))
+        placed[e.task_id].append((position, e))
+    extra.extend(extra_masks(pred_dir, expected_files))
 
-    outcomes = {r[0]: r for r in _score_masks(mask_jobs, workers)}
-    resized = sum(1 for r in outcomes.values() if r[4])
+    scored.update(_score_files(file_jobs, workers))
+    resized = sum(1 for position, *_ in file_jobs if scored[position].resized)
     if resized:
         warnings.append(f"{resized} predicted mask(s) differ in size from the ground truth and were nearest-resized")
 
     samples: list[dict] = []
     results = []
     for t in reg:
-        s = scorers[t.task_id]
-        if t.kind is Kind.SEGMENTATION:
-            result = _segmentation(s, outcomes, samples)
-        else:
-            result = _RESULT_OF_KIND[t.kind](s, samples)
+        result = score_samples(t, [(e, scored[position]) for position, e in placed[t.task_id]], samples)
         counts[t.task_id]["scored"] = result.num_samples
         results.append(result)
         warnings.extend(f"{t.task_id}: {note}" for note in result.notes if note != "no scored samples")

@@ -11,7 +11,7 @@ from fmuia.model import routing
 from fmuia.model.config import ModelConfig
 from fmuia.model.decoder import FPN
 from fmuia.model.encoder import Encoder
-from fmuia.model.heads import HEAD_TYPES, Head, build_head, head_types
+from fmuia.model.heads import Head, build_head, head_class, head_types
 from fmuia.tasks import TaskRegistry
 
 
@@ -39,8 +39,8 @@ class MultiTaskModel(nn.Module):
         self.head_types = head_types(config.heads)
         # A head type may name the features it needs (``feature_source``); the config's
         # routing still has the last word.
-        preferred = {kind.value: HEAD_TYPES[kind][name].feature_source for kind, name in self.head_types.items()
-                     if getattr(HEAD_TYPES[kind][name], "feature_source", None)}
+        preferred = {kind.value: head_class(kind, name).feature_source for kind, name in self.head_types.items()
+                     if head_class(kind, name).feature_source}
         self.routes = routing.resolve_routes(registry, {**preferred, **config.routing})
         needs_fpn = routing.FPN in self.routes.values()
         self.decoder: FPN | None = (

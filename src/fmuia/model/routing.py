@@ -1,39 +1,39 @@
 """Which features each task reads, and how a mixed batch is split by task.
 
 Global tasks (one answer per image) read the deepest encoder stage (``top``); dense
-tasks (an answer per location) read the fused FPN map (``fpn``). The table is data: a
-config may override it per kind or per task id.
+tasks (an answer per location) read the fused FPN map (``fpn``). Each kind says which
+by default (``TaskKind.default_route``); a config may override it per kind or per task id.
 """
 from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+from fmuia import kinds
 from fmuia.errors import ConfigError
-from fmuia.tasks import Kind, TaskRegistry
+from fmuia.kinds.base import FPN, TOP
+from fmuia.tasks import TaskRegistry
 
-TOP = "top"
-FPN = "fpn"
 SOURCES = (TOP, FPN)
 
-DEFAULT_ROUTES: dict[Kind, str] = {
-    Kind.SEGMENTATION: FPN,
-    Kind.DETECTION: FPN,
-    Kind.CLASSIFICATION: TOP,
-    Kind.KEYPOINTS: TOP,
-}
+__all__ = ["FPN", "SOURCES", "TOP", "default_routes", "group_indices", "resolve_routes"]
+
+
+def default_routes() -> dict:
+    """Kind -> the feature source its tasks read unless configured otherwise."""
+    return {k.kind: k.default_route for k in kinds.all_kinds()}
 
 
 def resolve_routes(registry: TaskRegistry, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The feature source of every task: a task-id override, else a kind override, else the table."""
+    """The feature source of every task: a task-id override, else a kind override, else the kind's default."""
     overrides = dict(overrides or {})
-    kinds = {k.value: k for k in Kind}
+    names = [k.name for k in kinds.all_kinds()]
     for key, source in overrides.items():
-        if key not in registry and key not in kinds:
-            raise ConfigError(f"model.routing: {key!r} is neither a task id nor a kind ({', '.join(kinds)})")
+        if key not in registry and key not in names:
+            raise ConfigError(f"model.routing: {key!r} is neither a task id nor a kind ({', '.join(names)})")
         if source not in SOURCES:
             raise ConfigError(f"model.routing.{key}: expected one of {', '.join(SOURCES)}, got {source!r}")
     return {
-        t.task_id: overrides.get(t.task_id, overrides.get(t.kind.value, DEFAULT_ROUTES[t.kind]))
+        t.task_id: overrides.get(t.task_id, overrides.get(t.kind.value, kinds.kind_of(t).default_route))
         for t in registry
     }
 

@@ -25,7 +25,7 @@ from fmuia.data.layout import Layout, read_layout
 from fmuia.data.records import Entry
 from fmuia.data.transforms import resize_sample
 from fmuia.errors import DataError
-from fmuia.predict.kinds import output_for
+from fmuia import kinds
 from fmuia.predict.paths import plan_mask_files
 from fmuia.predict.writer import SubmissionWriter
 from fmuia.runtime import prediction_workers as default_workers
@@ -159,10 +159,11 @@ def predict_dataset(
                 task_ids = [entries[i].task_id for i in indices]
                 for i, result in zip(indices, predictor.results(images, task_ids, sizes)):
                     entry = entries[i]
-                    if entry.kind is Kind.SEGMENTATION:
+                    owner = kinds.kind_of(entry.kind)
+                    if owner.prediction_file is None:
                         writer.add_mask(planned[i], result.mask)
                     else:
-                        writer.add_record(entry.kind, output_for(entry.kind).record(entry, result))
+                        writer.add_record(entry.kind, owner.record(entry, result))
                     counts[entry.task_id] += 1
                 bar.update(len(indices))
         json_files = writer.finish()

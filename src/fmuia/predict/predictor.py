@@ -15,23 +15,21 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from fmuia.data.records import Entry, Sample
-from fmuia.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_sample
+from fmuia.data import transforms
+from fmuia.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fmuia.errors import ConfigError, DataError
 from fmuia.model.routing import group_indices
 from fmuia.predict.images import as_rgb
-from fmuia.predict.kinds import output_for
+from fmuia import kinds
 from fmuia.predict.results import Result
-from fmuia.tasks import Kind, Task, TaskRegistry
+from fmuia.tasks import Task, TaskRegistry
 
 log = logging.getLogger(__name__)
 
 
 def resize_image(image: np.ndarray, image_size: int) -> np.ndarray:
     """RGB uint8 (H, W, 3) -> uint8 (S, S, 3), the evaluation pipeline's resize."""
-    h, w = image.shape[:2]
-    entry = Entry(task_id="", kind=Kind.CLASSIFICATION, image_path="", image_file="", csv_file="", line=0)
-    return resize_sample(Sample(entry=entry, image=image, label=None), image_size).image
+    return transforms.resize_image(image, image_size)
 
 
 def normalise(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -108,7 +106,7 @@ class Predictor:
             index = torch.as_tensor(rows, device=x.device)
             raw = backend.raw(x.index_select(0, index).flip(-1), [task_ids[i] for i in rows])
             for t in flipped_tasks:
-                back = output_for(self.registry[t].kind).flip_back(backend.decode(t, raw[t]))
+                back = kinds.kind_of(self.registry[t]).flip_back(backend.decode(t, raw[t]))
                 out[t] = (out[t] + back.to(out[t].device)) / 2
         return out
 
@@ -119,7 +117,7 @@ class Predictor:
         results: list[Result | None] = [None] * len(task_ids)
         for task_id, rows in group_indices(task_ids).items():
             task = self.registry[task_id]
-            per_task = output_for(task.kind).results(task, decoded[task_id], [sizes[i] for i in rows], probabilities)
+            per_task = kinds.kind_of(task).results(task, decoded[task_id], [sizes[i] for i in rows], probabilities)
             for i, result in zip(rows, per_task):
                 results[i] = result
         return results  # type: ignore[return-value]

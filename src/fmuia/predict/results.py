@@ -1,50 +1,16 @@
-"""Typed predictions of one image, in the pixels of the original image."""
+"""Typed predictions of one image, in the pixels of the original image. Each kind's
+result type lives in its module (``fmuia.kinds``); here they are gathered for callers."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
-import numpy as np
+from fmuia.kinds.classification import ClassificationResult
+from fmuia.kinds.detection import DetectionResult
+from fmuia.kinds.keypoints import KeypointsResult
+from fmuia.kinds.segmentation import SegmentationResult
 
+__all__ = ["ClassificationResult", "DetectionResult", "KeypointsResult", "Result", "SegmentationResult"]
 
-@dataclass
-class SegmentationResult:
-    """``mask``: (H, W) uint8 class ids at the original size. ``probabilities``:
-    (n, H, W) float32 class probabilities at the original size, when asked for."""
-
-    task_id: str
-    mask: np.ndarray
-    probabilities: Optional[np.ndarray] = None
-
-
-@dataclass
-class ClassificationResult:
-    """``label``: the predicted class; ``probabilities``: (n,) float64 summing to 1."""
-
-    task_id: str
-    label: int
-    probabilities: np.ndarray
-    class_name: str
-
-
-@dataclass
-class DetectionResult:
-    """``box``: [x_min, y_min, x_max, y_max] in original pixels; ``box_normalized`` the
-    same in 0..1 of the image width/height; ``score`` the head's confidence (0..1)."""
-
-    task_id: str
-    box: np.ndarray
-    box_normalized: np.ndarray
-    score: float
-
-
-@dataclass
-class KeypointsResult:
-    """``points``: (K, 2) [[x, y], ...] in original pixels; ``points_normalized`` in 0..1."""
-
-    task_id: str
-    points: np.ndarray
-    points_normalized: np.ndarray
-
-
+# Any kind's result (a kind added later has its own type; code that handles results
+# generically asks the kind, never the type).
 Result = Union[SegmentationResult, ClassificationResult, DetectionResult, KeypointsResult]

@@ -20,11 +20,13 @@ import numpy as np
 from fmuia.io.atomic import write_bytes as atomic_write_bytes
 from fmuia.io.atomic import write_json as atomic_write_json
 from fmuia.errors import DataError
-from fmuia.evaluate.predictions import PREDICTION_FILES
+from fmuia.evaluate.predictions import json_kinds
 from fmuia.tasks import Kind
 
-# The submission's JSON file of each kind (the scorer reads the same names).
-JSON_FILES: dict[Kind, str] = PREDICTION_FILES
+
+def json_files() -> dict[Kind, str]:
+    """The submission's JSON file of each kind (the scorer reads the same names)."""
+    return {k.kind: k.prediction_file for k in json_kinds()}
 
 
 def encode_png(mask: np.ndarray) -> bytes:
@@ -50,7 +52,7 @@ class SubmissionWriter:
 
     def __init__(self, out_dir: str, threads: int = 2, max_pending: int = 64) -> None:
         self.out_dir = out_dir
-        self.records: dict[Kind, list[dict]] = {kind: [] for kind in JSON_FILES}
+        self.records: dict[Kind, list[dict]] = {kind: [] for kind in json_files()}
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="fmuia-write")
         self._pending: deque[Future] = deque()
         self._max_pending = max_pending
@@ -62,7 +64,7 @@ class SubmissionWriter:
             os.makedirs(self.out_dir, exist_ok=True)
         except OSError as exc:
             raise DataError(f"{self.out_dir}: cannot create the output folder ({exc.strerror})") from None
-        for name in JSON_FILES.values():
+        for name in json_files().values():
             path = os.path.join(self.out_dir, name)
             if os.path.isfile(path) and not os.path.islink(path):
                 os.unlink(path)
@@ -87,7 +89,7 @@ class SubmissionWriter:
         finally:
             self.close()
         written = {}
-        for kind, name in JSON_FILES.items():
+        for kind, name in json_files().items():
             path = os.path.join(self.out_dir, name)
             atomic_write_json(path, self.records[kind])
             written[kind] = path

@@ -5,55 +5,23 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from fmuia import kinds
 from fmuia.io.atomic import write_file
+from fmuia.kinds.drawing import ACCENT
 from fmuia.synthetic.sampler import SyntheticSample, synthesize
 from fmuia.synthetic.writer import resolve_tasks
-from fmuia.tasks import Kind, TaskRegistry
-
-# Overlay colours (RGB) of classes 1.. of segmentation masks.
-PALETTE = np.array([(255, 80, 80), (80, 200, 255), (255, 210, 60), (120, 255, 120), (220, 120, 255)], np.uint8)
-ACCENT = (255, 220, 0)
-
+from fmuia.tasks import TaskRegistry
 
 def _caption(sample: SyntheticSample) -> str:
-    task = sample.task
-    if task.kind is Kind.CLASSIFICATION:
-        name = task.class_name(int(sample.label))
-        note = f" ({sample.note})" if sample.note and sample.note != name else ""
-        return f"class {int(sample.label)}: {name}{note}" if name != str(sample.label) else f"class {int(sample.label)}{note}"
-    if task.kind is Kind.SEGMENTATION:
-        present = sorted(int(c) for c in np.unique(sample.label) if c)
-        return f"mask classes {present}"
-    if task.kind is Kind.DETECTION:
-        return "box " + ", ".join(f"{v:g}" for v in sample.label)
-    return f"{len(sample.label)} points"
+    return kinds.kind_of(sample.task).caption(sample.task, sample.label, sample.note)
 
 
 def draw_label(sample: SyntheticSample) -> np.ndarray:
-    """The sample's image (RGB) with its label drawn over it."""
+    """The sample's image (RGB) with its label drawn over it (by the task's kind)."""
     img = sample.image if sample.image.ndim == 3 else np.repeat(sample.image[..., None], 3, axis=2)
     img = img.copy()
-    kind = sample.task.kind
     thick = max(1, round(img.shape[0] / 220))
-    if kind is Kind.SEGMENTATION:
-        for c in range(1, sample.task.n):
-            region = sample.label == c
-            if not region.any():
-                continue
-            colour = PALETTE[(c - 1) % len(PALETTE)]
-            img[region] = (0.6 * img[region] + 0.4 * colour).astype(np.uint8)
-            contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(img, contours, -1, tuple(int(v) for v in colour), thick)
-    elif kind is Kind.DETECTION:
-        x0, y0, x1, y1 = (int(round(v)) for v in sample.label)
-        cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), ACCENT, thick)
-    elif kind is Kind.KEYPOINTS:
-        pts = [(int(round(x)), int(round(y))) for x, y in sample.label]
-        for a, b in zip(pts, pts[1:]):
-            cv2.line(img, a, b, (0, 255, 160), 1, cv2.LINE_AA)
-        for k, p in enumerate(pts):
-            cv2.circle(img, p, 3 * thick + 1, ACCENT, -1, cv2.LINE_AA)
-            cv2.putText(img, str(k + 1), (p[0] + 5, p[1] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * thick, ACCENT, thick, cv2.LINE_AA)
+    kinds.kind_of(sample.task).draw_label(img, sample.task, sample.label, thick)
     return img
 
 

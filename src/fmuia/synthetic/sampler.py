@@ -17,7 +17,7 @@ from fmuia.synthetic.anatomy import ANATOMIES, Anatomy
 from fmuia.synthetic.profiles import Profile, profile_of
 from fmuia.synthetic.scanner import make_probe
 from fmuia.synthetic.scene import Scene
-from fmuia.tasks import Kind, Task
+from fmuia.tasks import Task
 
 
 @dataclass
@@ -91,11 +91,12 @@ def _keypoints(task: Task, profile: Profile, scene: Scene) -> dict:
     return {"label": points, "structure": structure & scene.probe.valid}
 
 
-LABEL_MAKERS: dict[Kind, Callable[[Task, Profile, Scene], dict]] = {
-    Kind.SEGMENTATION: _segmentation,
-    Kind.CLASSIFICATION: _classification,
-    Kind.DETECTION: _detection,
-    Kind.KEYPOINTS: _keypoints,
+# How the generator derives each kind's label from a drawn scene (by kind name).
+LABEL_MAKERS: dict[str, Callable[[Task, Profile, Scene], dict]] = {
+    "segmentation": _segmentation,
+    "classification": _classification,
+    "detection": _detection,
+    "keypoints": _keypoints,
 }
 
 
@@ -113,6 +114,6 @@ def synthesize(task: Task, seed: int = 0, split: str = "train", index: int = 0) 
     w = int(rng.integers(profile.width[0], profile.width[1] + 1))
     h = int(round(w * rng.uniform(*profile.aspect)))
     scene = Scene(make_probe(h, w, profile.probe, rng), rng)
-    made = LABEL_MAKERS[task.kind](task, profile, scene)
+    made = LABEL_MAKERS[task.kind.value](task, profile, scene)
     image = _stored(scene.render(), profile)
     return SyntheticSample(task=task, image=image, ext=profile.ext, valid=scene.probe.valid, **made)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import multiprocessing
 import os
 import time
@@ -19,19 +18,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fmuia.data.layout import BOX_COLUMNS, CSV_DIR, POINT_COLUMN
+from fmuia import kinds
+from fmuia.data.layout import CSV_DIR, REQUIRED_COLUMNS
 from fmuia.io.atomic import write_bytes
 from fmuia.synthetic.profiles import PROFILES
 from fmuia.synthetic.sampler import SyntheticSample, synthesize
 from fmuia.errors import DataError
-from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
+from fmuia.tasks import Task, TaskRegistry, fmuia2026
 
-KIND_FOLDERS = {
-    Kind.SEGMENTATION: "Segmentation",
-    Kind.CLASSIFICATION: "Classification",
-    Kind.DETECTION: "Detection",
-    Kind.KEYPOINTS: "Regression",
-}
 CLASS_COUNT_FOLDERS = {2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight"}
 LABELLED_COPY = "test_labelled"  # with unlabelled test data, where its ground truth goes
 
@@ -63,28 +57,34 @@ class GenerationSummary:
 def sample_paths(task: Task, index: int, ext: str, digits: int = 4) -> tuple[str, str | None]:
     """(image path, mask path or None), relative to the data root."""
     name = f"{index + 1:0{digits}d}"
-    if task.kind is Kind.SEGMENTATION:
-        folder = f"Segmentation/{CLASS_COUNT_FOLDERS.get(task.n, str(task.n))}/{task.task_id}"
+    top = kind_folder(task)
+    if kinds.kind_of(task).label_is_file:
+        folder = f"{top}/{CLASS_COUNT_FOLDERS.get(task.n, str(task.n))}/{task.task_id}"
         return f"{folder}/IMAGES/{name}.{ext}", f"{folder}/MASKS/{name}.png"
-    return f"{KIND_FOLDERS[task.kind]}/{task.task_id}/IMAGES/{name}.{ext}", None
+    return f"{top}/{task.task_id}/IMAGES/{name}.{ext}", None
 
 
-def csv_columns(max_points: int) -> list[str]:
-    return ["task_id", "task_name", "num_classes", "image_path", "mask_path", "mask", *BOX_COLUMNS] + [
-        POINT_COLUMN.format(k + 1) for k in range(max_points)
-    ]
+def kind_folder(task: Task) -> str:
+    """The top folder of a kind's files: its CSV spelling, capitalised (``Regression``)."""
+    name = task.kind.csv_name
+    return name[:1].upper() + name[1:]
 
 
-def label_columns(sample: SyntheticSample) -> dict[str, str]:
-    """The CSV cells that carry a (non-segmentation) label."""
-    kind = sample.task.kind
-    if kind is Kind.CLASSIFICATION:
-        return {"mask": str(int(sample.label))}
-    if kind is Kind.DETECTION:
-        return {c: f"{v:g}" for c, v in zip(BOX_COLUMNS, sample.label)}
-    if kind is Kind.KEYPOINTS:
-        return {POINT_COLUMN.format(k + 1): json.dumps([float(x), float(y)]) for k, (x, y) in enumerate(sample.label)}
-    return {}
+def csv_columns(registry: TaskRegistry) -> list[str]:
+    """The header of the generated CSVs: the required columns, then every kind's label
+    columns (sized for the largest ``n`` of the kind's tasks in ``registry``)."""
+    columns = list(REQUIRED_COLUMNS)
+    for kind in kinds.all_kinds():
+        n = max((t.n for t in registry.of_kind(kind.kind)), default=0)
+        columns += [c for c in kind.csv_columns(n) if c not in columns]
+    return columns
+
+
+def label_columns(sample: SyntheticSample, mask_rel: str | None) -> dict[str, str]:
+    """The CSV cells that carry the sample's label (a label file: its path)."""
+    kind = kinds.kind_of(sample.task)
+    label = f"../{mask_rel}" if kind.label_is_file else sample.label
+    return kind.label_to_columns(sample.task, label)
 
 
 def encode(image: np.ndarray, ext: str) -> bytes:
@@ -130,8 +130,7 @@ def _run_job(job: _Job) -> tuple[dict[str, str], int]:
         "task_name": job.task.kind.csv_name,
         "num_classes": str(job.task.n),
         "image_path": f"../{image_rel}",
-        "mask_path": f"../{mask_rel}" if mask_rel else "",
-        **label_columns(sample),
+        **label_columns(sample, mask_rel),
     }
     return row, files
 
@@ -222,7 +221,7 @@ def generate(
         with ctx.Pool(workers) as pool:
             results = pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
 
-    columns = csv_columns(max((t.n for t in registry.of_kind(Kind.KEYPOINTS)), default=0))
+    columns = csv_columns(registry)
     counts: dict[str, dict[str, int]] = {}
     files = sum(f for _, f in results)
     for split in splits:

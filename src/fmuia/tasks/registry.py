@@ -5,28 +5,107 @@ an unknown task id defines a new task from its rows, so adding a task needs no c
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping
 
 import yaml
 
 from fmuia.errors import ConfigError
 
 
-class Kind(str, enum.Enum):
-    """A task kind. The value is the name used in configs and code; ``csv_name`` is
-    how the challenge CSVs spell it in the ``task_name`` column."""
+class _KindType(type):
+    """Iteration over ``Kind`` yields every registered kind, in registration order."""
 
-    SEGMENTATION = "segmentation"
-    CLASSIFICATION = "classification"
-    DETECTION = "detection"
-    KEYPOINTS = "keypoints"
+    def __iter__(cls) -> Iterator["Kind"]:
+        return iter(list(cls._registered.values()))
+
+    def __len__(cls) -> int:
+        return len(cls._registered)
+
+
+class Kind(str, metaclass=_KindType):
+    """A task kind: an interned name, extensible at run time.
+
+    Why not an ``enum.Enum``: an enum is closed, so a new kind would mean editing this
+    file. ``Kind`` is a ``str`` whose instances are interned by name: ``Kind("detection")
+    is Kind.DETECTION``, identity comparisons work, it pickles by name and serialises as
+    its name. ``Kind.register`` adds a kind (``fmuia.kinds.register_kind`` calls it), and
+    every ``Kind(...)``/``Task`` then accepts it. What a kind *does* lives in its module
+    under ``fmuia.kinds``; here is only what a task needs to exist: the name, the CSV
+    spelling of ``task_name`` and the allowed range of ``n``.
+
+    ``value`` is the name used in configs and code; ``csv_name`` is how the challenge CSVs
+    spell it in the ``task_name`` column.
+    """
+
+    _registered: dict[str, "Kind"] = {}
+    _csv_names: dict[str, str] = {}
+    _n_range: dict[str, tuple[int, int | None]] = {}
+
+    SEGMENTATION: ClassVar["Kind"]
+    CLASSIFICATION: ClassVar["Kind"]
+    DETECTION: ClassVar["Kind"]
+    KEYPOINTS: ClassVar["Kind"]
+
+    def __new__(cls, name: "str | Kind") -> "Kind":
+        try:
+            return cls._registered[str(name)]
+        except KeyError:
+            raise ValueError(f"{name!r} is not a task kind (known: {', '.join(cls._registered)})") from None
+
+    @classmethod
+    def register(cls, name: str, csv_name: str | None = None, min_n: int = 1, max_n: int | None = None) -> "Kind":
+        """Add a kind (idempotent for the same definition). ``min_n``/``max_n`` bound a task's ``n``."""
+        if not name or not isinstance(name, str) or name != name.strip().lower():
+            raise ValueError(f"a kind name must be a non-empty lower-case string, got {name!r}")
+        csv_name = csv_name or name
+        if name in cls._registered:
+            if cls._csv_names[name] != csv_name or cls._n_range[name] != (min_n, max_n):
+                raise ValueError(f"kind {name!r} is already registered with another definition")
+            return cls._registered[name]
+        for other, spelling in cls._csv_names.items():
+            if csv_name.lower() in (spelling.lower(), other):
+                raise ValueError(f"CSV spelling {csv_name!r} of kind {name!r} is already used by kind {other!r}")
+        kind = str.__new__(cls, name)
+        cls._registered[name] = kind
+        cls._csv_names[name] = csv_name
+        cls._n_range[name] = (min_n, max_n)
+        return kind
+
+    @classmethod
+    def unregister(cls, name: str) -> None:
+        """Remove a kind added at run time (tests); the built-in kinds stay."""
+        if name in _BUILT_IN:
+            raise ValueError(f"kind {name!r} is built in")
+        for table in (cls._registered, cls._csv_names, cls._n_range):
+            table.pop(name, None)
+
+    def __reduce__(self):
+        return (Kind, (str(self),))
+
+    def __repr__(self) -> str:
+        return f"Kind({str(self)!r})"
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
 
     @property
     def csv_name(self) -> str:
-        return _CSV_NAMES[self]
+        return Kind._csv_names[self.value]
+
+    def check_n(self, task_id: str, n: int) -> None:
+        """Raise ``ValueError`` when ``n`` is outside this kind's range."""
+        low, high = Kind._n_range[self.value]
+        if high is not None and low == high and n != low:
+            raise ValueError(f"task {task_id}: {self.value} tasks have n == {low}, got {n}")
+        if n < low or (high is not None and n > high):
+            bound = f">= {low}" if high is None else f"in {low}..{high}"
+            raise ValueError(f"task {task_id}: {self.value} needs n {bound}, got {n}")
 
     @classmethod
     def from_csv(cls, text: str) -> "Kind":
@@ -35,10 +114,10 @@ class Kind(str, enum.Enum):
         Matching ignores case and surrounding blanks; the canonical names are
         accepted too. Raises ``ValueError`` naming the accepted spellings."""
         key = str(text).strip().lower()
-        for kind, csv_name in _CSV_NAMES.items():
-            if key in (csv_name.lower(), kind.value):
-                return kind
-        accepted = ", ".join(repr(n) for n in _CSV_NAMES.values())
+        for name, csv_name in cls._csv_names.items():
+            if key in (csv_name.lower(), name):
+                return cls._registered[name]
+        accepted = ", ".join(repr(n) for n in cls._csv_names.values())
         raise ValueError(f"unknown task kind {text!r} (expected one of {accepted})")
 
     @classmethod
@@ -48,12 +127,11 @@ class Kind(str, enum.Enum):
         return cls.from_csv(text)
 
 
-_CSV_NAMES = {
-    Kind.SEGMENTATION: "segmentation",
-    Kind.CLASSIFICATION: "classification",
-    Kind.DETECTION: "detection",
-    Kind.KEYPOINTS: "Regression",
-}
+Kind.SEGMENTATION = Kind.register("segmentation", "segmentation", min_n=2)
+Kind.CLASSIFICATION = Kind.register("classification", "classification", min_n=2)
+Kind.DETECTION = Kind.register("detection", "detection", min_n=1, max_n=1)
+Kind.KEYPOINTS = Kind.register("keypoints", "Regression", min_n=1)
+_BUILT_IN = frozenset(Kind._registered)
 
 
 @dataclass(frozen=True)
@@ -77,10 +155,7 @@ class Task:
             raise ValueError(f"task_id must be a non-empty string, got {self.task_id!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"task {self.task_id}: n must be a positive integer, got {self.n!r}")
-        if self.kind is Kind.DETECTION and self.n != 1:
-            raise ValueError(f"task {self.task_id}: detection tasks have n == 1, got {self.n}")
-        if self.kind in (Kind.SEGMENTATION, Kind.CLASSIFICATION) and self.n < 2:
-            raise ValueError(f"task {self.task_id}: {self.kind.value} needs n >= 2, got {self.n}")
+        self.kind.check_n(self.task_id, self.n)
         names = tuple(str(c) for c in self.class_names)
         if names and len(names) != self.n:
             raise ValueError(f"task {self.task_id}: {len(names)} class names given for n = {self.n}")

@@ -14,7 +14,6 @@ configs and this list agree.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 

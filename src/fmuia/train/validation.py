@@ -1,104 +1,38 @@
-"""Validation with the challenge's metrics on original-size labels.
+"""Validation with the challenge's metrics on original-size labels, scored exactly as
+``fmuia evaluate`` scores a submission.
 
-Predictions are brought back to each sample's original size first (masks
-nearest-resized, boxes and points scaled from normalised to pixels), then scored by
-``fmuia.evaluate``'s metric functions and aggregated into per-task results, per-kind
-summaries and the one challenge score that picks the best checkpoint. Each kind has
-one scorer class here that knows how to turn its head's decoded output into what the
-metric functions take.
+Each task's decoded head output goes through its kind's prediction step
+(``TaskKind.results``: clamping, scaling to original pixels, masks nearest-resized to the
+original size), then becomes the value a submission file would hold
+(``TaskKind.prediction_value``: the JSON record, parsed back), which the kind scores
+(``TaskKind.score_sample``) and aggregates (``TaskKind.task_result``), the functions the
+scorer calls on the same predictions. The challenge score picks the best checkpoint.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
-import cv2
-import numpy as np
 import torch
 
+from fmuia import kinds
 from fmuia.evaluate import aggregate
 from fmuia.evaluate.aggregate import Summary, TaskResult
-from fmuia.evaluate.metrics import box_iou, image_diagonal, radial_errors, segmentation_scores
+from fmuia.kinds.base import SampleScore
 from fmuia.model.routing import group_indices
-from fmuia.tasks import Kind, Task, TaskRegistry
+from fmuia.tasks import TaskRegistry
 
-__all__ = ["Validation", "run_validation"]
-
-
-class _Scorer:
-    """Collects one task's samples: ``add(decoded row, original label, (h, w))``."""
-
-    kind: ClassVar[Kind]
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.rows: list[Any] = []
-
-    def add(self, decoded: torch.Tensor, label: Any, size: tuple[int, int]) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def result(self) -> TaskResult:  # pragma: no cover
-        raise NotImplementedError
+__all__ = ["Validation", "run_validation", "score_decoded"]
 
 
-class _Segmentation(_Scorer):
-    kind = Kind.SEGMENTATION
-
-    def add(self, decoded, label, size):
-        pred = decoded.argmax(dim=0).to(torch.uint8).cpu().numpy()
-        h, w = size
-        pred = cv2.resize(pred, (w, h), interpolation=cv2.INTER_NEAREST)
-        s = segmentation_scores(pred, np.asarray(label), self.task.n)
-        self.rows.append((s.dice, s.hd, s.diagonal))
-
-    def result(self):
-        if not self.rows:
-            return aggregate.segmentation_result(self.task, np.zeros((0, self.task.n)), np.zeros((0, self.task.n)), np.zeros(0))
-        dice, hd, diag = zip(*self.rows)
-        return aggregate.segmentation_result(self.task, np.stack(dice), np.stack(hd), np.array(diag))
-
-
-class _Classification(_Scorer):
-    kind = Kind.CLASSIFICATION
-
-    def add(self, decoded, label, size):
-        probs = decoded.double().cpu().numpy()
-        self.rows.append((int(label), int(probs.argmax()), probs))
-
-    def result(self):
-        if not self.rows:
-            return aggregate.classification_result(self.task, [], [], np.zeros((0, self.task.n)))
-        y, p, probs = zip(*self.rows)
-        return aggregate.classification_result(self.task, np.array(y), np.array(p), np.stack(probs))
-
-
-class _Detection(_Scorer):
-    kind = Kind.DETECTION
-
-    def add(self, decoded, label, size):
-        h, w = size
-        box = decoded[:4].double().cpu().numpy() * np.array([w, h, w, h])
-        self.rows.append(float(box_iou(box, np.asarray(label, dtype=np.float64))[0]))
-
-    def result(self):
-        return aggregate.detection_result(self.task, np.array(self.rows))
-
-
-class _Keypoints(_Scorer):
-    kind = Kind.KEYPOINTS
-
-    def add(self, decoded, label, size):
-        h, w = size
-        pts = decoded.reshape(-1, 2).double().cpu().numpy() * np.array([w, h])
-        self.rows.append((float(radial_errors(pts, np.asarray(label, dtype=np.float64))[0]), image_diagonal(size)))
-
-    def result(self):
-        errors = [r[0] for r in self.rows]
-        diags = [r[1] for r in self.rows]
-        return aggregate.keypoint_result(self.task, np.array(errors), np.array(diags))
-
-
-SCORERS: dict[Kind, type[_Scorer]] = {cls.kind: cls for cls in (_Segmentation, _Classification, _Detection, _Keypoints)}
+def score_decoded(task, decoded: torch.Tensor, labels, sizes) -> list[SampleScore]:
+    """Per-sample scores of one task's decoded rows against their original-size labels
+    (``sizes[i]``: row i's original (h, w)), through the prediction path of ``fmuia predict``."""
+    owner = kinds.kind_of(task)
+    scores = []
+    for result, label, size in zip(owner.results(task, decoded, sizes), labels, sizes):
+        value = owner.prediction_value(task, result)
+        scores.append(owner.score_sample(task, value, label, size))
+    return scores
 
 
 @dataclass
@@ -134,7 +68,7 @@ def run_validation(model, loader, registry: TaskRegistry, device: torch.device, 
     the precision context; ``progress`` wraps the loader (e.g. tqdm) when given."""
     was_training = model.training
     model.eval()
-    scorers = {t.task_id: SCORERS[t.kind](t) for t in registry}
+    scores: dict[str, list[SampleScore]] = {t.task_id: [] for t in registry}
     core = getattr(model, "module", model)
     try:
         for batch in progress(loader) if progress else loader:
@@ -143,9 +77,10 @@ def run_validation(model, loader, registry: TaskRegistry, device: torch.device, 
                 outputs = model(images, batch["task_id"])
             decoded = core.decode(outputs)
             for task_id, rows in group_indices(batch["task_id"]).items():
-                for j, i in enumerate(rows):
-                    scorers[task_id].add(decoded[task_id][j], batch["label"][i], tuple(batch["size"][i]))
+                sizes = [tuple(int(v) for v in batch["size"][i]) for i in rows]
+                labels = [batch["label"][i] for i in rows]
+                scores[task_id] += score_decoded(registry[task_id], decoded[task_id], labels, sizes)
     finally:
         model.train(was_training)
-    results = [scorers[t.task_id].result() for t in registry]
+    results = [kinds.kind_of(t).task_result(t, scores[t.task_id]) for t in registry]
     return Validation(results=results, summary=aggregate.summarise(results))
