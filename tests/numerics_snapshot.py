@@ -61,7 +61,7 @@ __all__ = ["ATOL", "MASK_FLIPS", "RTOL", "SNAPSHOT", "compute", "load", "save"]
 
 
 def _recipe(name: str) -> dict[str, Any]:
-    return merge(load_config(RECIPES[name]), {"model": SMALL_MODEL})
+    return load_config(merge(load_config(RECIPES[name]), {"model": SMALL_MODEL}))
 
 
 def _batch(tasks: list[Task], size: int) -> tuple[torch.Tensor, list[str], dict[str, list[torch.Tensor]]]:
@@ -96,8 +96,8 @@ def _recipe_numbers(name: str) -> dict[str, np.ndarray]:
     config = _recipe(name)
     registry = fmuia2026()
     torch.manual_seed(SEED)
-    model = build_model(config["model"], registry)
-    images, task_ids, targets = _batch(list(registry), int(config["model"]["image_size"]))
+    model = build_model(config.model, registry)
+    images, task_ids, targets = _batch(list(registry), int(config.model.image_size))
     out: dict[str, np.ndarray] = {f"{name}/input_sum": np.array(float(images.double().sum()))}
 
     model.eval()
@@ -114,15 +114,15 @@ def _recipe_numbers(name: str) -> dict[str, np.ndarray]:
 
     # One training step as the trainer takes it (fp32): loss, backward, clip, AdamW, schedule.
     model.train()
-    loss_fn = TaskLoss(registry, model.head_types, config["loss"])
-    optimizer = build_optimizer(model, config["optim"])
-    scheduler = build_scheduler(optimizer, config["schedule"], 10)
+    loss_fn = TaskLoss(registry, model.head_types, config.loss.to_dict())
+    optimizer = build_optimizer(model, config.optim)
+    scheduler = build_scheduler(optimizer, config.schedule, 10)
     stacked = _stacked(targets, task_ids)
     torch.manual_seed(SEED)  # dropout
     loss, per_task = loss_fn(model(images, task_ids), stacked)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(config["train"]["grad_clip"]))
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(config.train.grad_clip))
     optimizer.step()
     scheduler.step()
     torch.manual_seed(SEED)

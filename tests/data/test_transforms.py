@@ -13,7 +13,7 @@ from fmuia.data.transforms import (
     resize_sample,
 )
 from fmuia.errors import ConfigError
-from fmuia.tasks import Kind, fmuia2026
+from fmuia.tasks import fmuia2026
 
 REG = fmuia2026()
 H, W = 40, 60
