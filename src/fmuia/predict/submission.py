@@ -1,11 +1,13 @@
 """``fmuia export submission``: a folder the challenge can build and run as is.
 
-Contents: ``model.py`` (entry point), ``Dockerfile``, ``requirements.txt`` (from the
-repository's ``submission/`` folder), ``checkpoint/`` (weights and sidecar),
-``settings.json`` (prediction options read by ``model.py``) and ``fmuia/`` (the
-package source, so the folder needs only third-party packages). The folder is
-assembled under a temporary name beside the target and renamed into place at the
-end: it exists complete or not at all.
+Contents: ``model.py`` (entry point) and ``Dockerfile`` (package data in
+``fmuia/predict/templates/``), ``checkpoint/`` (weights and sidecar), ``settings.json``
+(prediction options read by ``model.py``), ``fmuia/`` (the fmuia modules that
+``model.py`` reaches, found by walking their imports: no training, scoring or CLI
+code) and ``requirements.txt``, generated from the third-party imports of those
+modules (``fmuia.predict.requirements``). The folder is assembled under a temporary
+name beside the target and renamed into place at the end: it exists complete or
+not at all.
 """
 from __future__ import annotations
 
@@ -13,25 +15,54 @@ import json
 import os
 import shutil
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
 import fmuia
+from fmuia.atomic import write_bytes, write_text
 from fmuia.errors import CheckpointError, ConfigError
 from fmuia.model.checkpoint import checkpoint_paths, load_checkpoint
 from fmuia.predict.predictor import tta_tasks
+from fmuia.predict.requirements import ImportScan, requirements_text, scan_imports
 
-TEMPLATE_FILES = ("model.py", "Dockerfile", "requirements.txt")
+TEMPLATE_FILES = ("model.py", "Dockerfile")
 
 
 def template_dir() -> Path:
-    """The repository's ``submission/`` folder (beside ``src/``)."""
-    folder = Path(fmuia.__file__).resolve().parents[2] / "submission"
+    """The submission templates, package data of ``fmuia.predict``."""
+    folder = Path(str(resources.files("fmuia.predict").joinpath("templates")))
     missing = [name for name in TEMPLATE_FILES if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"{folder}: the submission templates {', '.join(missing)} are missing "
-                          "(export a submission from a source checkout of fmuia)")
+                          "(a broken fmuia installation: reinstall it)")
     return folder
+
+
+def package_root() -> Path:
+    return Path(fmuia.__file__).resolve().parent
+
+
+def shipped_files(scan: ImportScan) -> dict[str, Path]:
+    """Path inside the submission's ``fmuia/`` -> source file: every module of the
+    scan, plus the data files (not Python) beside each shipped package's
+    ``__init__.py`` (the task registry's YAML)."""
+    root = package_root()
+    files: dict[str, Path] = {}
+    for path in scan.modules.values():
+        files[path.relative_to(root).as_posix()] = path
+        if path.name == "__init__.py":
+            for data in path.parent.iterdir():
+                if data.is_file() and data.suffix not in (".py", ".pyc"):
+                    files[data.relative_to(root).as_posix()] = data
+    return dict(sorted(files.items()))
+
+
+def _copy(source: Path, target: Path) -> None:
+    try:
+        write_bytes(str(target), source.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot write ({exc.strerror or exc})") from None
 
 
 def export_submission(
@@ -55,20 +86,25 @@ def export_submission(
     tta_list = sorted(tta_tasks(model.registry, tta)) if tta is not True else True
     weights, sidecar = checkpoint_paths(checkpoint)
     templates = template_dir()
+    scan = scan_imports(templates / "model.py", package_root())
+    requirements = requirements_text(scan)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot create the submission folder ({exc.strerror or exc})") from None
     try:
         for name in TEMPLATE_FILES:
-            shutil.copy2(templates / name, staging / name)
-        (staging / "checkpoint").mkdir()
-        shutil.copy2(weights, staging / "checkpoint" / "model.safetensors")
-        shutil.copy2(sidecar, staging / "checkpoint" / "model.json")
-        package = Path(fmuia.__file__).resolve().parent
-        shutil.copytree(package, staging / "fmuia", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+            _copy(templates / name, staging / name)
+        write_text(str(staging / "requirements.txt"), requirements)
+        _copy(Path(weights), staging / "checkpoint" / "model.safetensors")
+        _copy(Path(sidecar), staging / "checkpoint" / "model.json")
+        for rel, source in shipped_files(scan).items():
+            _copy(source, staging / "fmuia" / rel)
         settings = {"checkpoint": "checkpoint", "device": device, "tta": tta_list, "workers": workers}
-        (staging / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        for path in staging.rglob("*"):  # mkstemp-made files are 0600; the image runs as any user
+        write_text(str(staging / "settings.json"), json.dumps(settings, indent=2) + "\n")
+        for path in staging.rglob("*"):  # readable by whatever user the image runs as
             path.chmod(0o755 if path.is_dir() else 0o644)
         staging.chmod(0o755)
         if target.exists():
