@@ -137,17 +137,14 @@ def check_output_folder(layout: Layout, out_dir: str, overwrite: bool = False) -
     """Refuse an output folder that is, contains or lies inside an input folder, that
     is not a folder, or that is not empty (unless ``overwrite``)."""
     out = os.path.realpath(out_dir)
-    for folder, what in _input_folders(layout).items():
-        if out == folder:
-            relation = "is"
-        elif _inside(out, folder):
-            relation = "is inside"
-        elif _inside(folder, out):
-            relation = "contains"
-        else:
-            continue
-        raise DataError(f"{out_dir}: the output folder {relation} {what} ({folder}); predictions must not be "
-                        "written among the input files (choose an output folder outside the data)")
+    inputs = _input_folders(layout)
+    # The most telling relation first: being a folder, then lying in one, then holding one.
+    for relation, applies in (("is", lambda f: out == f), ("is inside", lambda f: _inside(out, f)),
+                              ("contains", lambda f: _inside(f, out))):
+        for folder, what in inputs.items():
+            if applies(folder):
+                raise DataError(f"{out_dir}: the output folder {relation} {what} ({folder}); predictions must not "
+                                "be written among the input files (choose an output folder outside the data)")
     if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise DataError(f"{out_dir}: the output path exists and is not a folder")
     if not os.path.isdir(out_dir) or overwrite:
@@ -239,16 +236,16 @@ def predict_dataset(
     _refuse_overwriting_inputs(entries, planned)
 
     workers = default_workers() if workers is None else max(0, int(workers))
-    loader = DataLoader(
-        _Images(entries, predictor.image_size), batch_size=batch_size, shuffle=False, num_workers=workers,
-        collate_fn=_collate, pin_memory=predictor.device.type == "cuda",
-        prefetch_factor=4 if workers else None, persistent_workers=False,
-    )
     counts: Counter[str] = Counter()
     writer = SubmissionWriter(out_dir)
     start = time.perf_counter()
-    writer.start()
     try:
+        writer.start()  # before the loader: a folder that cannot be written fails without forking readers
+        loader = DataLoader(
+            _Images(entries, predictor.image_size), batch_size=batch_size, shuffle=False, num_workers=workers,
+            collate_fn=_collate, pin_memory=predictor.device.type == "cuda",
+            prefetch_factor=4 if workers else None, persistent_workers=False,
+        )
         with tqdm(total=len(entries), unit="img", desc="predict", disable=not progress, leave=False) as bar:
             for images, indices, sizes, errors in loader:
                 if errors:
