@@ -22,7 +22,7 @@ print(f"best validation score {run.best_score:.3f} at epoch {run.best_epoch}: {r
 
 # 3. Predict the test split into the challenge's submission format, and score it.
 predictor = fmuia.load(run.best_checkpoint)
-predictor.predict_dataset(data.roots["test"], f"{OUT}/predictions", progress=False)
+predictor.predict_dataset(data.roots["test"], f"{OUT}/predictions", progress=False, overwrite=True)  # a re-run replaces them
 scores = evaluate(data.roots["test"], f"{OUT}/predictions")
 print(f"challenge score on the test split: {scores.summary.challenge_score:.3f}")
 

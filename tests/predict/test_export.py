@@ -1,7 +1,5 @@
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,11 +9,9 @@ from tiny import tiny_checkpoint
 
 import fmuia
 from fmuia.cli.main import main
-from fmuia.errors import ConfigError
 from fmuia.model import load_checkpoint
 from fmuia.predict.backends import OnnxBackend, TorchBackend
 from fmuia.predict.predictor import normalise
-from fmuia.predict.submission import export_submission
 
 JSONS = ("classification_predictions.json", "detection_predictions.json", "regression_predictions.json")
 
@@ -61,29 +57,3 @@ def test_predict_with_onnx_backend_matches_torch(tmp_path, onnx_file):
     predictor = fmuia.load(onnx_file)
     assert predictor.backend.name == "onnx"
 
-
-def test_exported_folder_runs_on_its_own(tmp_path):
-    root, folder, out = str(tmp_path / "data"), tmp_path / "submission", str(tmp_path / "output")
-    materialise(root, valid_rows())
-    assert main(["export", "submission", "--checkpoint", tiny_checkpoint(), str(folder), "--device", "cpu", "--tta"]) == 0
-    assert {"model.py", "Dockerfile", "requirements.txt", "settings.json", "checkpoint", "fmuia"} <= set(os.listdir(folder))
-    with pytest.raises(ConfigError, match="not empty"):
-        export_submission(tiny_checkpoint(), str(folder))
-
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    code = (
-        "import model\n"
-        "m = model.Model()\n"
-        f"m.predict({root!r}, {out!r}, batch_size=8)\n"
-        "import fmuia\n"
-        "print('PACKAGE', fmuia.__file__)\n"
-        "print('TTA', len(m.predictor.tta))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    package = proc.stdout.split("PACKAGE ", 1)[1].splitlines()[0]
-    assert package.startswith(str(folder)), package  # the copy in the folder, not the repository
-    assert int(proc.stdout.split("TTA ", 1)[1].split()[0]) > 0
-    assert all(os.path.isfile(os.path.join(out, name)) for name in JSONS)
-    assert len(json.load(open(os.path.join(out, JSONS[0])))) == 4
-    assert os.path.isfile(os.path.join(out, "Segmentation/Four/cardiac_multi/MASKS/001.png"))

@@ -52,7 +52,7 @@ def test_symlink_inside_out_dir_escaping_is_refused(tmp_path):
     out.mkdir()
     os.symlink(outside, out / "Segmentation")
     with pytest.raises(DataError, match="symlink that leaves the output folder") as err:
-        predict_dataset(_NoModel(), root, str(out), workers=0, progress=False)
+        predict_dataset(_NoModel(), root, str(out), workers=0, progress=False, overwrite=True)
     assert "line 2" in str(err.value) and "line 3" in str(err.value)
     assert list(outside.iterdir()) == [] and sorted(p.name for p in out.iterdir()) == ["Segmentation"]
 
@@ -69,6 +69,7 @@ def test_two_rows_writing_one_file_and_overwriting_inputs_are_refused(tmp_path):
     write_csv(os.path.join(root, "csv_files", "data.csv"), rows)
     mask = os.path.join(root, "Segmentation", "Two", "breast_lesion", "MASKS", "000.png")
     before = open(mask, "rb").read()
-    with pytest.raises(DataError, match="would overwrite the input file"):
-        predict_dataset(_NoModel(), root, root, workers=0, progress=False)
+    for overwrite in (False, True):
+        with pytest.raises(DataError, match="the output folder is the data root"):
+            predict_dataset(_NoModel(), root, root, workers=0, progress=False, overwrite=overwrite)
     assert open(mask, "rb").read() == before

@@ -131,5 +131,5 @@ def test_unreadable_image_names_row_and_leaves_no_json(tmp_path, predictor):
     with open(os.path.join(out, JSONS[1]), "w") as fh:  # stale file of an earlier run
         fh.write("[]")
     with pytest.raises(DataError, match="line 4"):
-        predictor.predict_dataset(root, out, batch_size=2, workers=1, progress=False)
+        predictor.predict_dataset(root, out, batch_size=2, workers=1, progress=False, overwrite=True)
     assert not any(os.path.exists(os.path.join(out, name)) for name in JSONS)

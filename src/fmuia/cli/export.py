@@ -10,8 +10,10 @@ ORDER = 70
 
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="export_kind", metavar="WHAT", required=True)
-    s = sub.add_parser("submission", help="a folder with model.py, Dockerfile, requirements.txt, checkpoint/ and the fmuia source",
-                       description="Assemble a challenge submission folder (runs as 'python model.py': /input/ -> /output/).")
+    s = sub.add_parser("submission", help="a folder with model.py, Dockerfile, requirements.txt, checkpoint/ and the fmuia modules prediction needs",
+                       description="Assemble a challenge submission folder (runs as 'python model.py': /input/ -> /output/). "
+                                   "It holds the fmuia modules model.py reaches and a requirements.txt generated from "
+                                   "their imports, pinned to this environment's versions.")
     s.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint folder or .safetensors file")
     s.add_argument("out_dir", metavar="DIR", help="folder to create")
     s.add_argument("--tta", action="store_true", help="enable horizontal-flip test-time augmentation in the submission")

@@ -10,7 +10,9 @@ DESCRIPTION = (
     "Predict every CSV row of DATA_ROOT and write the FM_UIA submission into OUT_DIR: a PNG "
     "per segmentation row at its mask_path (leading '../' removed, original size, class ids), "
     "and classification_predictions.json, detection_predictions.json, regression_predictions.json "
-    "(all three always written; [] for a kind without rows). Label columns may be empty."
+    "(all three always written; [] for a kind without rows). Label columns may be empty. "
+    "OUT_DIR must lie outside the data (not the data root, its CSV folder or an image or mask "
+    "folder, nor inside or around one) and be new or empty unless --overwrite."
 )
 
 
@@ -18,14 +20,20 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT",
                    help="checkpoint folder or .safetensors file, or an .onnx file from 'fmuia export onnx'")
     p.add_argument("--data", required=True, metavar="DATA_ROOT", help="data root with csv_files/ (test CSVs may have empty labels)")
-    p.add_argument("--out", required=True, metavar="OUT_DIR", help="submission folder to write (created if missing)")
+    p.add_argument("--out", required=True, metavar="OUT_DIR",
+                   help="submission folder to write (created if missing; must be new or empty unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="accept a non-empty OUT_DIR: first remove the prediction files of an earlier run from it "
+                        "(the three *_predictions.json files and the PNG files under Segmentation/), never anything else")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="images per forward pass (default 8; batches may mix tasks)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="image-reading processes (default min(2, CPU cores); 0 reads in the main process)")
     p.add_argument("--backend", default=None, choices=("torch", "onnx"),
                    help="torch, or onnxruntime (default: onnx for an .onnx file, else torch)")
-    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
-                   help="torch backend precision (default: the checkpoint's, usually auto)")
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16", "auto"),
+                   help="torch backend precision (default: fp32 on CPU, the same numbers on every CPU; the "
+                        "checkpoint's on GPU, usually bf16). bf16 is faster on CPUs with AVX512-BF16 or AMX; "
+                        "auto picks it there")
     p.add_argument("--tta", action="store_true",
                    help="average with a horizontally flipped view (never for orientation-sensitive tasks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -37,7 +45,7 @@ def run(args) -> int:
     predictor = load(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision, tta=args.tta)
     summary = predictor.predict_dataset(
         args.data, args.out, batch_size=args.batch_size, workers=args.workers,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite,
     )
     print(summary.format_table())
     print(f"wrote {summary.out_dir}: {summary.masks} mask(s), "

@@ -26,8 +26,9 @@ def load(
     file from ``fmuia export onnx``. ``backend``: ``torch`` or ``onnx`` (default: ``onnx``
     for a ``.onnx`` file, else ``torch``); ``onnx`` with a checkpoint exports the graph to a
     temporary file first. ``device``: ``auto`` (CUDA if present), ``cpu`` or ``cuda``.
-    ``precision``: ``auto``/``fp32``/``bf16``/``fp16`` for the torch backend (default:
-    the checkpoint's). ``tta``: horizontal-flip test-time augmentation, ``True`` for every
+    ``precision``: ``fp32``/``bf16``/``fp16``/``auto`` for the torch backend (default: fp32
+    on CPU, identical on every CPU; the checkpoint's on GPU; ``bf16`` is faster on CPUs
+    with AVX512-BF16 or AMX; ``auto`` picks bf16 there). ``tta``: horizontal-flip test-time augmentation, ``True`` for every
     task it is valid for, or a list of task ids.
     """
     path = os.fspath(path)

@@ -25,6 +25,19 @@ from fmuia.tasks import TaskRegistry
 log = logging.getLogger(__name__)
 
 
+def inference_precision(requested: str | None, checkpoint_precision: str, device: torch.device) -> str:
+    """The precision the torch backend runs in.
+
+    ``requested`` None (the default): fp32 on CPU, so that the same command gives the
+    same numbers on every CPU (``auto`` would pick bf16 only where the CPU has
+    AVX512-BF16 or AMX); on GPU the checkpoint's precision, ``auto`` giving bf16 (fp16
+    without bf16 support). An explicit ``fp32``/``bf16``/``fp16`` is used as is;
+    ``auto`` is resolved for ``device`` (CPU-dependent on CPU)."""
+    if requested is None:
+        return "fp32" if device.type == "cpu" else resolve_precision(checkpoint_precision, device)
+    return resolve_precision(requested, device)
+
+
 class TorchBackend:
     name = "torch"
 
@@ -33,7 +46,7 @@ class TorchBackend:
         self.model = model.to(self.device).eval()
         self.registry: TaskRegistry = model.registry
         self.config: ModelConfig = model.config
-        self.precision = resolve_precision(precision or model.config.precision, self.device)
+        self.precision = inference_precision(precision, model.config.precision, self.device)
 
     def raw(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
         with torch.inference_mode(), autocast(self.precision, self.device):

@@ -1,15 +1,15 @@
 """Predicting a whole data root into a challenge submission (``fmuia predict``).
 
-Order of work: read the CSVs; refuse tasks the model lacks, malformed rows and every
-unsafe mask path before anything is written; then stream the images through a
-DataLoader (reading and resizing in worker processes), run the model on batches that
-may mix tasks, write masks on a thread pool as they come, and write the three JSON
-files atomically at the end.
+Order of work: read the CSVs; refuse tasks the model lacks, malformed rows, an unsafe
+output folder and every unsafe mask path before anything is written; then stream the
+images through a DataLoader (reading and resizing in worker processes), run the model
+on batches that may mix tasks, write masks on a thread pool as they come, and write
+the three JSON files atomically at the end. The output folder's rules (never among
+the inputs, new or empty unless ``overwrite``) are ``fmuia.predict.output_folder``.
 """
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from fmuia.data.records import Entry
 from fmuia.data.transforms import resize_sample
 from fmuia.errors import DataError
 from fmuia import kinds
+from fmuia.predict.output_folder import check_output_folder, refuse_overwriting_inputs, refuse_unwritable_names
 from fmuia.predict.paths import plan_mask_files
 from fmuia.predict.writer import SubmissionWriter
 from fmuia.runtime import prediction_workers as default_workers
@@ -108,17 +109,6 @@ def check_layout(layout: Layout, predictor: "Predictor") -> None:
         )
 
 
-def _refuse_overwriting_inputs(entries: list[Entry], planned: dict[int, str]) -> None:
-    """A mask target that is one of the data root's own files (``--out`` = the data
-    root) would destroy input data."""
-    inputs = {os.path.realpath(p) for e in entries for p in (e.image_file, e.mask_file) if p}
-    for i, target in planned.items():
-        if os.path.realpath(target) in inputs:
-            e = entries[i]
-            raise DataError(f"{e.where}: mask_path {e.mask_path!r} would overwrite the input file {target} "
-                            "(choose an output folder outside the data root)")
-
-
 def predict_dataset(
     predictor: "Predictor",
     data_root: str,
@@ -127,31 +117,37 @@ def predict_dataset(
     batch_size: int = 8,
     workers: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> PredictionSummary:
     """Write the submission of ``data_root`` into ``out_dir`` (docs/format.md, "Submission files").
 
     All three JSON files are always written (``[]`` for a kind without rows), so a
     scorer that opens all of them works on a test folder holding only some kinds.
+    ``out_dir`` must be outside every input folder and new or empty; ``overwrite``
+    accepts a non-empty one and removes the prediction files of an earlier run from it
+    (the three JSON files and PNGs under ``Segmentation/``; other files are kept).
     """
     if batch_size < 1:
         raise DataError(f"--batch-size must be at least 1, got {batch_size}")
     layout = read_layout(data_root, base=predictor.registry)
     check_layout(layout, predictor)
     entries = layout.entries
+    check_output_folder(layout, out_dir, overwrite)
     planned = plan_mask_files(entries, out_dir)
-    _refuse_overwriting_inputs(entries, planned)
+    refuse_unwritable_names(entries, planned, out_dir)
+    refuse_overwriting_inputs(entries, planned)
 
     workers = default_workers() if workers is None else max(0, int(workers))
-    loader = DataLoader(
-        _Images(entries, predictor.image_size), batch_size=batch_size, shuffle=False, num_workers=workers,
-        collate_fn=_collate, pin_memory=predictor.device.type == "cuda",
-        prefetch_factor=4 if workers else None, persistent_workers=False,
-    )
     counts: Counter[str] = Counter()
     writer = SubmissionWriter(out_dir)
     start = time.perf_counter()
-    writer.start()
     try:
+        writer.start()  # before the loader: a folder that cannot be written fails without forking readers
+        loader = DataLoader(
+            _Images(entries, predictor.image_size), batch_size=batch_size, shuffle=False, num_workers=workers,
+            collate_fn=_collate, pin_memory=predictor.device.type == "cuda",
+            prefetch_factor=4 if workers else None, persistent_workers=False,
+        )
         with tqdm(total=len(entries), unit="img", desc="predict", disable=not progress, leave=False) as bar:
             for images, indices, sizes, errors in loader:
                 if errors:

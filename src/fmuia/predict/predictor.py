@@ -137,9 +137,13 @@ class Predictor:
         return self.predict_batch([rgb], [task_id], probabilities=probabilities)[0]
 
     def predict_batch(self, images: Sequence[Any], task_ids: Sequence[str], probabilities: bool = False) -> list[Result]:
-        """Predict several images at once (any mix of tasks); inputs as for ``predict``."""
+        """Predict several images at once (any mix of tasks); inputs as for ``predict``.
+
+        Returns one result per image, in order; no images give an empty list."""
         if len(images) != len(task_ids):
             raise DataError(f"{len(images)} images but {len(task_ids)} task ids")
+        if not images:
+            return []
         for t in dict.fromkeys(task_ids):
             self._task(t)
         rgbs = [as_rgb(im) for im in images]
@@ -149,7 +153,8 @@ class Predictor:
 
     def predict_dataset(self, data_root: str, out_dir: str, **options: Any):
         """Write a challenge submission for ``data_root`` into ``out_dir`` (what
-        ``fmuia predict`` runs); options as ``fmuia.predict.pipeline.predict_dataset``."""
+        ``fmuia predict`` runs); options as ``fmuia.predict.pipeline.predict_dataset``
+        (``batch_size``, ``workers``, ``progress``, ``overwrite``)."""
         from fmuia.predict.pipeline import predict_dataset
 
         return predict_dataset(self, data_root, out_dir, **options)

@@ -1,35 +1,64 @@
 """``fmuia export submission``: a folder the challenge can build and run as is.
 
-Contents: ``model.py`` (entry point), ``Dockerfile``, ``requirements.txt`` (from the
-repository's ``submission/`` folder), ``checkpoint/`` (weights and sidecar),
-``settings.json`` (prediction options read by ``model.py``) and ``fmuia/`` (the
-package source, so the folder needs only third-party packages). The folder is
-assembled under a temporary name beside the target and renamed into place at the
-end: it exists complete or not at all.
+Contents: ``model.py`` (entry point) and ``Dockerfile`` (package data in
+``fmuia/predict/templates/``), ``checkpoint/`` (weights and sidecar), ``settings.json``
+(prediction options read by ``model.py``), ``fmuia/`` (the fmuia modules that
+``model.py`` reaches, found by walking their imports: no training, scoring or CLI
+code) and ``requirements.txt``, generated from the third-party imports of those
+modules (``fmuia.predict.requirements``). The folder is assembled under a temporary
+name beside the target and renamed into place at the end: it exists complete or
+not at all.
 """
 from __future__ import annotations
 
-import shutil
+from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
 import fmuia
 from fmuia.errors import CheckpointError, ConfigError
-from fmuia.io.atomic import publish_folder, write_json
+from fmuia.io.atomic import publish_folder, write_bytes, write_json, write_text
 from fmuia.model.checkpoint import SIDECAR_NAME, WEIGHTS_NAME, checkpoint_paths, load_checkpoint
 from fmuia.predict.predictor import tta_tasks
+from fmuia.predict.requirements import ImportScan, requirements_text, scan_imports
 
-TEMPLATE_FILES = ("model.py", "Dockerfile", "requirements.txt")
+TEMPLATE_FILES = ("model.py", "Dockerfile")
 
 
 def template_dir() -> Path:
-    """The repository's ``submission/`` folder (beside ``src/``)."""
-    folder = Path(fmuia.__file__).resolve().parents[2] / "submission"
+    """The submission templates, package data of ``fmuia.predict``."""
+    folder = Path(str(resources.files("fmuia.predict").joinpath("templates")))
     missing = [name for name in TEMPLATE_FILES if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"{folder}: the submission templates {', '.join(missing)} are missing "
-                          "(export a submission from a source checkout of fmuia)")
+                          "(a broken fmuia installation: reinstall it)")
     return folder
+
+
+def package_root() -> Path:
+    return Path(fmuia.__file__).resolve().parent
+
+
+def shipped_files(scan: ImportScan) -> dict[str, Path]:
+    """Path inside the submission's ``fmuia/`` -> source file: every module of the
+    scan, plus the data files (not Python) beside each shipped package's
+    ``__init__.py`` (the task registry's YAML)."""
+    root = package_root()
+    files: dict[str, Path] = {}
+    for path in scan.modules.values():
+        files[path.relative_to(root).as_posix()] = path
+        if path.name == "__init__.py":
+            for data in path.parent.iterdir():
+                if data.is_file() and data.suffix not in (".py", ".pyc"):
+                    files[data.relative_to(root).as_posix()] = data
+    return dict(sorted(files.items()))
+
+
+def _copy(source: Path, target: Path) -> None:
+    try:
+        write_bytes(str(target), source.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot write ({exc.strerror or exc})") from None
 
 
 def export_submission(
@@ -53,15 +82,17 @@ def export_submission(
     tta_list = sorted(tta_tasks(model.registry, tta)) if tta is not True else True
     weights, sidecar = checkpoint_paths(checkpoint)
     templates = template_dir()
+    scan = scan_imports(templates / "model.py", package_root())
+    requirements = requirements_text(scan)
 
     with publish_folder(target) as staging:  # the folder appears complete or not at all
         for name in TEMPLATE_FILES:
-            shutil.copy2(templates / name, staging / name)
-        (staging / "checkpoint").mkdir()
-        shutil.copy2(weights, staging / "checkpoint" / WEIGHTS_NAME)
-        shutil.copy2(sidecar, staging / "checkpoint" / SIDECAR_NAME)
-        package = Path(fmuia.__file__).resolve().parent
-        shutil.copytree(package, staging / "fmuia", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+            _copy(templates / name, staging / name)
+        write_text(str(staging / "requirements.txt"), requirements)
+        _copy(Path(weights), staging / "checkpoint" / WEIGHTS_NAME)
+        _copy(Path(sidecar), staging / "checkpoint" / SIDECAR_NAME)
+        for rel, source in shipped_files(scan).items():
+            _copy(source, staging / "fmuia" / rel)
         settings = {"checkpoint": "checkpoint", "device": device, "tta": tta_list, "workers": workers}
         write_json(staging / "settings.json", settings)
     return target

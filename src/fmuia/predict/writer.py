@@ -6,7 +6,8 @@ written on a small thread pool (``cv2.imencode`` and file writes release the GIL
 so the model never waits on the disk. The three JSON files are written only by
 ``finish()``; a run that fails leaves no JSON behind (stale ones from an earlier run
 are removed when writing starts), so an incomplete folder is never mistaken for a
-finished submission.
+finished submission. Any OS error (read-only folder, name too long, disk full)
+becomes a ``DataError`` naming the file.
 """
 from __future__ import annotations
 
@@ -17,16 +18,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from fmuia import kinds
 from fmuia.io.atomic import write_bytes as atomic_write_bytes
 from fmuia.io.atomic import write_json as atomic_write_json
 from fmuia.errors import DataError
-from fmuia.evaluate.predictions import json_kinds
 from fmuia.tasks import Kind
 
-
 def json_files() -> dict[Kind, str]:
-    """The submission's JSON file of each kind (the scorer reads the same names)."""
-    return {k.kind: k.prediction_file for k in json_kinds()}
+    """The submission's JSON file of each kind that writes one (the scorer reads the
+    same names: both ask the kind)."""
+    return {k.kind: k.prediction_file for k in kinds.all_kinds() if k.prediction_file}
+
+
+def file_folders() -> list[str]:
+    """The submission folders of the kinds that write one file per sample (masks)."""
+    return [k.prediction_dir for k in kinds.all_kinds() if k.prediction_dir]
 
 
 def encode_png(mask: np.ndarray) -> bytes:
@@ -39,8 +45,57 @@ def encode_png(mask: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def os_error(path: str, action: str, exc: OSError) -> DataError:
+    """``exc`` as the ``DataError`` the CLI prints: the path, what failed and why."""
+    return DataError(f"{path}: cannot {action} ({exc.strerror or exc})")
+
+
 def write_mask_png(path: str, mask: np.ndarray) -> None:
-    atomic_write_bytes(path, encode_png(mask))
+    data = encode_png(mask)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise os_error(path, "write the mask", exc) from None
+
+
+def stale_prediction_files(out_dir: str) -> list[str]:
+    """What an earlier run may have left in ``out_dir``: the three JSON files and the
+    PNG files under ``Segmentation/`` (symlinks are listed, never followed). Nothing
+    else is ever listed."""
+    found = []
+    for name in json_files().values():
+        path = os.path.join(out_dir, name)
+        if os.path.isfile(path) or os.path.islink(path):
+            found.append(path)
+    for top in file_folders():
+        seg = os.path.join(out_dir, top)
+        if os.path.isdir(seg) and not os.path.islink(seg):
+            for folder, _dirs, files in os.walk(seg):  # os.walk does not descend into symlinked folders
+                found.extend(os.path.join(folder, f) for f in sorted(files) if f.lower().endswith(".png"))
+    return found
+
+
+def remove_stale_predictions(out_dir: str) -> int:
+    """Remove ``stale_prediction_files(out_dir)`` and the folders under
+    ``Segmentation/`` that this leaves empty; returns the number of files removed."""
+    stale = stale_prediction_files(out_dir)
+    for path in stale:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise os_error(path, "remove the stale prediction", exc) from None
+    for top in file_folders() if stale else ():
+        seg = os.path.join(out_dir, top)
+        if not os.path.isdir(seg) or os.path.islink(seg):
+            continue
+        for folder, _dirs, _files in os.walk(seg, topdown=False):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # not empty: holds something that is not ours
+    return len(stale)
 
 
 class SubmissionWriter:
@@ -59,15 +114,13 @@ class SubmissionWriter:
         self._closed = False
 
     def start(self) -> None:
-        """Create the folder and remove prediction JSONs of an earlier run."""
+        """Create the folder and remove the prediction files of an earlier run (the
+        caller has checked that removing them is wanted)."""
         try:
             os.makedirs(self.out_dir, exist_ok=True)
         except OSError as exc:
-            raise DataError(f"{self.out_dir}: cannot create the output folder ({exc.strerror})") from None
-        for name in json_files().values():
-            path = os.path.join(self.out_dir, name)
-            if os.path.isfile(path) and not os.path.islink(path):
-                os.unlink(path)
+            raise os_error(self.out_dir, "create the output folder", exc) from None
+        remove_stale_predictions(self.out_dir)
 
     def add_mask(self, path: str, mask: np.ndarray) -> None:
         while len(self._pending) >= self._max_pending:
@@ -91,7 +144,10 @@ class SubmissionWriter:
         written = {}
         for kind, name in json_files().items():
             path = os.path.join(self.out_dir, name)
-            atomic_write_json(path, self.records[kind])
+            try:
+                atomic_write_json(path, self.records[kind])
+            except OSError as exc:
+                raise os_error(path, "write the predictions", exc) from None
             written[kind] = path
         return written
 

@@ -6,9 +6,14 @@ in ``checkpoint/`` beside this file; ``Model().predict(data_root, output_dir,
 batch_size=8)`` writes the submission (segmentation PNGs and the three JSON files).
 
 ``fmuia export submission`` assembles a ready folder: this file, ``checkpoint/``, the
-``fmuia`` package source, ``settings.json``, ``Dockerfile`` and ``requirements.txt``.
-The package copy beside this file is used first, so the folder runs without
-installing fmuia; only the third-party packages of ``requirements.txt`` are needed.
+fmuia modules prediction needs (``fmuia/``), ``settings.json``, ``Dockerfile`` and
+``requirements.txt`` (generated from what those modules import). The package copy
+beside this file is used first, so the folder runs without installing fmuia; only the
+third-party packages of ``requirements.txt`` are needed.
+
+The output folder must be empty (the challenge gives an empty ``/output/``) or new;
+``predict(..., overwrite=True)`` accepts a non-empty one and first removes the
+prediction files of an earlier run from it (never anything else).
 """
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.isdir(os.path.join(HERE, "fmuia")):
     sys.path.insert(0, HERE)
+
+# The container has no network: skip albumentations' update check on import.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import fmuia  # noqa: E402  (after the path set-up above)
 
@@ -42,9 +50,10 @@ class Model:
             tta=settings.get("tta", False),
         )
 
-    def predict(self, data_root: str, output_dir: str, batch_size: int = 8):
+    def predict(self, data_root: str, output_dir: str, batch_size: int = 8, overwrite: bool = False):
         summary = self.predictor.predict_dataset(
             data_root, output_dir, batch_size=batch_size, workers=self.workers, progress=False,
+            overwrite=overwrite,
         )
         print(summary.format_table(), flush=True)
         return summary
