@@ -9,7 +9,7 @@ from tiny import tiny_checkpoint
 
 import fmuia
 from fmuia.cli.main import main
-from fmuia.model import config as model_config
+from fmuia import runtime as model_config
 from fmuia.predict.backends import inference_precision
 
 CPU = torch.device("cpu")
