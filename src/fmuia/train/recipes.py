@@ -33,16 +33,16 @@ class Change:
     name: str
     what: str
     overrides: Mapping[str, Any]
-    kinds: tuple[Kind, ...] = ()  # the kinds it concerns; () = every kind
+    kinds: tuple[Kind, ...] = ()  # the kinds it concerns, by their config names; () = every kind
 
 
 IMPROVEMENTS: tuple[Change, ...] = (
     Change("keypoint heatmap", "keypoints: heatmap head on the FPN map, soft-argmax decoding",
-           {"model": {"heads": {"keypoints": "heatmap"}, "routing": {"keypoints": "fpn"}}}, (Kind.KEYPOINTS,)),
+           {"model": {"heads": {"keypoints": "heatmap"}, "routing": {"keypoints": "fpn"}}}, (Kind("keypoints"),)),
     Change("centre detection", "detection: centre map with negatives (focal) + box sides with GIoU",
-           {"model": {"heads": {"detection": "centernet"}}}, (Kind.DETECTION,)),
+           {"model": {"heads": {"detection": "centernet"}}}, (Kind("detection"),)),
     Change("dice + ce", "segmentation: Dice plus cross-entropy",
-           {"loss": {"params": {"segmentation.conv": {"ce_weight": 1.0}}}}, (Kind.SEGMENTATION,)),
+           {"loss": {"params": {"segmentation.conv": {"ce_weight": 1.0}}}}, (Kind("segmentation"),)),
     Change("augmentation", "geometric (masks/boxes/points move together), flips where allowed, speckle/gain/gamma/blur",
            {"augment": {"default": {"affine": 0.7, "hflip": 0.5, "speckle": 0.3, "gain": 0.3, "gamma": 0.3, "blur": 0.2}}}),
     Change("mixed batches", "samples of any tasks in one batch instead of one task per batch",
