@@ -89,11 +89,7 @@ class Trainer:
         self.best_dir = os.path.join(run_dir, "best")
         if self.dist.is_main and not resume and os.path.exists(checkpoint_paths(self.last_dir)[1]):
             raise ConfigError(f"{run_dir} already holds a training run; resume it (--resume) or choose another folder")
-        self._check_data()  # before the run folder exists: a bad dataset leaves nothing behind
-        if self.dist.is_main:
-            os.makedirs(run_dir, exist_ok=True)
-            save_config(config, os.path.join(run_dir, "config.yaml"))
-            self._write_run_info()
+        self._check_data()
 
         seed = int(config.seed)
         torch.manual_seed(seed)
@@ -103,6 +99,11 @@ class Trainer:
                                image_size=config.model.image_size, batch_size=tcfg.batch_size, seed=config.seed,
                                rank=self.dist.rank, world_size=self.dist.world_size,
                                local_world_size=self.dist.local_world_size, device_type=self.device.type)
+        # Only once the data is checked and loaded: a bad dataset leaves no run folder behind.
+        if self.dist.is_main:
+            os.makedirs(run_dir, exist_ok=True)
+            save_config(config, os.path.join(run_dir, "config.yaml"))
+            self._write_run_info()
         self.registry = self.data.registry
         self.model = build_model(config.model, self.registry).to(self.device)
         if self.model.config.channels_last:

@@ -1,0 +1,81 @@
+"""Building blocks of the robustness catalogue: tiny data roots with one planted fault,
+the CLI run as a user runs it, and fingerprints of folders to prove nothing changed."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+
+import cv2
+import numpy as np
+from dataset_builders import COLUMNS, materialise, valid_rows
+
+from fmuia.cli.main import main
+
+CSV = "csv_files/data.csv"
+# valid_rows(): lines 2-4 breast_lesion masks, 5-6 cardiac_multi (n=4), 7-10 breast_2cls,
+# 11-12 thyroid_nodule_det, 13-14 FUGC points; every image 32x32.
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """``fmuia ARGV`` in this process: (exit code, stderr)."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse refusals
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def fingerprint(folder) -> dict[str, str]:
+    """Every file under ``folder`` with the sha256 of its bytes."""
+    found = {}
+    for base, _dirs, files in os.walk(folder):
+        for f in files:
+            path = os.path.join(base, f)
+            if os.path.islink(path):
+                found[os.path.relpath(path, folder)] = "link:" + os.readlink(path)
+                continue
+            with open(path, "rb") as fh:
+                found[os.path.relpath(path, folder)] = hashlib.sha256(fh.read()).hexdigest()
+    return found
+
+
+def rows_text(rows: list[dict], columns=COLUMNS) -> str:
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r.get(c, "") for c in columns})
+    return out.getvalue()
+
+
+def file_of(root: str, rel: str) -> str:
+    return os.path.normpath(os.path.join(root, "csv_files", rel))
+
+
+def write_csv_bytes(root: str, data: bytes) -> None:
+    with open(os.path.join(root, CSV), "wb") as fh:
+        fh.write(data)
+
+
+def build_root(root: str, fault) -> None:
+    """A valid root, then ``fault(root, rows)`` plants one problem."""
+    rows = valid_rows()
+    materialise(root, rows)
+    fault(root, rows)
+
+
+def rewrite(root: str, rows: list[dict], columns=COLUMNS) -> None:
+    write_csv_bytes(root, rows_text(rows, columns).encode())
+
+
+def json_dump(path: str, value) -> None:
+    with open(path, "w") as fh:
+        json.dump(value, fh)
+
+
+def save_png(path: str, array: np.ndarray) -> None:
+    assert cv2.imwrite(path, array)
