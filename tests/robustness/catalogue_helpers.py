@@ -19,14 +19,21 @@ CSV = "csv_files/data.csv"
 # 11-12 thyroid_nodule_det, 13-14 FUGC points; every image 32x32.
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str]:
-    """``fmuia ARGV`` in this process: (exit code, stderr)."""
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``fmuia ARGV`` in this process, as the console script runs it: (exit code, stdout, stderr)."""
     capsys.readouterr()
     try:
-        code = main(argv)
+        code = main([str(a) for a in argv])
     except SystemExit as exc:  # argparse refusals
         code = exc.code
-    return code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+TINY_TRAIN = ["--set", "device=cpu", "--set", "model.encoder=resnet18", "--set", "model.pretrained=none",
+              "--set", "model.image_size=64", "--set", "model.decoder_channels=32", "--set", "model.decoder_out_channels=32",
+              "--set", "model.channels_last=false", "--set", "data.num_workers=0", "--set", "train.progress=false",
+              "--set", "train.plot=false", "--set", "train.batch_size=4"]
 
 
 def fingerprint(folder) -> dict[str, str]:
