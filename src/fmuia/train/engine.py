@@ -99,11 +99,6 @@ class Trainer:
                                image_size=config.model.image_size, batch_size=tcfg.batch_size, seed=config.seed,
                                rank=self.dist.rank, world_size=self.dist.world_size,
                                local_world_size=self.dist.local_world_size, device_type=self.device.type)
-        # Only once the data is checked and loaded: a bad dataset leaves no run folder behind.
-        if self.dist.is_main:
-            os.makedirs(run_dir, exist_ok=True)
-            save_config(config, os.path.join(run_dir, "config.yaml"))
-            self._write_run_info()
         self.registry = self.data.registry
         self.model = build_model(config.model, self.registry).to(self.device)
         if self.model.config.channels_last:
@@ -145,6 +140,12 @@ class Trainer:
         history: list[dict[str, Any]] = []
         if resume:
             history = self._restore()
+        # Only once the data is checked and loaded and a resumed checkpoint verified: a bad
+        # dataset leaves no run folder behind, a refused resume leaves its run as it was.
+        if self.dist.is_main:
+            os.makedirs(run_dir, exist_ok=True)
+            save_config(config, os.path.join(run_dir, "config.yaml"))
+            self._write_run_info()
         self.metrics = MetricsLog(run_dir, history, tcfg.log_dir) if self.dist.is_main else None
         self.history = history
         self.last_validation: Validation | None = None
