@@ -234,7 +234,7 @@ class Trainer:
                    disable=not show, dynamic_ncols=True, leave=False)
         total, count = 0.0, 0
         max_steps = self.config.train.max_steps
-        for batch in _batches(bar, self._stopped_because):
+        for batch in _batches(bar, lambda exc: self._stopped_because(exc, f"step {self.step + 1} (epoch {epoch + 1})")):
             value, tasks = self._train_step(batch)
             total += value
             count += 1
@@ -253,15 +253,18 @@ class Trainer:
 
         show = bool(self.config.train.progress)
         progress = (lambda it: tqdm(it, desc="validation", leave=False, dynamic_ncols=True)) if show else None
-        loader = _batches(self.data.val_loader, self._stopped_because)
+        loader = _batches(self.data.val_loader, lambda exc: self._stopped_because(exc, f"validation after epoch {self.epoch}"))
         return run_validation(self.eval_model(), loader, self.registry, self.device, self.autocast, progress)
 
-    def _stopped_because(self, exc: DataError) -> DataError:
+    def _stopped_because(self, exc: DataError, at: str) -> DataError:
         """A file that failed when read mid-run (changed after the check, or beyond what
-        the check looks at): its row and reason, and what was kept."""
-        kept = (f"the last good checkpoint {self.last_dir} (epoch {self.epoch}) is kept"
-                if os.path.isdir(self.last_dir) else "no checkpoint had been written yet")
-        return DataError(f"{_worker_message(exc)}\ntraining stopped at step {self.step + 1} (epoch {self.epoch + 1}); {kept}")
+        the check looks at): its row and reason, where the run stopped and what was kept."""
+        if os.path.isdir(self.last_dir):
+            epoch = self.history[-1].get("epoch", "?") if self.history else "?"
+            kept = f"the last good checkpoint {self.last_dir} (epoch {epoch}) is kept"
+        else:
+            kept = "no checkpoint had been written yet"
+        return DataError(f"{_worker_message(exc)}\ntraining stopped at {at}; {kept}")
 
     def _row(self, epoch: int, train_loss: float | None, val: Validation | None, seconds: float) -> dict[str, Any]:
         row: dict[str, Any] = {"epoch": epoch, "step": self.step, "lr": self._lr(), "train_loss": train_loss,
