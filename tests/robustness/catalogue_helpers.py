@@ -5,11 +5,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 
-import cv2
-import numpy as np
 from dataset_builders import COLUMNS, materialise, valid_rows
 
 from fmuia.cli.main import main
@@ -77,12 +74,3 @@ def build_root(root: str, fault) -> None:
 
 def rewrite(root: str, rows: list[dict], columns=COLUMNS) -> None:
     write_csv_bytes(root, rows_text(rows, columns).encode())
-
-
-def json_dump(path: str, value) -> None:
-    with open(path, "w") as fh:
-        json.dump(value, fh)
-
-
-def save_png(path: str, array: np.ndarray) -> None:
-    assert cv2.imwrite(path, array)

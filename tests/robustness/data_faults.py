@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 import os
 
-import cv2
 import numpy as np
-from catalogue_helpers import file_of, rewrite, rows_text, save_png, write_csv_bytes
+from catalogue_helpers import file_of, rewrite, rows_text, write_csv_bytes
 from dataset_builders import write_image, write_mask
 
 

@@ -40,8 +40,6 @@ def _trap(path, marker) -> None:
 @pytest.fixture(scope="module")
 def two_epoch_run(tmp_path_factory):
     """A tiny run trained one epoch, its ``last`` copied, then resumed to a second."""
-    import _pytest.capture  # noqa: F401  (the CLI prints; the module fixture has no capsys)
-
     base = tmp_path_factory.mktemp("run")
     root = str(base / "data")
     materialise(root, valid_rows())

@@ -5,7 +5,6 @@ naming the CSV row or file and the reason, and that no input file changed."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from catalogue_helpers import TINY_TRAIN, build_root, fingerprint, run_cli

@@ -7,7 +7,7 @@ import errno
 import os
 
 import pytest
-from catalogue_helpers import CSV, fingerprint, rewrite, run_cli
+from catalogue_helpers import fingerprint, rewrite, run_cli
 from dataset_builders import materialise, seg_row, valid_rows
 from tiny import tiny_checkpoint
 
