@@ -17,12 +17,16 @@ def add_arguments(p) -> None:
     p.add_argument("data_root", help="folder with csv_files/ and the image folders (FM_UIA layout)")
     p.add_argument("--json", metavar="FILE", help="also write the table and problems as JSON ('-' for stdout)")
     p.add_argument("--require-labels", action="store_true", help="unlabelled rows are problems (training data)")
+    p.add_argument("--quick", action="store_true",
+                   help="read file headers only (sizes, modes) and check every row against them, without decoding "
+                        "pixels: what 'fmuia train' checks by default (data.check: header)")
     p.add_argument("--tasks-file", metavar="YAML", help="a task registry file to use instead of the FM_UIA 2026 tasks")
 
 
 def run(args) -> int:
     registry = TaskRegistry.from_file(args.tasks_file) if args.tasks_file else None
-    report = validate(args.data_root, registry=registry, require_labels=args.require_labels)
+    report = validate(args.data_root, registry=registry, require_labels=args.require_labels,
+                      level="header" if args.quick else "full")
     if args.json == "-":
         json.dump(report.to_dict(), sys.stdout, indent=2)
         print()

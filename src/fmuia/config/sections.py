@@ -74,9 +74,16 @@ class DataConfig(Section):
     cache_dir: str | None = None  # resized uint8 images + labels as .npy per sample, built on first use
     tasks: list[str] | None = None  # train on these task ids only
     val_batch_size: int | None = None  # None: the training batch size
+    # What training checks before its first step: header (sizes, modes and every row,
+    # no pixel decoding), full (fmuia validate's pixel pass, mask values included) or
+    # none (no check; a bad file then stops the run when it is read).
+    check: str = "header"
+
+    CHECKS: ClassVar[tuple[str, ...]] = ("header", "full", "none")
 
     def validate(self) -> None:
         check_positive_or_null("data.val_batch_size", self.val_batch_size)
+        check_choice("data.check", self.check, self.CHECKS)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction: expected a number in [0, 1), got {self.val_fraction}")
 

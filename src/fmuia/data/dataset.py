@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from fmuia.io.images import read_image
 from fmuia.data.layout import Layout, read_layout
 from fmuia.data.records import Entry, Sample
@@ -67,11 +69,28 @@ class FMUIADataset:
         return view
 
 
-def load_sample(entry: Entry, with_label: bool = True) -> Sample:
-    """Read an entry's pixels. Errors name the CSV file and line of the row."""
+def load_sample(entry: Entry, with_label: bool = True, num_classes: int | None = None) -> Sample:
+    """Read an entry's pixels. Errors name the CSV file and line of the row.
+
+    ``num_classes``, when given, is checked against a label read from a file (a mask):
+    a value >= it would otherwise fail deep in the loss, far from the file."""
     try:
         image = read_image(entry.image_file)
         label = kinds.kind_of(entry.kind).load_label(entry, image.shape[:2]) if with_label else None
     except DataError as exc:
         raise DataError(f"{entry.where} (task {entry.task_id}): {exc}") from None
+    if with_label and num_classes is not None:
+        check_label_values(entry, label, num_classes)
     return Sample(entry=entry, image=image, label=label if with_label else None)
+
+
+def check_label_values(entry: Entry, label, num_classes: int) -> None:
+    """A mask label's values must be class ids below ``num_classes``; ``DataError`` names
+    the row and the mask file otherwise."""
+    if not kinds.kind_of(entry.kind).label_is_file or not isinstance(label, np.ndarray) or not label.size:
+        return
+    if int(label.max()) >= num_classes:
+        values = np.unique(label)
+        bad = values[values >= num_classes].tolist()
+        raise DataError(f"{entry.where} (task {entry.task_id}): {entry.mask_file}: mask value(s) {bad} "
+                        f">= num_classes {num_classes}")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from fmuia.data.cache import SampleCache
-from fmuia.data.dataset import FMUIADataset, load_sample
+from fmuia.data.dataset import FMUIADataset, check_label_values, load_sample
 from fmuia.data.records import Sample
 from fmuia.data.transforms import encode_sample
 from fmuia import kinds
@@ -28,6 +28,7 @@ class TrainSet(torch.utils.data.Dataset):
         self.entries = dataset.entries
         self.transforms = dict(transforms)
         self.cache = cache
+        self.num_classes = {t.task_id: t.n for t in dataset.registry}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -36,6 +37,7 @@ class TrainSet(torch.utils.data.Dataset):
         index, seed = item
         entry = self.entries[index]
         sample = self.cache.load(entry)[0] if self.cache else load_sample(entry)
+        check_label_values(entry, sample.label, self.num_classes[entry.task_id])
         image, target = encode_sample(sample, self.transforms[entry.task_id], seed=seed)
         return {"image": image, "target": target, "task_id": entry.task_id, "index": index}
 
@@ -48,6 +50,7 @@ class EvalSet(torch.utils.data.Dataset):
         self.entries = dataset.entries
         self.transform = transform
         self.cache = cache
+        self.num_classes = {t.task_id: t.n for t in dataset.registry}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -60,6 +63,7 @@ class EvalSet(torch.utils.data.Dataset):
         else:
             sample = load_sample(entry)
             size, label = sample.size, sample.label
+        check_label_values(entry, label, self.num_classes[entry.task_id])
         image, _ = encode_sample(Sample(entry, sample.image, None), self.transform)
         return {"image": image, "task_id": entry.task_id, "index": index, "size": size, "label": label}
 

@@ -4,6 +4,13 @@ Every row is checked and every problem is reported, with its CSV file, line and
 reason, in one report: a broken dataset is fixed once, not discovered broken
 mid-run. The images are decoded once, in parallel; only per-task statistics are
 kept, never the pixels.
+
+Two levels: ``full`` decodes every image and mask (a truncated file, a mask value
+>= num_classes); ``header`` reads only the file headers (size, mode) and checks every
+row against them - missing, empty or unrecognised files, mask size against image
+size, boxes and points inside the image - at a small fraction of the cost. The
+header level does not see corrupt pixel data or mask values, and does not count
+segmentation classes.
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from fmuia import kinds
-from fmuia.io.images import read_image
+from fmuia.io.images import image_header, read_image
 from fmuia.data.layout import Layout, Problem, read_layout
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
@@ -105,6 +112,9 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+LEVELS = ("full", "header")
+
+
 def _check_entry(entry: Entry, task: Task, require_labels: bool) -> tuple[list[str], tuple[int, int] | None, list]:
     """Read one sample's files and return (problems, (h, w), class/point counts)."""
     try:
@@ -115,6 +125,31 @@ def _check_entry(entry: Entry, task: Task, require_labels: bool) -> tuple[list[s
     del image
     reasons, counted = kinds.kind_of(task).check_label(entry, task, (h, w), require_labels)
     return reasons, (h, w), counted
+
+
+def _check_entry_header(entry: Entry, task: Task, require_labels: bool) -> tuple[list[str], tuple[int, int] | None, list]:
+    """``_check_entry`` from the file headers only: a label that is a file (a mask) is
+    checked for existence, readability and size; other labels by their kind."""
+    try:
+        header = image_header(entry.image_file)
+    except DataError as exc:
+        return [f"image {entry.image_path!r}: {_short(exc, entry.image_file)}"], None, []
+    h, w = header.height, header.width
+    kind = kinds.kind_of(task)
+    if not kind.label_is_file:
+        reasons, counted = kind.check_label(entry, task, (h, w), require_labels)
+        return reasons, (h, w), counted
+    if not entry.has_mask_label:
+        return ([f"mask {entry.mask_path!r}: file not found"] if require_labels else []), (h, w), []
+    try:
+        mask = image_header(entry.mask_file)
+    except DataError as exc:
+        return [f"mask {entry.mask_path!r}: {_short(exc, entry.mask_file)}"], (h, w), []
+    if (mask.height, mask.width) != (h, w):
+        return [f"mask {entry.mask_path!r} is {mask.height}x{mask.width} but its image is {h}x{w} (h x w)"], (h, w), []
+    if mask.channels not in (1, 3, 4):
+        return [f"mask {entry.mask_path!r}: {mask.channels} channels (mode {mask.mode}); expected a single-channel class-id PNG"], (h, w), []
+    return [], (h, w), []
 
 
 def _short(exc: Exception, path: str) -> str:
@@ -128,19 +163,24 @@ def validate(
     require_labels: bool = False,
     workers: int | None = None,
     layout: Layout | None = None,
+    level: str = "full",
 ) -> ValidationReport:
     """Check every CSV row and every file of a data root; see ``ValidationReport``.
 
     ``registry`` is the base registry of known tasks (default FM_UIA 2026);
-    ``require_labels`` makes unlabelled rows an error (training data).
+    ``require_labels`` makes unlabelled rows an error (training data); ``level`` is
+    ``full`` (decode every file) or ``header`` (file headers only, see above).
     """
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    check = _check_entry if level == "full" else _check_entry_header
     layout = layout or read_layout(root, registry)
     problems = list(layout.problems)
     stats = {t.task_id: TaskStats(t) for t in layout.registry}
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
 
     def job(entry: Entry):
-        return _check_entry(entry, layout.registry[entry.task_id], require_labels)
+        return check(entry, layout.registry[entry.task_id], require_labels)
 
     # OpenCV and PNG decoding release the GIL, so threads use every core.
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -71,7 +71,10 @@ def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[in
     out = []
     for position, task, entry, pred_file in jobs:
         owner = kinds.kind_of(task)
-        truth = owner.truth(entry)
+        try:
+            truth = owner.truth(entry)
+        except DataError as exc:  # the file alone does not say which row of the ground truth
+            raise DataError(f"ground truth {entry.where} (task {entry.task_id}): {exc}") from None
         value, resized = owner.read_prediction(pred_file, truth)
         score = owner.score_sample(task, value, truth, owner.truth_size(entry, truth))
         score.resized = resized

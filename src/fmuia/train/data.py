@@ -13,12 +13,14 @@ from fmuia.config import AugmentConfig, DataConfig, SamplerConfig
 from fmuia.data.cache import SampleCache
 from fmuia.data.torch_datasets import EvalSet, TrainSet, collate, seed_worker
 from fmuia.data.dataset import FMUIADataset
+from fmuia.data.layout import Layout, read_layout
+from fmuia.data.validate import validate
 from fmuia.data.samplers import TaskBatchSampler
 from fmuia.data.transforms import build_eval_transform, build_train_transform, policy_for
 from fmuia.errors import ConfigError, DataError
 from fmuia.runtime import training_workers
 
-__all__ = ["RunData", "build_data", "stratified_split"]
+__all__ = ["RunData", "build_data", "check_data", "stratified_split"]
 
 
 def stratified_split(groups: Mapping[str, list[int]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -35,6 +37,47 @@ def stratified_split(groups: Mapping[str, list[int]], fraction: float, seed: int
         val += sorted(ix[i] for i in order[:n_val])
         train += sorted(ix[i] for i in order[n_val:])
     return sorted(train), sorted(val)
+
+
+def _only_tasks(layout: Layout, tasks: list[str] | None) -> Layout:
+    """The layout restricted to the rows (and row problems) of the chosen tasks."""
+    if tasks is None:
+        return layout
+    wanted = set(tasks)
+    problems = [p for p in layout.problems if p.task_id is None or p.task_id in wanted]
+    entries = [e for e in layout.entries if e.task_id in wanted]
+    return Layout(layout.root, entries, layout.registry, problems, layout.csv_files)
+
+
+def check_data(data: DataConfig, data_root: str, val_root: str | None = None, workers: int | None = None) -> None:
+    """Check the training (and validation) roots at the level ``data.check`` names, as
+    ``fmuia validate`` does, before a run writes anything or takes a step.
+
+    Every problem of both roots is listed in one ``DataError`` (CSV file and line or
+    file, and the reason). ``header`` reads file headers only: on 40k images it costs
+    a fraction of decoding them; ``full`` decodes every image and mask; ``none`` skips
+    the check, and a bad file then stops the run when a loader reads it.
+    """
+    if data.check == "none":
+        return
+    level = "full" if data.check == "full" else "header"
+    train_layout = read_layout(data_root)
+    reports = [("training data", validate(data_root, require_labels=True, workers=workers, level=level,
+                                          layout=_only_tasks(train_layout, data.tasks)))]
+    if val_root:
+        val_layout = read_layout(val_root, train_layout.registry)
+        reports.append(("validation data", validate(val_root, require_labels=True, workers=workers, level=level,
+                                                    layout=_only_tasks(val_layout, data.tasks))))
+    bad = [(what, r) for what, r in reports if not r.ok]
+    if not bad:
+        return
+    total = sum(len(r.problems) for _, r in bad)
+    parts = [f"data check ({data.check}) found {total} problem(s); training did not start and nothing was written "
+             f"(fix them, or list them with 'fmuia validate --require-labels'):"]
+    for what, r in bad:
+        parts.append(f"{what} {r.root}: {len(r.problems)} problem(s)")
+        parts.extend(f"  {p}" for p in r.problems)
+    raise DataError("\n".join(parts))
 
 
 def _require_labels(dataset: FMUIADataset, what: str) -> None:

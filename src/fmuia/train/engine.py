@@ -30,14 +30,14 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from fmuia.config import Config, load_config, save_config
-from fmuia.errors import CheckpointError, ConfigError, FmuiaError
+from fmuia.errors import CheckpointError, ConfigError, DataError, FmuiaError
 from fmuia.io.atomic import write_json
 from fmuia.model import build_model, save_checkpoint
 from fmuia.model.checkpoint import checkpoint_paths, open_checkpoint
 from fmuia.model.routing import group_indices
 from fmuia.runtime import autocast, resolve_device, training_precision
 from fmuia.train import distributed
-from fmuia.train.data import build_data
+from fmuia.train.data import build_data, check_data
 from fmuia.train.losses import TaskLoss
 from fmuia.train.optim import build_optimizer, build_scheduler
 from fmuia.train.history import MetricsLog, plot_curves
@@ -87,12 +87,9 @@ class Trainer:
         self.dist = distributed.init(self.device.type)
         self.last_dir = os.path.join(run_dir, "last")
         self.best_dir = os.path.join(run_dir, "best")
-        if self.dist.is_main:
-            if not resume and os.path.exists(checkpoint_paths(self.last_dir)[1]):
-                raise ConfigError(f"{run_dir} already holds a training run; resume it (--resume) or choose another folder")
-            os.makedirs(run_dir, exist_ok=True)
-            save_config(config, os.path.join(run_dir, "config.yaml"))
-            self._write_run_info()
+        if self.dist.is_main and not resume and os.path.exists(checkpoint_paths(self.last_dir)[1]):
+            raise ConfigError(f"{run_dir} already holds a training run; resume it (--resume) or choose another folder")
+        self._check_data()
 
         seed = int(config.seed)
         torch.manual_seed(seed)
@@ -143,11 +140,29 @@ class Trainer:
         history: list[dict[str, Any]] = []
         if resume:
             history = self._restore()
+        # Only once the data is checked and loaded and a resumed checkpoint verified: a bad
+        # dataset leaves no run folder behind, a refused resume leaves its run as it was.
+        if self.dist.is_main:
+            os.makedirs(run_dir, exist_ok=True)
+            save_config(config, os.path.join(run_dir, "config.yaml"))
+            self._write_run_info()
         self.metrics = MetricsLog(run_dir, history, tcfg.log_dir) if self.dist.is_main else None
         self.history = history
         self.last_validation: Validation | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
+    def _check_data(self) -> None:
+        """``data.check`` on the main process; every process stops on its verdict."""
+        problem = None
+        if self.dist.is_main:
+            try:
+                check_data(self.config.data, self.data_root, self.val_root)
+            except DataError as exc:
+                problem = str(exc)
+        problem = self.dist.broadcast_object(problem)
+        if problem:
+            raise DataError(problem)
+
     def _write_run_info(self) -> None:
         info = {"data_root": os.path.abspath(self.data_root),
                 "val_root": os.path.abspath(self.val_root) if self.val_root else None}
@@ -219,7 +234,7 @@ class Trainer:
                    disable=not show, dynamic_ncols=True, leave=False)
         total, count = 0.0, 0
         max_steps = self.config.train.max_steps
-        for batch in bar:
+        for batch in _batches(bar, lambda exc: self._stopped_because(exc, f"step {self.step + 1} (epoch {epoch + 1})")):
             value, tasks = self._train_step(batch)
             total += value
             count += 1
@@ -238,7 +253,18 @@ class Trainer:
 
         show = bool(self.config.train.progress)
         progress = (lambda it: tqdm(it, desc="validation", leave=False, dynamic_ncols=True)) if show else None
-        return run_validation(self.eval_model(), self.data.val_loader, self.registry, self.device, self.autocast, progress)
+        loader = _batches(self.data.val_loader, lambda exc: self._stopped_because(exc, f"validation after epoch {self.epoch}"))
+        return run_validation(self.eval_model(), loader, self.registry, self.device, self.autocast, progress)
+
+    def _stopped_because(self, exc: DataError, at: str) -> DataError:
+        """A file that failed when read mid-run (changed after the check, or beyond what
+        the check looks at): its row and reason, where the run stopped and what was kept."""
+        if os.path.isdir(self.last_dir):
+            epoch = self.history[-1].get("epoch", "?") if self.history else "?"
+            kept = f"the last good checkpoint {self.last_dir} (epoch {epoch}) is kept"
+        else:
+            kept = "no checkpoint had been written yet"
+        return DataError(f"{_worker_message(exc)}\ntraining stopped at {at}; {kept}")
 
     def _row(self, epoch: int, train_loss: float | None, val: Validation | None, seconds: float) -> dict[str, Any]:
         row: dict[str, Any] = {"epoch": epoch, "step": self.step, "lr": self._lr(), "train_loss": train_loss,
@@ -351,6 +377,28 @@ class Trainer:
 
     def close(self) -> None:
         self.dist.close()
+
+
+def _batches(loader, stopped_because):
+    """The loader's batches; a ``DataError`` raised reading one becomes the run's stop reason."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except DataError as exc:
+            raise stopped_because(exc) from None
+        yield batch
+
+
+def _worker_message(exc: DataError) -> str:
+    """The error's own text: a DataLoader worker re-raises it wrapped in its traceback."""
+    text = str(exc)
+    marker = "DataError: "
+    if "Original Traceback" in text and marker in text:
+        return text[text.rindex(marker) + len(marker):].strip()
+    return text
 
 
 def _resume_info(run_dir: str) -> dict[str, Any]:
