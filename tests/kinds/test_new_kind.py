@@ -19,7 +19,7 @@ from fmuia.data.dataset import FMUIADataset, load_sample
 from fmuia.data.layout import read_layout
 from fmuia.data.transforms import build_eval_transform, encode_sample
 from fmuia.data.validate import validate
-from fmuia.evaluate.aggregate import TaskResult, empty_result
+from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.evaluate.scorer import evaluate
 from fmuia.kinds.base import Head, LabelCells, LabelError, SampleScore, TaskKind
 from fmuia.model import ModelConfig, build_model

@@ -9,7 +9,8 @@ import os
 
 from fmuia.io.atomic import write_text
 from fmuia.errors import DataError
-from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, kind_metrics
+from fmuia.kinds import kind_metrics
+from fmuia.metrics.results import CHALLENGE_SCORE_DEFINITION
 from fmuia.evaluate.scorer import Evaluation
 
 __all__ = ["format_summary", "read_results", "write_evaluation"]

@@ -27,7 +27,8 @@ from fmuia.io.images import read_image  # noqa: E402
 from fmuia.data.layout import read_layout  # noqa: E402
 from fmuia.data.records import Entry  # noqa: E402
 from fmuia.errors import DataError  # noqa: E402
-from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, kind_metrics  # noqa: E402
+from fmuia.kinds import kind_metrics  # noqa: E402
+from fmuia.metrics.results import CHALLENGE_SCORE_DEFINITION  # noqa: E402
 from fmuia.io.atomic import write_bytes, write_text  # noqa: E402
 from fmuia.evaluate.outputs import PER_SAMPLE_CSV, read_results, results_dict  # noqa: E402
 from fmuia.evaluate.predictions import json_kinds, read_prediction_file  # noqa: E402

@@ -42,7 +42,7 @@ from fmuia.tasks import Kind, Task
 
 if TYPE_CHECKING:
     from fmuia.data.records import Entry
-    from fmuia.evaluate.aggregate import TaskResult
+    from fmuia.metrics.results import TaskResult
     from fmuia.model.config import ModelConfig
 
 __all__ = ["Head", "HeadType", "LabelCells", "LabelError", "LossFn", "SampleScore", "TaskKind", "TOP", "FPN"]

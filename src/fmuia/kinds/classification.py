@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmuia.evaluate.aggregate import TaskResult, empty_result
-from fmuia.evaluate.metrics import classification_metrics
+from fmuia.metrics.results import TaskResult, empty_result
+from fmuia.metrics.scores import classification_metrics
 from fmuia.kinds.base import TOP, Head, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list, parse_int
 from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Task

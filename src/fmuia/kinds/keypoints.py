@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmuia.io.images import image_size
-from fmuia.evaluate.aggregate import TaskResult, empty_result
-from fmuia.evaluate.metrics import image_diagonal, radial_errors
+from fmuia.metrics.results import TaskResult, empty_result
+from fmuia.metrics.scores import image_diagonal, radial_errors
 from fmuia.kinds.base import TOP, Head, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list
 from fmuia.kinds.dense import cell_centres, soft_argmax, tower
 from fmuia.kinds.drawing import ACCENT, PREDICTED, TRUTH, thumbnail

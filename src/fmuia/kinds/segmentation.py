@@ -24,8 +24,8 @@ from torch import nn
 from fmuia.io.images import read_mask, read_predicted_mask
 from fmuia.io.paths import submission_mask_path
 from fmuia.errors import DataError
-from fmuia.evaluate.aggregate import TaskResult, empty_result
-from fmuia.evaluate.metrics import segmentation_scores
+from fmuia.metrics.results import TaskResult, empty_result
+from fmuia.metrics.scores import segmentation_scores
 from fmuia.kinds.base import FPN, Head, LabelCells, LabelError, SampleScore, TaskKind
 from fmuia.kinds.drawing import PALETTE, PREDICTED, TRUTH, contours, thumbnail
 from fmuia.tasks import Task
