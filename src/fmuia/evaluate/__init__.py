@@ -10,6 +10,7 @@ from fmuia.evaluate.aggregate import (
     TaskResult,
     summarise,
 )
+from fmuia.evaluate.scorer import evaluate
 from fmuia.metrics.scores import (
     ClassificationMetrics,
     SegmentationScores,
@@ -43,9 +44,3 @@ __all__ = [
     "summarise",
 ]
 
-
-def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry=None):
-    """Score a prediction folder; see ``fmuia.evaluate.scorer.evaluate``."""
-    from fmuia.evaluate.scorer import evaluate as _evaluate
-
-    return _evaluate(data_root, pred_dir, workers=workers, registry=registry)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Kind, Task
 
 if TYPE_CHECKING:
@@ -323,8 +324,6 @@ class TaskKind:
 
     def draw_prediction(self, ax, image: np.ndarray, truth: Any, value: Any, record: Mapping[str, Any]) -> None:
         """One report panel: the truth (green) and the prediction (magenta) on the image."""
-        from fmuia.kinds.drawing import thumbnail
-
         canvas, _ = thumbnail(image)
         ax.imshow(canvas)
         ax.set_title(f"score {float(record['score']):.3f}", fontsize=9)

@@ -17,7 +17,7 @@ from timm.layers import LayerNorm2d
 from torch import nn
 
 from fmuia.errors import ConfigError
-from fmuia.model import pretrained as weights
+import fmuia.model.pretrained as weights
 from fmuia.model.pretrained import LoadReport
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from fmuia.model import build_model, save_checkpoint
 from fmuia.model.checkpoint import checkpoint_paths, open_checkpoint
 from fmuia.model.routing import group_indices
 from fmuia.runtime import autocast, resolve_device, training_precision
-from fmuia.train import distributed
+import fmuia.train.distributed as distributed
 from fmuia.train.data import build_data
 from fmuia.train.losses import TaskLoss
 from fmuia.train.optim import build_optimizer, build_scheduler

@@ -74,6 +74,7 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: str) -> str | None:
     """Training loss and validation scores per epoch as a PNG (matplotlib, Agg)."""
     if not rows:
         return None
+    # matplotlib is slow to import and only the plot needs it.
     import matplotlib
 
     matplotlib.use("Agg")
