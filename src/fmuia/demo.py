@@ -14,13 +14,7 @@ import sys
 import time
 
 from fmuia.cli.main import main as fmuia
-
-KIND_METRICS = {
-    "segmentation": [("DSC", True), ("HD", False)],
-    "classification": [("Accuracy", True), ("AUC", True), ("F1_macro", True)],
-    "detection": [("IoU", True)],
-    "keypoints": [("MRE", False)],
-}
+from fmuia.evaluate.outputs import compare_summaries, format_comparison
 
 
 def _step(title: str, argv: list[str]) -> None:
@@ -64,18 +58,8 @@ def _read_summary(eval_dir: str) -> dict:
 
 
 def _table(trained: dict, untrained: dict) -> str:
-    rows = [f"{'kind':<15}{'metric':<10}{'untrained':>11}{'trained':>10}  better"]
-    for kind, metrics in KIND_METRICS.items():
-        for name, higher in metrics:
-            a = untrained["per_kind"].get(kind, {}).get(name)
-            b = trained["per_kind"].get(kind, {}).get(name)
-            if a is None or b is None:
-                continue
-            better = (b > a) if higher else (b < a)
-            rows.append(f"{kind:<15}{name:<10}{a:>11.4f}{b:>10.4f}  {'yes' if better else 'NO'}")
-    a, b = untrained["challenge_score"], trained["challenge_score"]
-    rows.append(f"{'all tasks':<15}{'score':<10}{a:>11.4f}{b:>10.4f}  {'yes' if b > a else 'NO'}")
-    return "\n".join(rows)
+    labels = ("untrained", "trained")
+    return format_comparison(compare_summaries(untrained, trained, labels), labels)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -121,7 +105,7 @@ def run(argv: list[str] | None = None) -> int:
     ckpt = _untrained_checkpoint(run_dir, os.path.join(baseline, "checkpoint"))
     _score_quietly(ckpt, os.path.join(data, "test"), baseline)
 
-    print("\n==> test-split scores (higher is better, except HD and MRE in pixels)")
+    print("\n==> test-split scores (higher is better, except the distances HD and MRE in pixels)")
     print(_table(_read_summary(evaluation), _read_summary(os.path.join(baseline, "eval"))))
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Everything is under {out}/:")
     print("  data/        synthetic train/val/test data roots (FM_UIA layout)")

@@ -39,7 +39,7 @@ __all__ = ["build_report", "plot_training_curves"]
 log = logging.getLogger(__name__)
 
 # Sample panels are drawn by each task's kind (TaskKind.draw_prediction, fmuia.kinds.drawing).
-TABLE_METRICS = ("DSC", "HD", "Accuracy", "AUC", "F1_macro", "F1_weighted", "MCC", "IoU", "MRE")
+TABLE_METRICS = tuple(name for names in kind_metrics().values() for name in names)
 # Metrics where lower is better (coloured inversely) have no fixed range: they are
 # coloured through the task score instead.
 

@@ -88,6 +88,7 @@ class ClassificationKind(TaskKind):
     csv_name = "classification"
     min_n = 2
     metric_names = ("Accuracy", "AUC", "F1_macro", "F1_weighted", "MCC")
+    headline_metrics = ("AUC",)
     prediction_file = "classification_predictions.json"
     default_route = TOP
     label_columns = ("mask",)

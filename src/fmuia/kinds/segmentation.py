@@ -133,6 +133,7 @@ class SegmentationKind(TaskKind):
     csv_name = "segmentation"
     min_n = 2
     metric_names = ("DSC", "HD")
+    lower_is_better = frozenset({"HD", "HD_norm"})
     prediction_file = None  # one PNG per row
     prediction_dir = SEGMENTATION_DIR
     default_route = FPN
