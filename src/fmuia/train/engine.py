@@ -111,7 +111,7 @@ class Trainer:
         if self.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("train.precision: fp16 training needs a CUDA device (use bf16 or fp32 on CPU)")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.loss = TaskLoss(self.registry, self.model.head_types, config.loss.to_dict())
+        self.loss = TaskLoss(self.registry, self.model.head_types, config.loss)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.steps_per_epoch = len(self.data.sampler)
         self.total_steps = int(tcfg.epochs) * self.steps_per_epoch
