@@ -44,11 +44,10 @@ from fmuia.config.sections import AugmentConfig
 from fmuia.data.augment import EXTRA_POLICY, extra_steps
 from fmuia.data.records import Sample
 from fmuia.errors import ConfigError, DataError
+from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from fmuia import kinds
 from fmuia.tasks import Task
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Probability of each augmentation; 0 disables it. Every key of a config policy must
 # be one of these (unknown keys are a ConfigError naming them).

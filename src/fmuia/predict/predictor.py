@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from fmuia.data import transforms
-from fmuia.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from fmuia.errors import ConfigError, DataError
 from fmuia.model.routing import group_indices
 from fmuia.predict.images import as_rgb
