@@ -190,13 +190,13 @@ class KeypointsKind(TaskKind):
         return tuple(POINT_COLUMN.format(k + 1) for k in range(n))
 
     def parse_label(self, row, task, header, folder):
-        cols = [POINT_COLUMN.format(i + 1) for i in range(task.n)]
+        cols = [POINT_COLUMN.format(i + 1) for i in range(task.num_points)]
         values = [row.get(c) for c in cols]
         if all(blank(v) for v in values):
             return LabelCells()
         missing = [c for c in cols if c not in header]
         if missing:
-            raise LabelError(f"keypoint task with n={task.n} but column(s) {', '.join(missing)} missing")
+            raise LabelError(f"keypoint task with {task.num_points} points but column(s) {', '.join(missing)} missing")
         points = []
         for col, text in zip(cols, values):
             if blank(text):
@@ -259,7 +259,7 @@ class KeypointsKind(TaskKind):
         return KeypointsResult(task.task_id, points, points / np.array([w, h], dtype=np.float64))
 
     def parse_record(self, item, task):
-        points = number_list(item, "predicted_points_pixels", 2 * task.n if task else None)
+        points = number_list(item, "predicted_points_pixels", 2 * task.num_points if task else None)
         if points.size % 2:
             raise LabelError(f"'predicted_points_pixels' has an odd number of values ({points.size})")
         if "predicted_points_normalized" in item:
