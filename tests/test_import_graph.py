@@ -120,6 +120,43 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+# The layering of README's "Architecture" section: the packages a package's modules may
+# import at module level (besides its own modules and the shared leaves below).
+SHARED = {"fmuia", "errors", "_version", "imagenet"}
+LAYERS = {
+    "tasks": set(),
+    "io": set(),
+    "metrics": {"tasks"},
+    "kinds": {"tasks", "io", "metrics"},
+    "config": {"io", "kinds"},
+    "runtime": {"config"},
+    "data": {"tasks", "io", "kinds", "config"},
+    "model": {"tasks", "io", "kinds", "config", "runtime"},
+    "evaluate": {"tasks", "io", "kinds", "metrics", "data"},
+    "predict": {"tasks", "io", "kinds", "data", "model", "runtime"},
+    "train": {"tasks", "io", "kinds", "metrics", "config", "runtime", "data", "model", "evaluate"},
+    "synthetic": {"tasks", "io", "kinds", "data"},
+}
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "fmuia"
+
+
+def test_packages_import_only_the_layers_below_them():
+    wrong = []
+    for module, targets in import_graph().items():
+        allowed = LAYERS.get(_package(module))
+        if allowed is None:  # the command line, the demo, the package itself: the top
+            continue
+        for target in sorted(targets):
+            package = _package(target)
+            if package != _package(module) and package not in allowed | SHARED:
+                wrong.append(f"{module} imports {target}")
+    assert wrong == [], "imports against the layering: " + "; ".join(wrong)
+
+
 def test_the_graph_sees_the_package_edges():
     graph = import_graph()
     assert "fmuia.model.network" in graph["fmuia.model"]
