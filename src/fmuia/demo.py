@@ -13,14 +13,21 @@ import shutil
 import sys
 import time
 
-from fmuia.cli.main import main as fmuia
-from fmuia.evaluate.outputs import compare_summaries, format_comparison
+import torch
+
+import fmuia
+from fmuia.cli.main import main as fmuia_command
+from fmuia.config import load_config
+from fmuia.evaluate import evaluate
+from fmuia.evaluate.outputs import compare_summaries, format_comparison, write_evaluation
+from fmuia.model.checkpoint import load_checkpoint, save_checkpoint
+from fmuia.model.network import build_model
 
 
 def _step(title: str, argv: list[str]) -> None:
     print(f"\n==> {title}\n    fmuia {' '.join(argv)}", flush=True)
     start = time.perf_counter()
-    code = fmuia(argv)
+    code = fmuia_command(argv)
     if code != 0:
         raise SystemExit(f"demo: step '{title}' failed (exit {code})")
     print(f"    ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -28,11 +35,6 @@ def _step(title: str, argv: list[str]) -> None:
 
 def _untrained_checkpoint(run_dir: str, out_dir: str) -> str:
     """The run's network as it was before training: same config, pretrained encoder, fresh heads."""
-    import torch
-
-    from fmuia.config import load_config
-    from fmuia.model import build_model, load_checkpoint, save_checkpoint
-
     trained = load_checkpoint(os.path.join(run_dir, "best"))
     config = load_config(trained.checkpoint_meta["training_config"])
     torch.manual_seed(config.seed)
@@ -43,12 +45,8 @@ def _untrained_checkpoint(run_dir: str, out_dir: str) -> str:
 
 def _score_quietly(checkpoint: str, data_root: str, out_dir: str) -> None:
     """Predict and score through the Python API, without the CLI's tables."""
-    import fmuia as api
-    from fmuia.evaluate import evaluate
-    from fmuia.evaluate.outputs import write_evaluation
-
     pred_dir = os.path.join(out_dir, "predictions")
-    api.load(checkpoint).predict_dataset(data_root, pred_dir, progress=False)
+    fmuia.load(checkpoint).predict_dataset(data_root, pred_dir, progress=False)
     write_evaluation(evaluate(data_root, pred_dir), os.path.join(out_dir, "eval"))
 
 

@@ -67,6 +67,7 @@ class OnnxBackend:
 
     def __init__(self, path: str, device: "str | torch.device | None" = None, threads: int | None = None) -> None:
         try:
+            # onnxruntime is optional: only this backend needs it.
             import onnxruntime as ort
         except ImportError:  # pragma: no cover - optional dependency
             raise CheckpointError("--backend onnx needs onnxruntime (pip install 'fmuia[onnx]')") from None
