@@ -32,7 +32,9 @@ import sys
 import time
 from typing import Any, Mapping, Sequence
 
+from fmuia import kinds
 from fmuia.config import Config, load_config, read_yaml, save_config
+from fmuia.evaluate.outputs import compare_summaries, format_comparison
 from fmuia.tasks import Kind, fmuia2026
 from fmuia.train.recipes import CANDIDATES, Change, apply_changes, recipe_difference
 from fmuia.train.recipes import IMPROVEMENTS as CHANGES
@@ -44,15 +46,6 @@ IMPROVED_CONFIG = os.path.join(CONFIGS, "fmuia_plus.yaml")
 DEMO_CONFIG = os.path.join(CONFIGS, "demo_cpu.yaml")
 
 FMUIA = [sys.executable, "-m", "fmuia"]
-
-
-# Per kind, the metrics compared, and whether higher is better.
-METRICS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "segmentation": (("DSC", True), ("HD", False)),
-    "classification": (("AUC", True), ("Accuracy", True), ("F1_macro", True), ("MCC", True)),
-    "detection": (("IoU", True),),
-    "keypoints": (("MRE", False),),
-}
 
 
 def recipe(base: str, changes: Sequence[Change] = (), extra: Mapping[str, Any] | None = None) -> Config:
@@ -199,19 +192,9 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def side_by_side(faithful: Mapping[str, Any], improved: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    rows: list[dict[str, Any]] = []
-    lines = ["| kind | metric | faithful | improved | delta |", "|---|---|---:|---:|---:|"]
-    for kind, metrics in METRICS.items():
-        for metric, higher in metrics:
-            a, b = _value(faithful, kind, metric), _value(improved, kind, metric)
-            delta = None if a is None or b is None else b - a
-            better = None if delta is None else (delta > 0 if higher else delta < 0)
-            rows.append({"kind": kind, "metric": metric, "faithful": a, "improved": b, "delta": delta, "better": better})
-            mark = "" if better is None else (" (better)" if better else " (worse)")
-            lines.append(f"| {kind} | {metric} | {_fmt(a)} | {_fmt(b)} | {'-' if delta is None else f'{delta:+.4f}'}{mark} |")
-    a, b = faithful.get("challenge_score"), improved.get("challenge_score")
-    lines.append(f"| all | challenge score | {_fmt(a)} | {_fmt(b)} | {'-' if a is None or b is None else f'{b - a:+.4f}'} |")
-    return "\n".join(lines), rows
+    labels = ("faithful", "improved")
+    rows = compare_summaries(faithful, improved, labels)
+    return format_comparison(rows, labels), rows
 
 
 def targets(faithful: Mapping[str, Any], improved: Mapping[str, Any]) -> list[tuple[str, bool | None, str]]:
@@ -234,8 +217,7 @@ def targets(faithful: Mapping[str, Any], improved: Mapping[str, Any]) -> list[tu
     return checks
 
 
-ABLATION_METRICS = (("segmentation", "DSC"), ("segmentation", "HD"), ("classification", "AUC"),
-                    ("detection", "IoU"), ("keypoints", "MRE"))
+ABLATION_METRICS = tuple((kind.name, metric) for kind in kinds.all_kinds() for metric in kind.headline())
 
 
 def ablation_table(rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> str:

@@ -71,7 +71,7 @@ class Setup:
                      "image_size": args.image_size, "channels_last": layout == "channels_last"}
         torch.manual_seed(0)
         self.model = build_model(model_cfg, self.registry).to(self.device).train()
-        self.loss = TaskLoss(self.registry, self.model.head_types, {})
+        self.loss = TaskLoss(self.registry, self.model.head_types)
         self.opt = build_optimizer(self.model, {"lr": 1e-4, "weight_decay": 0.01,
                                                 "lr_multipliers": {"encoder": 1.0, "decoder": 10.0, "heads": 10.0}})
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -166,7 +166,7 @@ def time_loading(args) -> dict[str, float]:
     ds = FMUIADataset(args.data)
     n = min(len(ds), args.load_samples)
     ds = ds.subset(list(np.linspace(0, len(ds) - 1, n).astype(int)))
-    tf = {t.task_id: build_train_transform(args.image_size, t, policy_for(t, cfg.augment.to_dict())) for t in ds.registry}
+    tf = {t.task_id: build_train_transform(args.image_size, t, policy_for(t, cfg.augment)) for t in ds.registry}
     out = {}
     with tempfile.TemporaryDirectory() as cache_dir:
         for name, cache in (("load_from_files", None), ("load_cache_build", SampleCache(cache_dir, args.image_size)),

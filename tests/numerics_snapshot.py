@@ -114,7 +114,7 @@ def _recipe_numbers(name: str) -> dict[str, np.ndarray]:
 
     # One training step as the trainer takes it (fp32): loss, backward, clip, AdamW, schedule.
     model.train()
-    loss_fn = TaskLoss(registry, model.head_types, config.loss.to_dict())
+    loss_fn = TaskLoss(registry, model.head_types, config.loss)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.schedule, 10)
     stacked = _stacked(targets, task_ids)

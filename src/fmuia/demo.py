@@ -13,20 +13,21 @@ import shutil
 import sys
 import time
 
-from fmuia.cli.main import main as fmuia
+import torch
 
-KIND_METRICS = {
-    "segmentation": [("DSC", True), ("HD", False)],
-    "classification": [("Accuracy", True), ("AUC", True), ("F1_macro", True)],
-    "detection": [("IoU", True)],
-    "keypoints": [("MRE", False)],
-}
+import fmuia
+from fmuia.cli.main import main as fmuia_command
+from fmuia.config import load_config
+from fmuia.evaluate import evaluate
+from fmuia.evaluate.outputs import compare_summaries, format_comparison, write_evaluation
+from fmuia.model.checkpoint import load_checkpoint, save_checkpoint
+from fmuia.model.network import build_model
 
 
 def _step(title: str, argv: list[str]) -> None:
     print(f"\n==> {title}\n    fmuia {' '.join(argv)}", flush=True)
     start = time.perf_counter()
-    code = fmuia(argv)
+    code = fmuia_command(argv)
     if code != 0:
         raise SystemExit(f"demo: step '{title}' failed (exit {code})")
     print(f"    ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -34,11 +35,6 @@ def _step(title: str, argv: list[str]) -> None:
 
 def _untrained_checkpoint(run_dir: str, out_dir: str) -> str:
     """The run's network as it was before training: same config, pretrained encoder, fresh heads."""
-    import torch
-
-    from fmuia.config import load_config
-    from fmuia.model import build_model, load_checkpoint, save_checkpoint
-
     trained = load_checkpoint(os.path.join(run_dir, "best"))
     config = load_config(trained.checkpoint_meta["training_config"])
     torch.manual_seed(config.seed)
@@ -49,12 +45,8 @@ def _untrained_checkpoint(run_dir: str, out_dir: str) -> str:
 
 def _score_quietly(checkpoint: str, data_root: str, out_dir: str) -> None:
     """Predict and score through the Python API, without the CLI's tables."""
-    import fmuia as api
-    from fmuia.evaluate import evaluate
-    from fmuia.evaluate.outputs import write_evaluation
-
     pred_dir = os.path.join(out_dir, "predictions")
-    api.load(checkpoint).predict_dataset(data_root, pred_dir, progress=False)
+    fmuia.load(checkpoint).predict_dataset(data_root, pred_dir, progress=False)
     write_evaluation(evaluate(data_root, pred_dir), os.path.join(out_dir, "eval"))
 
 
@@ -64,18 +56,8 @@ def _read_summary(eval_dir: str) -> dict:
 
 
 def _table(trained: dict, untrained: dict) -> str:
-    rows = [f"{'kind':<15}{'metric':<10}{'untrained':>11}{'trained':>10}  better"]
-    for kind, metrics in KIND_METRICS.items():
-        for name, higher in metrics:
-            a = untrained["per_kind"].get(kind, {}).get(name)
-            b = trained["per_kind"].get(kind, {}).get(name)
-            if a is None or b is None:
-                continue
-            better = (b > a) if higher else (b < a)
-            rows.append(f"{kind:<15}{name:<10}{a:>11.4f}{b:>10.4f}  {'yes' if better else 'NO'}")
-    a, b = untrained["challenge_score"], trained["challenge_score"]
-    rows.append(f"{'all tasks':<15}{'score':<10}{a:>11.4f}{b:>10.4f}  {'yes' if b > a else 'NO'}")
-    return "\n".join(rows)
+    labels = ("untrained", "trained")
+    return format_comparison(compare_summaries(untrained, trained, labels), labels)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -121,7 +103,7 @@ def run(argv: list[str] | None = None) -> int:
     ckpt = _untrained_checkpoint(run_dir, os.path.join(baseline, "checkpoint"))
     _score_quietly(ckpt, os.path.join(data, "test"), baseline)
 
-    print("\n==> test-split scores (higher is better, except HD and MRE in pixels)")
+    print("\n==> test-split scores (higher is better, except the distances HD and MRE in pixels)")
     print(_table(_read_summary(evaluation), _read_summary(os.path.join(baseline, "eval"))))
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Everything is under {out}/:")
     print("  data/        synthetic train/val/test data roots (FM_UIA layout)")

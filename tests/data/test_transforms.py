@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from fmuia.config.sections import AugmentConfig
 from fmuia.data.records import Entry, Sample
 from fmuia.data.transforms import (
     IMAGENET_MEAN,
@@ -89,14 +90,14 @@ def test_flip_never_for_orientation_sensitive_tasks():
 
 
 def test_policy_levels_and_errors():
-    aug = {"default": {"blur": 0.2}, "kinds": {"segmentation": {"blur": 0.3}}, "tasks": {"lung": {"noise": 0.1}}}
+    aug = AugmentConfig(default={"blur": 0.2}, kinds={"segmentation": {"blur": 0.3}}, tasks={"lung": {"noise": 0.1}})
     p = policy_for(REG["lung"], aug)
     assert p["blur"] == 0.3 and p["noise"] == 0.1
     assert policy_for(REG["organ_cls"], aug)["blur"] == 0.2
     with pytest.raises(ConfigError, match="augment.tasks.lung.rotate"):
-        policy_for(REG["lung"], {"tasks": {"lung": {"rotate": 0.5}}})
+        policy_for(REG["lung"], AugmentConfig(tasks={"lung": {"rotate": 0.5}}))
     with pytest.raises(ConfigError, match="probability"):
-        policy_for(REG["lung"], {"default": {"blur": 2}})
+        policy_for(REG["lung"], AugmentConfig(default={"blur": 2}))
 
 
 def test_resize_sample_then_encode_equals_encode():

@@ -19,7 +19,7 @@ from fmuia.data.dataset import FMUIADataset, load_sample
 from fmuia.data.layout import read_layout
 from fmuia.data.transforms import build_eval_transform, encode_sample
 from fmuia.data.validate import validate
-from fmuia.evaluate.aggregate import TaskResult, empty_result
+from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.evaluate.scorer import evaluate
 from fmuia.kinds.base import Head, LabelCells, LabelError, SampleScore, TaskKind
 from fmuia.model import ModelConfig, build_model
@@ -158,7 +158,7 @@ def test_a_registered_kind_works_end_to_end(counting, tmp_path):
     outputs = model(images, task_ids)
     groups = group_indices(task_ids)
     targets = {t: torch.stack([encoded[i][1] for i in rows]) for t, rows in groups.items()}
-    total, per_task = TaskLoss(dataset.registry, model.head_types, {})(outputs, targets)
+    total, per_task = TaskLoss(dataset.registry, model.head_types)(outputs, targets)
     assert torch.isfinite(total) and set(per_task) == {"cells", "breast_2cls"}
     total.backward()
 

@@ -48,6 +48,7 @@ def test_trainer_hands_each_builder_its_section(train_root, tmp_path, monkeypatc
         assert trainer.model.config == config.model
         assert type(seen["build_optimizer"][0][1]) is OptimConfig
         assert type(seen["build_scheduler"][0][1]) is ScheduleConfig
-        assert seen["TaskLoss"][0][2] == dataclasses.asdict(config.loss) == LossConfig(task_weights={"FUGC": 2}).to_dict()
+        assert seen["TaskLoss"][0][2] is config.loss and type(config.loss) is LossConfig
+        assert dataclasses.asdict(config.loss) == LossConfig(task_weights={"FUGC": 2}).to_dict()
     finally:
         trainer.close()

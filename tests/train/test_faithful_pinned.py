@@ -81,7 +81,7 @@ def test_baseline_config_builds_the_seed_losses():
     baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
     registry = TaskRegistry([SEG, CLS, DET, KP])
     heads = {k: default_heads()[k] for k in Kind}
-    loss = TaskLoss(registry, heads, baseline.loss.to_dict())
+    loss = TaskLoss(registry, heads, baseline.loss)
     assert loss.params == {"s": {"ce_weight": 0.0}, "c": {}, "d": {"box_weight": 8.0}, "k": {}}
     assert loss.fns["s"] is loss_for(Kind.SEGMENTATION, "conv")
 
@@ -157,7 +157,7 @@ def test_baseline_heads_and_routes_per_task(baseline_model):
 
 
 def test_baseline_losses_per_task(baseline, baseline_model):
-    loss = TaskLoss(REGISTRY, baseline_model.head_types, baseline.loss.to_dict())
+    loss = TaskLoss(REGISTRY, baseline_model.head_types, baseline.loss)
     names = {Kind.SEGMENTATION: "segmentation_dice", Kind.CLASSIFICATION: "classification_ce",
              Kind.DETECTION: "detection_grid", Kind.KEYPOINTS: "keypoint_mse"}
     params = {Kind.SEGMENTATION: {"ce_weight": 0.0}, Kind.CLASSIFICATION: {}, Kind.DETECTION: {"box_weight": 8.0},
@@ -219,7 +219,7 @@ BASELINE_PIPELINE = [
 def test_baseline_augmentation_per_task(baseline):
     size = baseline.model.image_size
     for task in REGISTRY:
-        transform = build_train_transform(size, task, policy_for(task, baseline.augment.to_dict()))
+        transform = build_train_transform(size, task, policy_for(task, baseline.augment))
         assert _pipeline(transform) == BASELINE_PIPELINE, task.task_id
         params = transform.to_dict()["transform"]
         assert (params["bbox_params"]["format"], params["bbox_params"]["clip"]) == ("pascal_voc", True)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fmuia.errors import ConfigError
+from fmuia.config.sections import LossConfig
 from fmuia.tasks import Kind, fmuia2026
 from fmuia.kinds import kind_of
 from fmuia.kinds.base import Head
@@ -58,7 +59,7 @@ def test_detection_bce_on_centre_cell_plus_8_l1():
 
 def test_task_loss_weights_and_per_task_values():
     reg = REG.subset(["breast_2cls", "FUGC"])
-    loss = TaskLoss(reg, HEADS, {"kind_weights": {"classification": 2.0}, "task_weights": {"FUGC": 3.0}})
+    loss = TaskLoss(reg, HEADS, LossConfig(kind_weights={"classification": 2.0}, task_weights={"FUGC": 3.0}))
     outputs = {"breast_2cls": torch.zeros(1, 2), "FUGC": torch.tensor([[0.5, 0.5, 0.0, 0.0]])}
     targets = {"breast_2cls": torch.tensor([0]), "FUGC": torch.tensor([[[0.5, 0.5], [1.0, 0.0]]])}
     total, per_task = loss(outputs, targets)
@@ -69,9 +70,9 @@ def test_task_loss_weights_and_per_task_values():
 
 def test_loss_config_errors_and_registry_is_open():
     with pytest.raises(ConfigError, match="loss.task_weights.nope"):
-        TaskLoss(REG, HEADS, {"task_weights": {"nope": 1.0}})
+        TaskLoss(REG, HEADS, LossConfig(task_weights={"nope": 1.0}))
     with pytest.raises(ConfigError, match="loss.params.detection.grid.gamma"):
-        TaskLoss(REG, HEADS, {"params": {"detection.grid": {"gamma": 2}}})
+        TaskLoss(REG, HEADS, LossConfig(params={"detection.grid": {"gamma": 2}}))
     with pytest.raises(ConfigError, match="no loss registered"):
         loss_for(Kind.KEYPOINTS, "heatmap_test")
 
@@ -83,8 +84,15 @@ def test_loss_config_errors_and_registry_is_open():
 
     kind_of(Kind.KEYPOINTS).add_head("heatmap_test", TestHead, heatmap, sigma=2.0)
     try:
-        loss = TaskLoss(REG.subset(["FUGC"]), {Kind.KEYPOINTS: "heatmap_test"}, {"params": {"keypoints.heatmap_test": {"sigma": 3.0}}})
+        loss = TaskLoss(REG.subset(["FUGC"]), {Kind.KEYPOINTS: "heatmap_test"}, LossConfig(params={"keypoints.heatmap_test": {"sigma": 3.0}}))
         total, _ = loss({"FUGC": torch.zeros(2, 4)}, {"FUGC": torch.zeros(2, 2, 2)})
         assert float(total) == 3.0
     finally:
         del kind_of(Kind.KEYPOINTS).head_types["heatmap_test"]
+
+
+def test_default_kind_weights_follow_the_registered_kinds():
+    from fmuia import kinds
+
+    assert LossConfig().kind_weights == {k.name: 1.0 for k in kinds.all_kinds()}
+    assert list(LossConfig().kind_weights) == ["segmentation", "classification", "detection", "keypoints"]

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fmuia.config import load_config
+from fmuia.config.sections import AugmentConfig
 from fmuia.data.records import Entry, Sample
 from fmuia.errors import ConfigError
 from fmuia.data.transforms import build_eval_transform, build_train_transform, encode_sample, policy_for
@@ -142,7 +143,7 @@ def _iou(a, b) -> float:
 @pytest.mark.parametrize("task_id", ["breast_lesion", "thyroid_nodule_det", "FUGC"])
 def test_geometric_augmentation_moves_mask_box_and_points_together(task_id):
     task = REG[task_id]
-    transform = build_train_transform(SIZE, task, policy_for(task, {"default": GEOMETRIC}))
+    transform = build_train_transform(SIZE, task, policy_for(task, AugmentConfig(default=GEOMETRIC)))
     assert any(isinstance(t, A.Affine) for t in transform.transforms)
     image, mask, box, points = _scene()
     plain = build_eval_transform(SIZE)(image=image, mask=mask, bboxes=box, keypoints=points)
@@ -164,7 +165,7 @@ def test_geometric_augmentation_moves_mask_box_and_points_together(task_id):
 
 def test_boxes_always_survive_detection_augmentation():
     task = REG["uterine_fibroid_det"]
-    transform = build_train_transform(SIZE, task, policy_for(task, {"default": {**GEOMETRIC, "speckle": 1.0, "gain": 1.0}}))
+    transform = build_train_transform(SIZE, task, policy_for(task, AugmentConfig(default={**GEOMETRIC, "speckle": 1.0, "gain": 1.0})))
     image = np.random.default_rng(1).integers(0, 255, (80, 100, 3), dtype=np.uint8)
     entry = Entry(task_id=task.task_id, kind=task.kind, image_path="x.png", image_file="x.png", csv_file="c.csv", line=2)
     for corner in ([0.0, 0.0, 5.0, 4.0], [95.0, 76.0, 100.0, 80.0]):
@@ -179,7 +180,7 @@ def test_boxes_always_survive_detection_augmentation():
 def test_flip_only_for_orientation_free_tasks(task_id, sensitive):
     task = REG[task_id]
     assert task.orientation_sensitive is sensitive
-    policy = policy_for(task, {"default": {"hflip": 1.0, "brightness_contrast": 0.0}})
+    policy = policy_for(task, AugmentConfig(default={"hflip": 1.0, "brightness_contrast": 0.0}))
     transform = build_train_transform(SIZE, task, policy)
     image = np.zeros((SIZE, SIZE, 3), np.uint8)
     image[:, : SIZE // 4] = 255  # bright left quarter
@@ -192,7 +193,7 @@ def test_flip_only_for_orientation_free_tasks(task_id, sensitive):
         np.testing.assert_allclose(out, reference[:, ::-1])
     # The whole improved policy never mirrors a sensitive task either: over many draws the
     # bright side stays on the left.
-    plus = build_train_transform(SIZE, task, policy_for(task, {"default": {"affine": 1.0, "hflip": 1.0}}))
+    plus = build_train_transform(SIZE, task, policy_for(task, AugmentConfig(default={"affine": 1.0, "hflip": 1.0})))
     lefts = []
     for seed in range(10):
         plus.set_random_state(np.random.default_rng(seed), __import__("random").Random(seed))
@@ -203,7 +204,7 @@ def test_flip_only_for_orientation_free_tasks(task_id, sensitive):
 
 def test_extra_policy_is_off_by_default():
     task = REG["breast_lesion"]
-    seed_pipeline = build_train_transform(SIZE, task, policy_for(task, {"default": {"brightness_contrast": 0.5}}))
+    seed_pipeline = build_train_transform(SIZE, task, policy_for(task, AugmentConfig(default={"brightness_contrast": 0.5})))
     names = [type(t).__name__ for t in seed_pipeline.transforms]
     assert names == ["Resize", "RandomBrightnessContrast", "Normalize"]
 
@@ -232,7 +233,7 @@ def test_improved_augmentation_pipeline_per_task():
     zoom_out_then_safe_crop = [("Affine", 0.7, {"scale": {"x": (0.85, 1.0), "y": (0.85, 1.0)}, "rotate": (0.0, 0.0)}),
                                ("RandomSizedBBoxSafeCrop", 0.35, {"erosion_rate": 0.0})]
     for task in REG:
-        steps = _steps(build_train_transform(256, task, policy_for(task, plus.augment.to_dict())))
+        steps = _steps(build_train_transform(256, task, policy_for(task, plus.augment)))
         flip = [] if task.orientation_sensitive else [("HorizontalFlip", 0.5, {})]
         geometric = zoom_out_then_safe_crop if task.kind is Kind.DETECTION else [scale_rotate_shift]
         assert steps[0][0] == "Resize" and steps[-1][0] == "Normalize", task.task_id

@@ -12,7 +12,7 @@ import logging
 import pkgutil
 import sys
 
-from fmuia import __version__
+from fmuia._version import __version__
 from fmuia.errors import FmuiaError
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
+from fmuia.config import ModelConfig, load_config, read_yaml
 from fmuia.errors import ConfigError
 
 COMMAND = "model"
@@ -21,31 +20,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     summary.add_argument("--encoder", help="timm encoder name (overrides the config)")
 
 
-def _read_config(path: Path | None) -> tuple[dict, list | None]:
+def _read_config(path: Path | None) -> tuple[ModelConfig, list | None]:
+    """The typed model section of ``path`` (a training config; defaults without one) and
+    the task list of a top-level ``tasks:`` list, which is not a config key."""
     if path is None:
-        return {}, None
+        return load_config().model, None
+    data = read_yaml(str(path))
+    tasks = data.pop("tasks") if isinstance(data.get("tasks"), list) else None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"--config {path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config {path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config {path}: expected a mapping at the top level")
-    model = data.get("model") or {}
-    if not isinstance(model, dict):
-        raise ConfigError(f"--config {path}: 'model' must be a mapping")
-    tasks = data.get("tasks")
-    return model, tasks if isinstance(tasks, list) else None
+        return load_config(data).model, tasks
+    except ConfigError as exc:
+        # load_config names a mapping "config"; name the file instead.
+        raise ConfigError(f"{path}: {str(exc).removeprefix('config: ')}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmuia.model import ModelConfig, build_model
+    # Imported on call, like every command's heavy modules: ``fmuia --help`` stays fast.
+    from fmuia.model.network import build_model
     from fmuia.model.summary import format_table, summarise
     from fmuia.tasks import TaskRegistry, fmuia2026
 
-    section, tasks = _read_config(args.config)
-    config = ModelConfig.from_dict(section)
+    config, tasks = _read_config(args.config)
     changes = {"pretrained": "none"}  # counting needs no weights
     if args.encoder:
         changes["encoder"] = args.encoder

@@ -18,6 +18,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
+from fmuia import kinds
 from fmuia.config.checks import (PRECISIONS, check_choice, check_positive_or_null, check_value, check_weights)
 from fmuia.config.model import OPEN, ModelConfig
 from fmuia.errors import ConfigError
@@ -26,8 +27,6 @@ __all__ = [
     "AugmentConfig", "Config", "DataConfig", "LossConfig", "LrMultipliers", "OptimConfig", "SamplerConfig",
     "ScheduleConfig", "TrainConfig", "OPEN_SECTIONS", "merge",
 ]
-
-KINDS = ("segmentation", "classification", "detection", "keypoints")
 
 
 class Section:
@@ -122,11 +121,16 @@ class SamplerConfig(Section):
             raise ConfigError("sampler.temperature: must be > 0")
 
 
+def _unit_kind_weights() -> dict[str, float]:
+    """Weight 1 for every registered kind, in registration order (the saved config lists them)."""
+    return {kind.name: 1.0 for kind in kinds.all_kinds()}
+
+
 @dataclass
 class LossConfig(Section):
     path: ClassVar[str] = "loss"
 
-    kind_weights: dict[str, float] = field(default_factory=lambda: {k: 1.0 for k in KINDS}, metadata=OPEN)
+    kind_weights: dict[str, float] = field(default_factory=_unit_kind_weights, metadata=OPEN)
     task_weights: dict[str, float] = field(default_factory=dict, metadata=OPEN)
     params: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=OPEN)  # {"detection.grid": {"box_weight": 8.0}}
 

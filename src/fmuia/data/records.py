@@ -7,6 +7,7 @@ from typing import Union
 
 import numpy as np
 
+from fmuia import kinds
 from fmuia.tasks import Kind
 
 # Native label forms, in pixels of the original image:
@@ -44,8 +45,6 @@ class Entry:
 
     @property
     def labelled(self) -> bool:
-        from fmuia import kinds  # the kinds build on these records
-
         return kinds.kind_of(self.kind).labelled(self)
 
     # Set by the reader: whether the mask file exists (test data may name a mask

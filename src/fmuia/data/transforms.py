@@ -40,14 +40,14 @@ import cv2
 import numpy as np
 import torch
 
+from fmuia.config.sections import AugmentConfig
 from fmuia.data.augment import EXTRA_POLICY, extra_steps
 from fmuia.data.records import Sample
 from fmuia.errors import ConfigError, DataError
+from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from fmuia import kinds
 from fmuia.tasks import Task
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Probability of each augmentation; 0 disables it. Every key of a config policy must
 # be one of these (unknown keys are a ConfigError naming them).
@@ -101,18 +101,19 @@ def build_eval_transform(image_size: int) -> A.Compose:
     return A.Compose([_resize(image_size), _normalize()], seed=0, **_label_params())
 
 
-def policy_for(task: Task, augment: Mapping[str, Any] | None) -> dict[str, float]:
+def policy_for(task: Task, augment: AugmentConfig | None) -> dict[str, float]:
     """The augmentation policy of one task from the config's ``augment`` section.
 
-    ``augment`` is ``{"default": {...}, "kinds": {kind: {...}}, "tasks": {task_id: {...}}}``;
-    later levels override earlier ones key by key, on top of ``DEFAULT_POLICY``.
+    The section's ``default``, then ``kinds[kind]``, then ``tasks[task_id]`` override
+    each other key by key, on top of ``DEFAULT_POLICY``; None: ``DEFAULT_POLICY`` alone.
     """
-    augment = augment or {}
     policy = dict(DEFAULT_POLICY)
+    if augment is None:
+        return policy
     for where, part in (
-        ("augment.default", augment.get("default")),
-        (f"augment.kinds.{task.kind.value}", (augment.get("kinds") or {}).get(task.kind.value)),
-        (f"augment.tasks.{task.task_id}", (augment.get("tasks") or {}).get(task.task_id)),
+        ("augment.default", augment.default),
+        (f"augment.kinds.{task.kind.value}", (augment.kinds or {}).get(task.kind.value)),
+        (f"augment.tasks.{task.task_id}", (augment.tasks or {}).get(task.task_id)),
     ):
         if not part:
             continue

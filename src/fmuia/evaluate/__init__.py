@@ -1,8 +1,8 @@
 """Scoring as the challenge does, and the visual report.
 
-``metrics`` holds the pure metric functions (numpy in, floats out) that training
-validates with; ``aggregate`` turns per-sample scores into task results, per-kind
-summaries and the challenge score; ``scorer`` scores a prediction folder.
+The metric functions and the task results live in ``fmuia.metrics`` (below the task
+kinds, which build results with them) and are re-exported here; ``aggregate`` summarises
+results over the registered kinds; ``scorer`` scores a prediction folder.
 """
 from fmuia.evaluate.aggregate import (
     CHALLENGE_SCORE_DEFINITION,
@@ -10,7 +10,8 @@ from fmuia.evaluate.aggregate import (
     TaskResult,
     summarise,
 )
-from fmuia.evaluate.metrics import (
+from fmuia.evaluate.scorer import evaluate
+from fmuia.metrics.scores import (
     ClassificationMetrics,
     SegmentationScores,
     box_iou,
@@ -43,9 +44,3 @@ __all__ = [
     "summarise",
 ]
 
-
-def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry=None):
-    """Score a prediction folder; see ``fmuia.evaluate.scorer.evaluate``."""
-    from fmuia.evaluate.scorer import evaluate as _evaluate
-
-    return _evaluate(data_root, pred_dir, workers=workers, registry=registry)

@@ -6,13 +6,16 @@ import csv
 import io
 import json
 import os
+from typing import Any, Mapping, Sequence
 
 from fmuia.io.atomic import write_text
 from fmuia.errors import DataError
-from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, kind_metrics
+from fmuia import kinds
+from fmuia.kinds import kind_metrics
+from fmuia.metrics.results import CHALLENGE_SCORE_DEFINITION
 from fmuia.evaluate.scorer import Evaluation
 
-__all__ = ["format_summary", "read_results", "write_evaluation"]
+__all__ = ["compare_summaries", "format_comparison", "format_summary", "read_results", "write_evaluation"]
 
 RESULTS_JSON = "results.json"
 SUMMARY_TXT = "summary.txt"
@@ -128,3 +131,38 @@ def read_results(eval_dir: str) -> dict:
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
 
+
+
+def compare_summaries(before: Mapping[str, Any], after: Mapping[str, Any],
+                      labels: tuple[str, str] = ("before", "after")) -> list[dict[str, Any]]:
+    """Two results.json documents side by side: one row per registered kind and summary
+    metric, then the challenge score. Each row holds the two values under ``labels``,
+    ``delta`` (after - before) and ``better`` (judged by the kind: distances improve
+    downwards); None where either value is missing."""
+    rows: list[dict[str, Any]] = []
+
+    def row(kind: str, metric: str, a: float | None, b: float | None, improves) -> None:
+        delta = None if a is None or b is None else b - a
+        better = None if delta is None else bool(improves(a, b))
+        rows.append({"kind": kind, "metric": metric, labels[0]: a, labels[1]: b, "delta": delta, "better": better})
+
+    for kind in kinds.all_kinds():
+        for metric in kind.metric_names:
+            row(kind.name, metric, _per_kind_value(before, kind.name, metric), _per_kind_value(after, kind.name, metric),
+                lambda a, b, kind=kind, metric=metric: kind.improves(metric, a, b))
+    row("all", "challenge score", before.get("challenge_score"), after.get("challenge_score"), lambda a, b: b > a)
+    return rows
+
+
+def _per_kind_value(results: Mapping[str, Any], kind: str, metric: str) -> float | None:
+    return (results.get("per_kind", {}).get(kind) or {}).get(metric)
+
+
+def format_comparison(rows: Sequence[Mapping[str, Any]], labels: tuple[str, str] = ("before", "after")) -> str:
+    """``compare_summaries`` rows as a Markdown table (readable as plain text too)."""
+    lines = [f"| kind | metric | {labels[0]} | {labels[1]} | delta |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
+        mark = "" if r["better"] is None else (" (better)" if r["better"] else " (worse)")
+        lines.append(f"| {r['kind']} | {r['metric']} | {_fmt(r[labels[0]])} | {_fmt(r[labels[1]])} | {delta}{mark} |")
+    return "\n".join(lines)

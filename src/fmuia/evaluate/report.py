@@ -27,8 +27,10 @@ from fmuia.io.images import read_image  # noqa: E402
 from fmuia.data.layout import read_layout  # noqa: E402
 from fmuia.data.records import Entry  # noqa: E402
 from fmuia.errors import DataError  # noqa: E402
-from fmuia.evaluate.aggregate import CHALLENGE_SCORE_DEFINITION, kind_metrics  # noqa: E402
+from fmuia.kinds import kind_metrics  # noqa: E402
+from fmuia.metrics.results import CHALLENGE_SCORE_DEFINITION  # noqa: E402
 from fmuia.io.atomic import write_bytes, write_text  # noqa: E402
+from fmuia.evaluate.curves import curves_png, read_metrics_csv  # noqa: E402
 from fmuia.evaluate.outputs import PER_SAMPLE_CSV, read_results, results_dict  # noqa: E402
 from fmuia.evaluate.predictions import json_kinds, read_prediction_file  # noqa: E402
 from fmuia.evaluate.scorer import evaluate  # noqa: E402
@@ -38,7 +40,7 @@ __all__ = ["build_report", "plot_training_curves"]
 log = logging.getLogger(__name__)
 
 # Sample panels are drawn by each task's kind (TaskKind.draw_prediction, fmuia.kinds.drawing).
-TABLE_METRICS = ("DSC", "HD", "Accuracy", "AUC", "F1_macro", "F1_weighted", "MCC", "IoU", "MRE")
+TABLE_METRICS = tuple(name for names in kind_metrics().values() for name in names)
 # Metrics where lower is better (coloured inversely) have no fixed range: they are
 # coloured through the task score instead.
 
@@ -78,43 +80,10 @@ def _task_figure(task, records: list[dict], entries: dict, pred_dir: str, predic
 
 
 def plot_training_curves(metrics_csv: str) -> bytes | None:
-    """Plot a run's metrics.csv against step (or epoch): losses, scores in [0, 1] and
-    distances in pixels on separate panels. Per-task score columns, the learning rate
-    and timings are left out (the per-task table has them). None when nothing is plottable."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(metrics_csv)
-    except (OSError, ValueError) as exc:
-        log.warning("warning: %s: cannot read training curves (%s)", metrics_csv, exc)
-        return None
-    x_name = next((c for c in ("step", "epoch") if c in df.columns and pd.api.types.is_numeric_dtype(df[c])), None)
-    x = df[x_name] if x_name else pd.Series(range(len(df)))
-    skipped = {"step", "epoch", "lr", "time_s"}
-    numeric = [
-        c for c in df.columns
-        if c not in skipped and not c.startswith("score_")
-        and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()
-    ]
-    if not numeric:
-        return None
-    losses = [c for c in numeric if "loss" in c.lower()]
-    bounded = [c for c in numeric if c not in losses and df[c].min() >= 0 and df[c].max() <= 1]
-    pixels = [c for c in numeric if c not in losses and c not in bounded]
-    titled = [(t, g) for t, g in (("losses", losses), ("scores", bounded), ("distances (px)", pixels)) if g]
-    groups = [g for _, g in titled]
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.0 * len(groups), 3.8), squeeze=False)
-    for ax, group in zip(axes[0], groups):
-        for col in group:
-            ok = df[col].notna()
-            ax.plot(x[ok], df[col][ok], marker="o" if ok.sum() < 30 else None, markersize=3, label=col)
-        ax.set_xlabel(x_name or "row")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2 if len(group) > 8 else 1)
-    for ax, (title, _) in zip(axes[0], titled):
-        ax.set_title(title)
-    fig.tight_layout()
-    return _png(fig)
+    """The training curves of a run's metrics.csv (``fmuia.evaluate.curves``); None when
+    the file cannot be read or nothing in it is plottable."""
+    rows = read_metrics_csv(metrics_csv)
+    return curves_png(rows) if rows else None
 
 
 def _cell(value, score_like: bool = False) -> str:

@@ -18,7 +18,7 @@ from fmuia.kinds.segmentation import SegmentationKind
 from fmuia.tasks import Kind, Task
 
 __all__ = ["FPN", "TOP", "Head", "HeadType", "LabelCells", "LabelError", "SampleScore", "TaskKind", "all_kinds",
-           "kind_of", "register_kind", "unregister_kind"]
+           "kind_metrics", "kind_of", "register_kind", "unregister_kind"]
 
 _KINDS: dict[str, TaskKind] = {}
 
@@ -50,6 +50,11 @@ def kind_of(value: "Task | Kind | str") -> TaskKind:
 
 def all_kinds() -> Iterator[TaskKind]:
     return iter(list(_KINDS.values()))
+
+
+def kind_metrics() -> dict[Kind, tuple[str, ...]]:
+    """Kind -> the metrics its summary reports, in order (every registered kind)."""
+    return {k.kind: k.metric_names for k in all_kinds()}
 
 
 for _kind in (SegmentationKind(), ClassificationKind(), DetectionKind(), KeypointsKind()):

@@ -38,11 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Kind, Task
 
 if TYPE_CHECKING:
     from fmuia.data.records import Entry
-    from fmuia.evaluate.aggregate import TaskResult
+    from fmuia.metrics.results import TaskResult
     from fmuia.model.config import ModelConfig
 
 __all__ = ["Head", "HeadType", "LabelCells", "LabelError", "LossFn", "SampleScore", "TaskKind", "TOP", "FPN"]
@@ -156,6 +157,9 @@ class TaskKind:
     min_n: ClassVar[int] = 1  # allowed range of a task's n
     max_n: ClassVar[int | None] = None
     metric_names: ClassVar[tuple[str, ...]] = ()  # per-kind summary metrics, in order
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()  # metrics (distances) where smaller wins
+    # The few metrics that sum a kind up in one-line comparisons; None: all of metric_names.
+    headline_metrics: ClassVar[tuple[str, ...] | None] = None
     prediction_file: ClassVar[str | None] = None  # the submission's JSON file; None: a file per sample
     prediction_dir: ClassVar[str | None] = None  # with a file per sample: the folder they lie under
     default_route: ClassVar[str] = TOP
@@ -175,6 +179,14 @@ class TaskKind:
         return f"<task kind {self.name}>"
 
     # -- 1. CSV ----------------------------------------------------------------
+    def headline(self) -> tuple[str, ...]:
+        """The metrics of ``headline_metrics``, or all summary metrics when it is unset."""
+        return self.metric_names if self.headline_metrics is None else self.headline_metrics
+
+    def improves(self, metric: str, before: float, after: float) -> bool:
+        """Whether ``after`` is a better value of ``metric`` than ``before``."""
+        return after < before if metric in self.lower_is_better else after > before
+
     def is_label_column(self, column: str) -> bool:
         """Whether a CSV header names one of this kind's label columns."""
         return column in self.label_columns
@@ -323,8 +335,6 @@ class TaskKind:
 
     def draw_prediction(self, ax, image: np.ndarray, truth: Any, value: Any, record: Mapping[str, Any]) -> None:
         """One report panel: the truth (green) and the prediction (magenta) on the image."""
-        from fmuia.kinds.drawing import thumbnail
-
         canvas, _ = thumbnail(image)
         ax.imshow(canvas)
         ax.set_title(f"score {float(record['score']):.3f}", fontsize=9)

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fmuia.evaluate.aggregate import TaskResult, empty_result
-from fmuia.evaluate.metrics import classification_metrics
+from fmuia.metrics.results import TaskResult, empty_result
+from fmuia.metrics.scores import classification_metrics
 from fmuia.kinds.base import TOP, Head, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list, parse_int
 from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Task
@@ -77,7 +77,7 @@ def classification_result(task: Task, y_true, y_pred, probs) -> TaskResult:
     y_true = np.asarray(y_true)
     if y_true.size == 0:
         return empty_result(task, ClassificationKind.metric_names)
-    m = classification_metrics(y_true, y_pred, probs, task.n)
+    m = classification_metrics(y_true, y_pred, probs, task.num_classes)
     per_class = {str(c): {"F1": f} for c, f in enumerate(m.f1_per_class)}
     score = m.auc if m.auc is not None else m.accuracy
     return TaskResult(task.task_id, task.kind, task.n, int(y_true.size), m.as_dict(), score, per_class, list(m.notes))
@@ -88,6 +88,7 @@ class ClassificationKind(TaskKind):
     csv_name = "classification"
     min_n = 2
     metric_names = ("Accuracy", "AUC", "F1_macro", "F1_weighted", "MCC")
+    headline_metrics = ("AUC",)
     prediction_file = "classification_predictions.json"
     default_route = TOP
     label_columns = ("mask",)
@@ -106,8 +107,8 @@ class ClassificationKind(TaskKind):
             label = parse_int(text)
         except ValueError:
             raise LabelError(f"classification label (column 'mask') {text!r} is not an integer") from None
-        if not 0 <= label < task.n:
-            raise LabelError(f"classification label {label} outside 0..{task.n - 1}")
+        if not 0 <= label < task.num_classes:
+            raise LabelError(f"classification label {label} outside 0..{task.num_classes - 1}")
         return LabelCells(label=label)
 
     def label_to_columns(self, task, label):
@@ -121,7 +122,7 @@ class ClassificationKind(TaskKind):
         return [int(entry.label)]
 
     def class_range(self, task):
-        return range(0, task.n)
+        return range(0, task.num_classes)
 
     # -- targets ---------------------------------------------------------------
     def encode_target(self, out, label, size):
@@ -144,9 +145,9 @@ class ClassificationKind(TaskKind):
 
     def truth_result(self, task, entry, noise, rng):
         label = int(entry.label)
-        logits = np.zeros(task.n)
+        logits = np.zeros(task.num_classes)
         logits[label] = 4.0
-        logits += rng.normal(0.0, 6.0 * noise, size=task.n)
+        logits += rng.normal(0.0, 6.0 * noise, size=task.num_classes)
         p = np.exp(logits - logits.max())
         probs = p / p.sum()
         predicted = int(probs.argmax())
@@ -157,9 +158,9 @@ class ClassificationKind(TaskKind):
         if isinstance(cls, bool) or not isinstance(cls, (int, float)) or not math.isfinite(cls) or cls != int(cls):
             raise LabelError(f"'predicted_class' = {cls!r} is not an integer")
         cls = int(cls)
-        probs = number_list(item, "predicted_probs", task.n if task else None)
-        if task is not None and not 0 <= cls < task.n:
-            raise LabelError(f"'predicted_class' = {cls} outside 0..{task.n - 1}")
+        probs = number_list(item, "predicted_probs", task.num_classes if task else None)
+        if task is not None and not 0 <= cls < task.num_classes:
+            raise LabelError(f"'predicted_class' = {cls} outside 0..{task.num_classes - 1}")
         if np.any(probs < 0) or abs(float(probs.sum()) - 1.0) > PROBABILITY_SUM_TOLERANCE:
             raise LabelError(f"'predicted_probs' must be non-negative and sum to 1, got sum {float(probs.sum()):.6g}")
         return ClassPrediction(cls, probs)
@@ -172,10 +173,10 @@ class ClassificationKind(TaskKind):
 
     def task_result(self, task, scores):
         if not scores:
-            return classification_result(task, [], [], np.zeros((0, task.n)))
+            return classification_result(task, [], [], np.zeros((0, task.num_classes)))
         y_true = np.array([s.data[0] for s in scores], dtype=np.int64)
         y_pred = np.array([s.data[1] for s in scores], dtype=np.int64)
-        probs = np.array([s.data[2] for s in scores], dtype=np.float64).reshape(-1, task.n)
+        probs = np.array([s.data[2] for s in scores], dtype=np.float64).reshape(-1, task.num_classes)
         return classification_result(task, y_true, y_pred, probs)
 
     # -- drawing ---------------------------------------------------------------

@@ -22,8 +22,8 @@ from torch import nn
 from torchvision.ops import generalized_box_iou_loss
 
 from fmuia.io.images import image_size
-from fmuia.evaluate.aggregate import TaskResult, empty_result
-from fmuia.evaluate.metrics import box_iou
+from fmuia.metrics.results import TaskResult, empty_result
+from fmuia.metrics.scores import box_iou
 from fmuia.kinds.base import FPN, Head, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list
 from fmuia.kinds.dense import SCORE_PRIOR_BIAS, cell_centres, ltrb_to_boxes, tower
 from fmuia.kinds.drawing import ACCENT, PREDICTED, TRUTH, thumbnail

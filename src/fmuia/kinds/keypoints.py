@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fmuia.io.images import image_size
-from fmuia.evaluate.aggregate import TaskResult, empty_result
-from fmuia.evaluate.metrics import image_diagonal, radial_errors
+from fmuia.metrics.results import TaskResult, empty_result
+from fmuia.metrics.scores import image_diagonal, radial_errors
 from fmuia.kinds.base import TOP, Head, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list
 from fmuia.kinds.dense import cell_centres, soft_argmax, tower
 from fmuia.kinds.drawing import ACCENT, PREDICTED, TRUTH, thumbnail
@@ -172,6 +172,7 @@ class KeypointsKind(TaskKind):
     csv_name = "Regression"
     min_n = 1
     metric_names = ("MRE",)
+    lower_is_better = frozenset({"MRE", "MRE_norm"})
     prediction_file = "regression_predictions.json"
     default_route = TOP
     label_columns = ("point_1_xy",)  # and point_2_xy ... up to n (is_label_column)
@@ -189,13 +190,13 @@ class KeypointsKind(TaskKind):
         return tuple(POINT_COLUMN.format(k + 1) for k in range(n))
 
     def parse_label(self, row, task, header, folder):
-        cols = [POINT_COLUMN.format(i + 1) for i in range(task.n)]
+        cols = [POINT_COLUMN.format(i + 1) for i in range(task.num_points)]
         values = [row.get(c) for c in cols]
         if all(blank(v) for v in values):
             return LabelCells()
         missing = [c for c in cols if c not in header]
         if missing:
-            raise LabelError(f"keypoint task with n={task.n} but column(s) {', '.join(missing)} missing")
+            raise LabelError(f"keypoint task with {task.num_points} points but column(s) {', '.join(missing)} missing")
         points = []
         for col, text in zip(cols, values):
             if blank(text):
@@ -258,7 +259,7 @@ class KeypointsKind(TaskKind):
         return KeypointsResult(task.task_id, points, points / np.array([w, h], dtype=np.float64))
 
     def parse_record(self, item, task):
-        points = number_list(item, "predicted_points_pixels", 2 * task.n if task else None)
+        points = number_list(item, "predicted_points_pixels", 2 * task.num_points if task else None)
         if points.size % 2:
             raise LabelError(f"'predicted_points_pixels' has an odd number of values ({points.size})")
         if "predicted_points_normalized" in item:

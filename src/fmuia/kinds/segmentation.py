@@ -24,8 +24,8 @@ from torch import nn
 from fmuia.io.images import read_mask, read_predicted_mask
 from fmuia.io.paths import submission_mask_path
 from fmuia.errors import DataError
-from fmuia.evaluate.aggregate import TaskResult, empty_result
-from fmuia.evaluate.metrics import segmentation_scores
+from fmuia.metrics.results import TaskResult, empty_result
+from fmuia.metrics.scores import segmentation_scores
 from fmuia.kinds.base import FPN, Head, LabelCells, LabelError, SampleScore, TaskKind
 from fmuia.kinds.drawing import PALETTE, PREDICTED, TRUTH, contours, thumbnail
 from fmuia.tasks import Task
@@ -109,8 +109,8 @@ def segmentation_result(task: Task, dice: np.ndarray, hd: np.ndarray, diagonals:
     Each class's scores are averaged over the samples; DSC and HD are the means over
     classes 1..n-1 (background excluded, as the challenge does). The task score is
     ``(DSC + 1 - nHD) / 2`` with nHD each distance divided by its image diagonal."""
-    dice = np.asarray(dice, dtype=np.float64).reshape(-1, task.n)
-    hd = np.asarray(hd, dtype=np.float64).reshape(-1, task.n)
+    dice = np.asarray(dice, dtype=np.float64).reshape(-1, task.num_classes)
+    hd = np.asarray(hd, dtype=np.float64).reshape(-1, task.num_classes)
     if len(dice) == 0:
         return empty_result(task, SegmentationKind.metric_names + ("HD_norm",))
     diagonals = np.asarray(diagonals, dtype=np.float64).reshape(-1, 1)
@@ -118,7 +118,7 @@ def segmentation_result(task: Task, dice: np.ndarray, hd: np.ndarray, diagonals:
     dice_c, hd_c, nhd_c = dice.mean(axis=0), hd.mean(axis=0), nhd.mean(axis=0)
     dsc, mean_hd, mean_nhd = float(dice_c[1:].mean()), float(hd_c[1:].mean()), float(nhd_c[1:].mean())
     per_class = {
-        str(c): {"DSC": float(dice_c[c]), "HD": float(hd_c[c]), "HD_norm": float(nhd_c[c])} for c in range(task.n)
+        str(c): {"DSC": float(dice_c[c]), "HD": float(hd_c[c]), "HD_norm": float(nhd_c[c])} for c in range(task.num_classes)
     }
     return TaskResult(
         task.task_id, task.kind, task.n, len(dice),
@@ -133,6 +133,7 @@ class SegmentationKind(TaskKind):
     csv_name = "segmentation"
     min_n = 2
     metric_names = ("DSC", "HD")
+    lower_is_better = frozenset({"HD", "HD_norm"})
     prediction_file = None  # one PNG per row
     prediction_dir = SEGMENTATION_DIR
     default_route = FPN
@@ -183,13 +184,13 @@ class SegmentationKind(TaskKind):
         if mask.shape != (h, w):
             reasons.append(f"mask {entry.mask_path!r} is {mask.shape[0]}x{mask.shape[1]} but its image is {h}x{w} (h x w)")
         values = np.unique(mask)
-        bad = values[values >= task.n]
+        bad = values[values >= task.num_classes]
         if bad.size:
-            reasons.append(f"mask {entry.mask_path!r} has value(s) {bad.tolist()} >= num_classes {task.n}")
-        return reasons, [int(v) for v in values if v < task.n]
+            reasons.append(f"mask {entry.mask_path!r} has value(s) {bad.tolist()} >= num_classes {task.num_classes}")
+        return reasons, [int(v) for v in values if v < task.num_classes]
 
     def class_range(self, task):
-        return range(1, task.n)
+        return range(1, task.num_classes)
 
     # -- targets ---------------------------------------------------------------
     def transform_inputs(self, label):
@@ -235,7 +236,7 @@ class SegmentationKind(TaskKind):
     def truth_result(self, task, entry, noise, rng):
         mask = read_mask(entry.mask_file)
         if noise:
-            mask = _perturb_mask(mask, task.n, noise, rng)
+            mask = _perturb_mask(mask, task.num_classes, noise, rng)
         return SegmentationResult(task.task_id, mask)
 
     def prediction_value(self, task, result):
@@ -244,20 +245,20 @@ class SegmentationKind(TaskKind):
 
     # -- scoring ---------------------------------------------------------------
     def score_sample(self, task, value, truth, size):
-        s = segmentation_scores(np.asarray(value), np.asarray(truth), task.n)
+        s = segmentation_scores(np.asarray(value), np.asarray(truth), task.num_classes)
         dice, hd = s.dice, s.hd
         score = float((dice[1:].mean() + 1.0 - min(hd[1:].mean() / s.diagonal, 1.0)) / 2.0)
         return SampleScore(score, {"DSC": float(dice[1:].mean()), "HD": float(hd[1:].mean())}, (dice, hd, s.diagonal))
 
     def task_result(self, task, scores):
         if not scores:
-            return segmentation_result(task, np.zeros((0, task.n)), np.zeros((0, task.n)), np.zeros(0))
+            return segmentation_result(task, np.zeros((0, task.num_classes)), np.zeros((0, task.num_classes)), np.zeros(0))
         dice, hd, diag = zip(*(s.data for s in scores))
         return segmentation_result(task, np.stack(dice), np.stack(hd), np.array(diag))
 
     # -- drawing ---------------------------------------------------------------
     def draw_label(self, image, task, label, thickness):
-        for c in range(1, task.n):
+        for c in range(1, task.num_classes):
             region = label == c
             if not region.any():
                 continue

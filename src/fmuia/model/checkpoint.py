@@ -36,7 +36,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as dump_safetensors
 
-from fmuia import __version__
+from fmuia._version import __version__
 from fmuia.errors import CheckpointError, ConfigError
 from fmuia.io.atomic import find_folder, publish_folder, write_bytes, write_json
 from fmuia.model.config import ModelConfig

@@ -17,13 +17,12 @@ from timm.layers import LayerNorm2d
 from torch import nn
 
 from fmuia.errors import ConfigError
-from fmuia.model import pretrained as weights
+from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
+import fmuia.model.pretrained as weights
 from fmuia.model.pretrained import LoadReport
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PYRAMID_REDUCTIONS = (4, 8, 16, 32)
 
 

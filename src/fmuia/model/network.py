@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from fmuia.errors import ConfigError
-from fmuia.model import routing
+import fmuia.model.routing as routing
 from fmuia.model.config import ModelConfig
 from fmuia.model.decoder import FPN
 from fmuia.model.encoder import Encoder

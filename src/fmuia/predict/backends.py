@@ -18,7 +18,7 @@ from fmuia.errors import CheckpointError
 from fmuia.model.config import ModelConfig
 from fmuia.model.heads import Head, build_head, head_types
 from fmuia.model.network import MultiTaskModel
-from fmuia.predict import onnx_graph
+import fmuia.predict.onnx_graph as onnx_graph
 from fmuia.runtime import autocast, resolve_device, resolve_precision
 from fmuia.tasks import TaskRegistry
 
@@ -67,6 +67,7 @@ class OnnxBackend:
 
     def __init__(self, path: str, device: "str | torch.device | None" = None, threads: int | None = None) -> None:
         try:
+            # onnxruntime is optional: only this backend needs it.
             import onnxruntime as ort
         except ImportError:  # pragma: no cover - optional dependency
             raise CheckpointError("--backend onnx needs onnxruntime (pip install 'fmuia[onnx]')") from None

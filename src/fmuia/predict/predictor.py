@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from fmuia.data import transforms
-from fmuia.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from fmuia.errors import ConfigError, DataError
 from fmuia.model.routing import group_indices
 from fmuia.predict.images import as_rgb
+from fmuia.predict.pipeline import predict_dataset
 from fmuia import kinds
 from fmuia.predict.results import Result
 from fmuia.tasks import Task, TaskRegistry
@@ -155,6 +156,4 @@ class Predictor:
         """Write a challenge submission for ``data_root`` into ``out_dir`` (what
         ``fmuia predict`` runs); options as ``fmuia.predict.pipeline.predict_dataset``
         (``batch_size``, ``workers``, ``progress``, ``overwrite``)."""
-        from fmuia.predict.pipeline import predict_dataset
-
         return predict_dataset(self, data_root, out_dir, **options)

@@ -19,6 +19,7 @@ import fmuia
 from fmuia.errors import CheckpointError, ConfigError
 from fmuia.io.atomic import publish_folder, write_bytes, write_json, write_text
 from fmuia.model.checkpoint import SIDECAR_NAME, WEIGHTS_NAME, checkpoint_paths, load_checkpoint
+from fmuia.predict.onnx_graph import export_onnx
 from fmuia.predict.predictor import tta_tasks
 from fmuia.predict.requirements import ImportScan, requirements_text, scan_imports
 
@@ -100,8 +101,6 @@ def export_submission(
 
 def export_onnx_file(checkpoint: str, out_path: str) -> Path:
     """Export ``checkpoint`` as the routed ONNX graph (see ``fmuia.predict.onnx_graph``)."""
-    from fmuia.predict.onnx_graph import export_onnx
-
     if not out_path.lower().endswith(".onnx"):
         raise ConfigError(f"{out_path}: the ONNX output file must end in .onnx")
     try:

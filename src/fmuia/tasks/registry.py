@@ -138,8 +138,17 @@ _BUILT_IN = frozenset(Kind._registered)
 class Task:
     """One task of the benchmark.
 
-    ``n`` is the CSV's ``num_classes``: classes including background for
-    segmentation, classes for classification, points for keypoints, 1 for detection.
+    ``n`` is the CSV's ``num_classes`` column, stored under that one name in the task
+    registry file and in checkpoints, whatever it counts for the task's kind:
+
+    * segmentation: mask classes including background (class ids 0..n-1);
+    * classification: classes (labels 0..n-1);
+    * keypoints: points per image (the CSV's point_1..point_n columns);
+    * detection: always 1 (one box per image).
+
+    Code that means one of these counts reads ``num_classes`` or ``num_points``, which
+    say so and refuse a task of another kind; ``n`` itself is for the kind-neutral
+    places (the CSV, the saved registry, a task's identity in a checkpoint).
     """
 
     task_id: str
@@ -170,6 +179,7 @@ class Task:
 
     @property
     def num_points(self) -> int:
+        """Points per image. Raises for every kind but keypoints."""
         if self.kind is not Kind.KEYPOINTS:
             raise AttributeError(f"task {self.task_id} ({self.kind.value}) has no points")
         return self.n

@@ -134,8 +134,7 @@ def build_data(
         raise DataError(f"{data_root}: no training samples")
 
     cache = SampleCache(data.cache_dir, image_size) if data.cache_dir else None
-    augment_policies = augment.to_dict()
-    policies = {t.task_id: policy_for(t, augment_policies) for t in full.registry}
+    policies = {t.task_id: policy_for(t, augment) for t in full.registry}
     unknown = set(augment.tasks) - set(full.registry.task_ids)
     if unknown:
         raise ConfigError(f"augment.tasks: unknown task(s) {', '.join(sorted(unknown))}")

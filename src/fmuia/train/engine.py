@@ -36,7 +36,7 @@ from fmuia.model import build_model, save_checkpoint
 from fmuia.model.checkpoint import checkpoint_paths, open_checkpoint
 from fmuia.model.routing import group_indices
 from fmuia.runtime import autocast, resolve_device, training_precision
-from fmuia.train import distributed
+import fmuia.train.distributed as distributed
 from fmuia.train.data import build_data, check_data
 from fmuia.train.losses import TaskLoss
 from fmuia.train.optim import build_optimizer, build_scheduler
@@ -108,7 +108,7 @@ class Trainer:
         if self.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("train.precision: fp16 training needs a CUDA device (use bf16 or fp32 on CPU)")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.loss = TaskLoss(self.registry, self.model.head_types, config.loss.to_dict())
+        self.loss = TaskLoss(self.registry, self.model.head_types, config.loss)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.steps_per_epoch = len(self.data.sampler)
         self.total_steps = int(tcfg.epochs) * self.steps_per_epoch

@@ -7,7 +7,8 @@ import logging
 import os
 from typing import Any, Mapping, Sequence
 
-from fmuia.io.atomic import write_text, write_with
+from fmuia.evaluate.curves import curves_png
+from fmuia.io.atomic import write_bytes, write_text
 
 log = logging.getLogger(__name__)
 
@@ -71,33 +72,10 @@ class MetricsLog:
 
 
 def plot_curves(rows: Sequence[Mapping[str, Any]], path: str) -> str | None:
-    """Training loss and validation scores per epoch as a PNG (matplotlib, Agg)."""
-    if not rows:
+    """The run's training curves (``fmuia.evaluate.curves``) written as a PNG to ``path``;
+    None, and no file, when nothing is plottable."""
+    png = curves_png(rows)
+    if png is None:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(11, 4))
-    losses = [(e, r.get("train_loss")) for e, r in zip(epochs, rows) if r.get("train_loss") is not None]
-    if losses:
-        ax_loss.plot(*zip(*losses), marker="o")
-    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
-    main_metric = {"segmentation_DSC": "segmentation DSC", "classification_AUC": "classification AUC",
-                   "detection_IoU": "detection IoU", "val_score": "challenge score"}
-    for key, label in main_metric.items():
-        points = [(e, r.get(key)) for e, r in zip(epochs, rows) if r.get(key) is not None]
-        if points:
-            ax_score.plot(*zip(*points), marker="o", label=label, linewidth=2.5 if key == "val_score" else 1.2)
-    ax_score.set(xlabel="epoch", ylabel="score", title="validation", ylim=(0, 1))
-    if ax_score.lines:
-        ax_score.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    try:
-        # the temporary name does not end in .png: say the format
-        write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    finally:
-        plt.close(fig)
+    write_bytes(path, png)
     return path

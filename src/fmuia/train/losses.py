@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from fmuia import kinds
+from fmuia.config.sections import LossConfig
 from fmuia.errors import ConfigError
 from fmuia.kinds.base import HeadType, LossFn
 from fmuia.tasks import Kind
@@ -43,11 +44,13 @@ class TaskLoss:
     times ``loss.kind_weights[kind] * loss.task_weights.get(task, 1)``; the batch loss is
     the sum over tasks weighted by each task's share of the batch."""
 
-    def __init__(self, registry, head_types: Mapping[Kind, str], loss_config: Mapping[str, Any]) -> None:
+    def __init__(self, registry, head_types: Mapping[Kind, str], loss_config: LossConfig | None = None) -> None:
         self.registry = registry
-        kind_weights = loss_config.get("kind_weights", {})
-        task_weights = loss_config.get("task_weights", {})
-        self._check_names(kind_weights, task_weights, loss_config.get("params", {}), head_types)
+        loss_config = loss_config if loss_config is not None else LossConfig()
+        kind_weights = loss_config.kind_weights
+        task_weights = loss_config.task_weights
+        params = loss_config.params
+        self._check_names(kind_weights, task_weights, params, head_types)
         self.fns: dict[str, LossFn] = {}
         self.params: dict[str, dict[str, Any]] = {}
         self.weights: dict[str, float] = {}
@@ -55,7 +58,7 @@ class TaskLoss:
             head = head_types[task.kind]
             spec = _head_type(task.kind, head)
             self.fns[task.task_id] = spec.loss
-            self.params[task.task_id] = {**spec.loss_defaults, **loss_config.get("params", {}).get(f"{task.kind.value}.{head}", {})}
+            self.params[task.task_id] = {**spec.loss_defaults, **params.get(f"{task.kind.value}.{head}", {})}
             self.weights[task.task_id] = float(kind_weights.get(task.kind.value, 1.0)) * float(task_weights.get(task.task_id, 1.0))
 
     def _check_names(self, kind_weights, task_weights, params, head_types) -> None:

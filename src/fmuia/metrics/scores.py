@@ -1,7 +1,10 @@
 """Metric functions of the challenge scoring contract: numpy in, floats out.
 
 These are pure functions with no file access, so the trainer can validate on
-in-memory predictions with exactly the numbers ``fmuia evaluate`` writes.
+in-memory predictions with exactly the numbers ``fmuia evaluate`` writes. The task
+kinds import them too, which puts this module on the prediction path: it must stay
+free of training and reporting dependencies (scikit-learn is imported only by the
+classification metrics, which prediction never calls).
 
 Conventions (the challenge's, see docs/format.md, section "Metrics"):
 
@@ -20,8 +23,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import f1_score, matthews_corrcoef, roc_auc_score
 
 __all__ = [
     "ClassificationMetrics",
@@ -243,6 +244,8 @@ class ClassificationMetrics:
 
 
 def _auc(y_true: np.ndarray, probs: np.ndarray, n: int) -> tuple[float | None, str | None]:
+    from sklearn.metrics import roc_auc_score  # see classification_metrics: kept off the prediction path
+
     present = np.unique(y_true)
     if present.size < 2:
         return None, f"AUC undefined: only class {int(present[0])} is present in the ground truth"
@@ -266,6 +269,11 @@ def classification_metrics(y_true, y_pred, probs, n: int) -> ClassificationMetri
     F1 macro/weighted average over the labels present in truth or prediction
     (scikit-learn's default, as the challenge computes them).
     """
+    # Imported here, not at module level: the kinds import this module and prediction
+    # imports the kinds, and a submission must run without scikit-learn installed.
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
     y_true = np.asarray(y_true, dtype=np.int64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.int64).ravel()
     probs = np.asarray(probs, dtype=np.float64)

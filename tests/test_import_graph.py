@@ -1,0 +1,189 @@
+"""The package's module-level import graph has no cycles, and prediction stays light.
+
+Imports inside functions and under ``if TYPE_CHECKING:`` do not run when a module is
+imported, so only the others count. Importing ``a.b.c`` also runs the packages ``a``
+and ``a.b`` (unless the importer lives inside them), so those are edges too.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _modules(root: Path) -> dict[str, Path]:
+    modules = {}
+    for path in sorted((root / "fmuia").rglob("*.py")):
+        name = ".".join(path.relative_to(root).with_suffix("").parts)
+        if name.endswith(".__init__"):
+            name = name[: -len(".__init__")]
+        modules[name] = path
+    return modules
+
+
+def _top_level_imports(tree: ast.Module, module: str, is_package: bool, modules: dict[str, Path]) -> set[str]:
+    found: set[str] = set()
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if isinstance(node, ast.ClassDef):
+                visit(node.body)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = module.split(".")
+                    package = parts if is_package else parts[:-1]
+                    package = package[: len(package) - node.level + 1]
+                    base = ".".join(package + ([base] if base else []))
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names)
+            elif isinstance(node, (ast.If, ast.Try, ast.With)):
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    for child in getattr(node, field, []) or []:
+                        visit(child.body if isinstance(child, ast.ExceptHandler) else [child])
+
+    visit(tree.body)
+    return {name for name in found if name in modules}
+
+
+def import_graph(root: Path = SRC) -> dict[str, set[str]]:
+    modules = _modules(root)
+    graph = {
+        name: _top_level_imports(ast.parse(path.read_text(encoding="utf-8")), name, path.name == "__init__.py", modules)
+        for name, path in modules.items()
+    }
+    for name, targets in graph.items():
+        parents = set()
+        for target in targets:
+            parts = target.split(".")
+            for k in range(1, len(parts)):
+                package = ".".join(parts[:k])
+                if package in modules and package != name and not name.startswith(package + "."):
+                    parents.add(package)
+        targets |= parents
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+# The layering of README's "Architecture" section: the packages a package's modules may
+# import at module level (besides its own modules and the shared leaves below).
+SHARED = {"fmuia", "errors", "_version", "imagenet"}
+LAYERS = {
+    "tasks": set(),
+    "io": set(),
+    "metrics": {"tasks"},
+    "kinds": {"tasks", "io", "metrics"},
+    "config": {"io", "kinds"},
+    "runtime": {"config"},
+    "data": {"tasks", "io", "kinds", "config"},
+    "model": {"tasks", "io", "kinds", "config", "runtime"},
+    "evaluate": {"tasks", "io", "kinds", "metrics", "data"},
+    "predict": {"tasks", "io", "kinds", "data", "model", "runtime"},
+    "train": {"tasks", "io", "kinds", "metrics", "config", "runtime", "data", "model", "evaluate"},
+    "synthetic": {"tasks", "io", "kinds", "data"},
+}
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "fmuia"
+
+
+def test_packages_import_only_the_layers_below_them():
+    wrong = []
+    for module, targets in import_graph().items():
+        allowed = LAYERS.get(_package(module))
+        if allowed is None:  # the command line, the demo, the package itself: the top
+            continue
+        for target in sorted(targets):
+            package = _package(target)
+            if package != _package(module) and package not in allowed | SHARED:
+                wrong.append(f"{module} imports {target}")
+    assert wrong == [], "imports against the layering: " + "; ".join(wrong)
+
+
+def test_the_graph_sees_the_package_edges():
+    graph = import_graph()
+    assert "fmuia.model.network" in graph["fmuia.model"]
+    assert "fmuia.kinds" in graph["fmuia.data.layout"]
+    # a function-local import is not an edge
+    assert "fmuia.predict.api" not in graph["fmuia"]
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    found = cycles(import_graph())
+    assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_prediction_imports_no_training_scoring_or_plotting():
+    code = textwrap.dedent("""
+        import sys
+        import fmuia.predict
+        import fmuia.predict.api, fmuia.predict.pipeline, fmuia.kinds, fmuia.metrics
+        banned = ("sklearn", "matplotlib", "pandas", "fmuia.train", "fmuia.evaluate", "fmuia.cli", "fmuia.synthetic")
+        print("LOADED", sorted(m for m in sys.modules if m.split(".")[0] in banned or m.startswith(banned)))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "LOADED []" in proc.stdout, proc.stdout
