@@ -1,0 +1,48 @@
+"""Every registered head type exports to ONNX and gives the torch model's raw outputs.
+
+The registry is walked, so a head type added to a kind is covered without editing this
+file. The improved recipe's dense heads read the FPN map (as configs/fmuia_plus.yaml
+routes them); the others keep their kind's default route.
+"""
+import pytest
+import torch
+
+from fmuia import kinds
+from fmuia.model import ModelConfig, build_model
+from fmuia.predict.backends import OnnxBackend, TorchBackend
+from fmuia.predict.onnx_graph import export_onnx
+from fmuia.predict.predictor import normalise
+from fmuia.tasks import TaskRegistry, fmuia2026
+
+from tiny import TINY
+
+# One task of each built-in kind keeps every export small.
+REGISTRY = TaskRegistry(t for t in fmuia2026() if t.task_id in ("breast_lesion", "organ_cls", "thyroid_nodule_det", "FUGC"))
+HEAD_TYPES = [(k.name, name) for k in kinds.all_kinds() for name in k.head_types if REGISTRY.of_kind(k.kind)]
+
+
+def test_every_built_in_kind_and_head_type_is_covered():
+    covered = {(kind, head) for kind, head in HEAD_TYPES}
+    assert {("segmentation", "conv"), ("classification", "linear"), ("detection", "grid"), ("detection", "centernet"),
+            ("keypoints", "regression"), ("keypoints", "heatmap")} <= covered
+
+
+@pytest.mark.parametrize("kind, head", HEAD_TYPES, ids=[f"{k}.{h}" for k, h in HEAD_TYPES])
+def test_head_type_round_trips_through_onnx(kind, head, tmp_path):
+    routing = {kind: "fpn"} if head in ("heatmap", "centernet") else {}
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, heads={kind: head}, routing=routing), REGISTRY).eval()
+    path = str(tmp_path / "model.onnx")
+    export_onnx(model, path)
+    torch_backend, onnx_backend = TorchBackend(model, "cpu", "fp32"), OnnxBackend(path, "cpu")
+    images = normalise(torch.randint(0, 256, (5, 64, 64, 3), dtype=torch.uint8), torch.device("cpu"))
+    task_ids = ["FUGC", "breast_lesion", "organ_cls", "thyroid_nodule_det", "FUGC"]
+    expected, got = torch_backend.raw(images, task_ids), onnx_backend.raw(images, task_ids)
+    assert set(got) == set(expected) == set(task_ids)
+    for task_id, raw in expected.items():
+        assert got[task_id].shape == raw.shape, task_id
+        assert float((got[task_id] - raw).abs().max()) <= 1e-4, task_id
+    # the decoded predictions (what the submission is made of) agree as well
+    decoded_torch, decoded_onnx = model.decode(expected), model.decode(got)
+    for task_id in expected:
+        assert torch.allclose(decoded_torch[task_id].float(), decoded_onnx[task_id].float(), atol=1e-4), task_id
