@@ -209,7 +209,7 @@ _PREDICTED_MODE_PROBLEMS = {
 
 def read_predicted_mask(path: str) -> np.ndarray:
     """Read a *predicted* mask strictly, as the submission format defines it: a
-    single-channel 8-bit PNG whose pixels are class ids (SPEC section 3).
+    single-channel 8-bit PNG whose pixels are class ids (docs/format.md, "Submission files").
 
     16-bit, palette, 1-bit and multi-channel files are refused with the reason, even
     when their values would fit: a submission that needs them converted would not

@@ -1,7 +1,7 @@
 """Where a segmentation prediction lives in a submission folder, and the guarantee that
 writing it stays inside that folder.
 
-The rule (SPEC: the CSV ``mask_path`` with every leading ``../`` removed) is defined
+The rule (docs/format.md, "Submission files": the CSV ``mask_path`` with every leading ``../`` removed) is defined
 here once, for the writer and the scorer alike. CSV files come from many hands, so it
 also accepts Windows separators and leading ``./``: backslashes become ``/``, then
 every leading ``../`` and ``./`` is removed.

@@ -211,7 +211,7 @@ class Trainer:
             return
         bad = {t: float(v.detach()) for t, v in per_task.items() if not math.isfinite(float(v.detach()))}
         where = (", ".join(f"{t} ({self.registry[t].kind.value}) = {v}" for t, v in bad.items())
-                 if bad else f"a task on another process")
+                 if bad else "a task on another process")
         kept = f"the last good checkpoint {self.last_dir} (epoch {self.epoch}) is kept" if os.path.isdir(self.last_dir) \
             else "no checkpoint had been written yet"
         raise NonFiniteLossError(
