@@ -77,12 +77,18 @@ class DataConfig(Section):
     # no pixel decoding), full (fmuia validate's pixel pass, mask values included) or
     # none (no check; a bad file then stops the run when it is read).
     check: str = "header"
+    # How val_fraction is drawn: per_task (that fraction of each task, stratified) or
+    # random (that fraction of all rows at once, the official code's split: a small task
+    # may then get no validation sample, or few).
+    val_split: str = "per_task"
 
     CHECKS: ClassVar[tuple[str, ...]] = ("header", "full", "none")
+    VAL_SPLITS: ClassVar[tuple[str, ...]] = ("per_task", "random")
 
     def validate(self) -> None:
         check_positive_or_null("data.val_batch_size", self.val_batch_size)
         check_choice("data.check", self.check, self.CHECKS)
+        check_choice("data.val_split", self.val_split, self.VAL_SPLITS)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction: expected a number in [0, 1), got {self.val_fraction}")
 
@@ -96,6 +102,10 @@ class AugmentConfig(Section):
     default: dict[str, float] = field(default_factory=lambda: {"brightness_contrast": 0.5}, metadata=OPEN)
     kinds: dict[str, dict[str, float]] = field(default_factory=dict, metadata=OPEN)
     tasks: dict[str, dict[str, float]] = field(default_factory=dict, metadata=OPEN)
+    # true: each sample's augmentation is a function of (seed, epoch, sample), so runs
+    # repeat exactly; false: albumentations draws from its own unseeded state, as the
+    # official code does (two runs with one seed then differ).
+    seeded: bool = True
 
 
 @dataclass
@@ -129,12 +139,18 @@ def _unit_kind_weights() -> dict[str, float]:
 @dataclass
 class LossConfig(Section):
     path: ClassVar[str] = "loss"
+    BALANCES: ClassVar[tuple[str, ...]] = ("fixed", "uncertainty")
 
+    # fixed: each task's loss times its kind and task weights; uncertainty: times a
+    # learned per-task weight exp(-s) plus s (homoscedastic uncertainty weighting), on
+    # top of the fixed weights.
+    balance: str = "fixed"
     kind_weights: dict[str, float] = field(default_factory=_unit_kind_weights, metadata=OPEN)
     task_weights: dict[str, float] = field(default_factory=dict, metadata=OPEN)
     params: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=OPEN)  # {"detection.grid": {"box_weight": 8.0}}
 
     def validate(self) -> None:
+        check_choice("loss.balance", self.balance, self.BALANCES)
         check_weights("loss.kind_weights", self.kind_weights)
         check_weights("loss.task_weights", self.task_weights)
         for name, value in self.params.items():
@@ -173,6 +189,9 @@ class OptimConfig(Section):
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     lr_multipliers: LrMultipliers = field(default_factory=LrMultipliers)
+    # false: the decoder (FPN) is left out of the optimiser and keeps its random
+    # initialisation, as in the official code, whose optimiser holds encoder and heads only.
+    train_decoder: bool = True
 
     def validate(self) -> None:
         check_choice("optim.name", self.name, self.NAMES)
@@ -187,13 +206,19 @@ class OptimConfig(Section):
 class ScheduleConfig(Section):
     path: ClassVar[str] = "schedule"
     NAMES: ClassVar[tuple[str, ...]] = ("cosine", "constant")
+    INTERVALS: ClassVar[tuple[str, ...]] = ("step", "epoch")
 
-    name: str = "cosine"  # cosine annealing per step, or constant
+    name: str = "cosine"  # cosine annealing, or constant
     min_lr: float = 1e-6
     warmup_steps: int = 0
+    # step: the rate changes every optimiser step and reaches min_lr at the last one;
+    # epoch: it changes once per epoch, T_max = the run's epochs (the official code's
+    # CosineAnnealingLR stepped after each epoch: the last epoch stays above min_lr).
+    interval: str = "step"
 
     def validate(self) -> None:
         check_choice("schedule.name", self.name, self.NAMES)
+        check_choice("schedule.interval", self.interval, self.INTERVALS)
         if self.warmup_steps < 0:
             raise ConfigError(f"schedule.warmup_steps: must be >= 0, got {self.warmup_steps}")
 
@@ -210,12 +235,21 @@ class TrainConfig(Section):
     grad_clip: float | None = 1.0
     ema_decay: float | None = None  # e.g. 0.999: validate and save an exponential moving average
     val_every: int = 1
+    # The validation score that picks the best checkpoint: challenge (the challenge
+    # score), balanced (each task's score rescaled so that a chance prediction scores 0
+    # and a perfect one 1, then averaged over kinds) or official (the official code's
+    # rule: the mean of the non-MAE metric columns; keypoints are ignored and
+    # classification counts twice).
+    select: str = "challenge"
     progress: bool = True
     log_dir: str | None = None  # TensorBoard folder (default RUN_DIR/tb when TensorBoard is installed)
     plot: bool = True
 
+    SELECTIONS: ClassVar[tuple[str, ...]] = ("challenge", "balanced", "official")
+
     def validate(self) -> None:
         check_choice("train.precision", self.precision, PRECISIONS)
+        check_choice("train.select", self.select, self.SELECTIONS)
         for name in ("batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: must be at least 1, got {getattr(self, name)}")
