@@ -59,7 +59,7 @@ def test_bad_keys_and_values_are_named(override, named):
 
 @pytest.mark.parametrize("override, message", [
     ("train.epochz=2", "override train.epochz=2: unknown config key 'train.epochz' (known at this level: batch_size, "
-                       "compile, ema_decay, epochs, grad_clip, log_dir, max_steps, plot, precision, progress, val_every)"),
+                       "compile, ema_decay, epochs, grad_clip, log_dir, max_steps, plot, precision, progress, select, val_every)"),
     ("train.epochs=two", "override train.epochs='two': train.epochs: expected an integer, got 'two'"),
     ("optim.lr=fast", "override optim.lr='fast': optim.lr: expected a number, got 'fast'"),
     ("train.ema_decay=yes", "override train.ema_decay=True: train.ema_decay: expected an integer or a number or null, got True"),
