@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from fmuia.config import AugmentConfig, DataConfig, SamplerConfig
 from fmuia.data.cache import SampleCache
 from fmuia.data.torch_datasets import EvalSet, TrainSet, collate
 from fmuia.data.dataset import FMUIADataset
 from fmuia.data.transforms import build_eval_transform, build_train_transform
-from fmuia.train.data import stratified_split
+from fmuia.errors import DataError
+from fmuia.train.data import build_data, random_split, stratified_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,3 +56,61 @@ def test_cache_gives_the_same_samples_and_is_built_lazily(train_root, tmp_path):
     assert batch["label"][0].dtype == np.uint8 and np.array_equal(batch["label"][0], mask)
     assert batch["label"][1] == 1 and isinstance(batch["label"][1], int)
     np.testing.assert_array_equal(batch["label"][2], [5.0, 5.0, 21.0, 25.0])
+
+
+def test_random_split_draws_from_all_rows_at_once():
+    groups = {"a": list(range(40)), "b": list(range(40, 50)), "c": list(range(50, 60))}
+    train, val = random_split(groups, 0.2, seed=1)
+    assert len(val) == 12 and sorted(train + val) == list(range(60)) and not set(train) & set(val)
+    assert random_split(groups, 0.2, seed=1) == (train, val)
+    assert random_split(groups, 0.2, seed=2) != (train, val)
+    # Not stratified: a task's share of the validation rows changes with the draw (the
+    # per-task split always holds out 8, 2 and 2).
+    shares = {tuple(sum(i in set(ix) for i in random_split(groups, 0.2, seed)[1]) for ix in groups.values())
+              for seed in range(10)}
+    assert len(shares) > 1 and shares != {(8, 2, 2)}
+    assert random_split(groups, 0.0, seed=1) == (list(range(60)), [])
+
+
+def test_random_split_that_empties_a_task_names_it():
+    with pytest.raises(DataError, match=r"data.val_split.*task\(s\) [xy],"):
+        random_split({"x": [0], "y": [1]}, 0.5, seed=4)
+
+
+def _p1_transforms(ds):
+    """Pipelines whose random steps always run, so every draw shows in the image."""
+    return {t.task_id: build_train_transform(64, t, {"brightness_contrast": 1.0, "noise": 1.0}) for t in ds.registry}
+
+
+def test_seeded_augmentation_repeats_and_unseeded_does_not(train_root):
+    ds = FMUIADataset(train_root)
+    seeded = TrainSet(ds, _p1_transforms(ds))
+    assert torch.equal(seeded[(0, 5)]["image"], seeded[(0, 5)]["image"])
+    assert not torch.equal(seeded[(0, 5)]["image"], seeded[(0, 6)]["image"])
+    unseeded = TrainSet(ds, _p1_transforms(ds), seeded=False)
+    images = [unseeded[(0, 5)]["image"] for _ in range(3)]
+    assert not any(torch.equal(a, b) for i, a in enumerate(images) for b in images[i + 1:])
+    assert torch.equal(unseeded[(0, 5)]["target"], seeded[(0, 5)]["target"])  # a photometric draw: same label
+
+
+def test_unseeded_augmentation_differs_between_loader_workers(train_root):
+    # A worker holds a copy of its parent's albumentations state: the same draws in
+    # every worker unless each process seeds its own.
+    ds = FMUIADataset(train_root)
+    unseeded = TrainSet(ds, _p1_transforms(ds), seeded=False)
+    loader = torch.utils.data.DataLoader(unseeded, batch_sampler=[[(0, 5)], [(0, 5)]], num_workers=2, collate_fn=collate)
+    first, second = [batch["image"] for batch in loader]
+    assert not torch.equal(first, second)
+
+
+def test_build_data_applies_val_split_and_augment_seeded(train_root):
+    def run_data(val_split, seeded):
+        return build_data(DataConfig(num_workers=0, val_fraction=0.25, val_split=val_split), SamplerConfig(),
+                          AugmentConfig(seeded=seeded), train_root, None, image_size=64, batch_size=4, seed=3)
+
+    per_task = run_data("per_task", True)
+    assert len(per_task.val.entries) == 8  # round(0.25 * 6) = 2 of each of the four tasks
+    assert per_task.train_loader.dataset.seeded
+    random = run_data("random", False)
+    assert len(random.val.entries) == 6 and len(random.train.entries) == 18  # round(0.25 * 24) of all rows
+    assert not random.train_loader.dataset.seeded

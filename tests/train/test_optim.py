@@ -1,4 +1,7 @@
+import math
+
 import pytest
+import torch
 
 from fmuia.config import LrMultipliers, OptimConfig, ScheduleConfig
 from fmuia.errors import ConfigError
@@ -54,3 +57,82 @@ def test_cosine_schedule_with_warmup_at_chosen_steps(model):
     assert lr_factor(4, 25, 4, 1e-4, 1e-6) == 1.0 and lr_factor(24, 25, 4, 1e-4, 1e-6) == pytest.approx(0.01, rel=1e-12)
     assert all(a >= b for a, b in zip(enc[3:], enc[4:]))  # monotone after warm-up
     assert lr_factor(5, 10, 0, 1e-4, 1e-6, name="constant") == 1.0
+
+
+def test_frozen_decoder_has_no_group_and_no_gradient():
+    model = build_model(TINY_MODEL, REG)  # its own model: build_optimizer freezes the decoder
+    cfg = OptimConfig(lr=1e-4, train_decoder=False)
+    names = [g["name"] for g in param_groups(model, cfg)]
+    assert names == ["encoder"] + [f"head:{t.task_id}" for t in REG]
+    decoder = {id(p) for p in model.decoder.parameters()}
+    optimizer = build_optimizer(model, cfg)
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert not held & decoder and len(held) + len(decoder) == len(list(model.parameters()))
+    assert not any(p.requires_grad for p in model.decoder.parameters())
+    assert all(p.requires_grad for p in model.encoder.parameters())
+    # Gradients flow through the frozen decoder into the encoder.
+    out = model(torch.randn(2, 3, 64, 64), ["lung", "lung"])
+    out["lung"].sum().backward()
+    assert all(p.grad is None for p in model.decoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    # The default trains it.
+    other = build_model(TINY_MODEL, REG)
+    assert "decoder" in [g["name"] for g in build_optimizer(other, OptimConfig(lr=1e-4)).param_groups]
+    assert all(p.requires_grad for p in other.decoder.parameters())
+
+
+def _rates(optimizer, scheduler, steps):
+    """The rate of each group at updates 0..steps-1."""
+    seen = []
+    for _ in range(steps):
+        seen.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return seen
+
+
+def _official(base, min_lr, epoch, epochs):
+    return min_lr + (base - min_lr) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def test_epoch_interval_moves_once_per_epoch_as_cosine_annealing_lr(model):
+    schedule = ScheduleConfig(name="cosine", min_lr=1e-6, interval="epoch")
+    opt = build_optimizer(model, OptimConfig(lr=1e-4, weight_decay=0.0))
+    bases = [g["lr"] for g in opt.param_groups]
+    seen = _rates(opt, build_scheduler(opt, schedule, total_steps=20, steps_per_epoch=5), 20)  # 4 epochs
+    for step, rates in enumerate(seen):
+        for base, rate in zip(bases, rates):
+            assert rate == pytest.approx(_official(base, 1e-6, step // 5, 4), rel=1e-12), (step, base)
+    assert seen[0][0] == 1e-4 and seen[4] == seen[0] and seen[5][0] < seen[4][0]  # steps of one epoch share a rate
+    assert min(r[0] for r in seen) > 1e-6 * 1.5  # the last epoch stays above min_lr
+    # The torch scheduler the official code steps after each epoch gives the same rates.
+    ref_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-4)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=4, eta_min=1e-6)
+    for epoch in range(4):
+        assert seen[epoch * 5][0] == pytest.approx(ref_opt.param_groups[0]["lr"], rel=1e-9)
+        ref_opt.step()
+        ref.step()
+
+
+def test_epoch_interval_cut_by_max_steps_and_with_warmup():
+    # 17 steps of 5 per epoch: E = ceil(17 / 5) = 4, the fourth epoch partial.
+    assert lr_factor(16, 17, 0, 1e-4, 1e-6, steps_per_epoch=5) == pytest.approx(
+        _official(1e-4, 1e-6, 3, 4) / 1e-4, rel=1e-12)
+    assert lr_factor(10, 17, 0, 1e-4, 1e-6, steps_per_epoch=5) == pytest.approx(0.505, rel=1e-12)  # e/E = 1/2
+    # Warm-up still counts in steps; then the rate of the step's epoch.
+    assert [lr_factor(s, 20, 3, 1e-4, 1e-6, steps_per_epoch=5) for s in range(3)] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert lr_factor(3, 20, 3, 1e-4, 1e-6, steps_per_epoch=5) == 1.0
+    assert lr_factor(5, 20, 3, 1e-4, 1e-6, steps_per_epoch=5) == pytest.approx(_official(1e-4, 1e-6, 1, 4) / 1e-4)
+    assert lr_factor(7, 20, 0, 1e-4, 1e-6, name="constant", steps_per_epoch=5) == 1.0
+
+
+def test_step_interval_ignores_the_epoch_length(model):
+    opt = build_optimizer(model, OptimConfig(lr=1e-4, weight_decay=0.0))
+    step = ScheduleConfig(name="cosine", min_lr=1e-6, warmup_steps=2)
+    plain = _rates(opt, build_scheduler(opt, step, total_steps=12), 12)
+    opt = build_optimizer(model, OptimConfig(lr=1e-4, weight_decay=0.0))
+    given = _rates(opt, build_scheduler(opt, step, total_steps=12, steps_per_epoch=4), 12)
+    assert plain == given and plain[-1][0] == pytest.approx(1e-6)
+    assert len({r[0] for r in plain[2:]}) == 10  # a new rate at every step after warm-up
+    with pytest.raises(ConfigError, match="schedule.interval"):
+        build_scheduler(opt, ScheduleConfig(interval="epoch"), total_steps=12)

@@ -1,9 +1,19 @@
 """Torch datasets over ``FMUIADataset`` entries for training and validation, and the
 batch collation. Samples come from the files or, when configured, from
 ``fmuia.data.cache.SampleCache``.
+
+Training augmentation is seeded by default: each item carries its own augmentation seed
+and the pipeline is reseeded from it, so a sample's augmentation depends on (run seed,
+epoch, sample) only. ``TrainSet(..., seeded=False)`` (``augment.seeded: false``, the
+official code's behaviour) ignores that seed: albumentations then draws from its own
+state, seeded from the operating system's entropy. That state is a plain copy in every
+DataLoader worker (forked, or pickled when spawned), so each process seeds it afresh
+from entropy the first time it augments; without that, all workers, and every epoch
+of non-persistent workers, would draw the same sequence.
 """
 from __future__ import annotations
 
+import os
 import random
 from typing import Any, Mapping, Sequence
 
@@ -22,13 +32,19 @@ __all__ = ["EvalSet", "TrainSet", "collate", "seed_worker"]
 
 class TrainSet(torch.utils.data.Dataset):
     """Augmented training samples. Items are asked for as ``(index, augmentation seed)``
-    (see ``fmuia.data.samplers``) and returned as dicts of image, target, task id, index."""
+    (see ``fmuia.data.samplers``) and returned as dicts of image, target, task id, index.
 
-    def __init__(self, dataset: FMUIADataset, transforms: Mapping[str, A.Compose], cache: SampleCache | None = None) -> None:
+    ``seeded`` False: the augmentation seed is ignored and the transforms draw from
+    their own unseeded state (see the module docstring)."""
+
+    def __init__(self, dataset: FMUIADataset, transforms: Mapping[str, A.Compose], cache: SampleCache | None = None,
+                 seeded: bool = True) -> None:
         self.entries = dataset.entries
         self.transforms = dict(transforms)
         self.cache = cache
         self.num_classes = {t.task_id: t.n for t in dataset.registry}
+        self.seeded = bool(seeded)
+        self._entropy_pid: int | None = None  # the process whose transforms were seeded from entropy
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -38,8 +54,19 @@ class TrainSet(torch.utils.data.Dataset):
         entry = self.entries[index]
         sample = self.cache.load(entry)[0] if self.cache else load_sample(entry)
         check_label_values(entry, sample.label, self.num_classes[entry.task_id])
-        image, target = encode_sample(sample, self.transforms[entry.task_id], seed=seed)
+        if not self.seeded:
+            self._seed_from_entropy()
+        image, target = encode_sample(sample, self.transforms[entry.task_id], seed=seed if self.seeded else None)
         return {"image": image, "target": target, "task_id": entry.task_id, "index": index}
+
+    def _seed_from_entropy(self) -> None:
+        """Fresh operating-system entropy for every transform, once per process: a
+        DataLoader worker holds a copy of its parent's state, the same in every worker."""
+        pid = os.getpid()
+        if self._entropy_pid != pid:
+            for transform in self.transforms.values():
+                transform.set_random_seed(None)
+            self._entropy_pid = pid
 
 
 class EvalSet(torch.utils.data.Dataset):

@@ -1,5 +1,18 @@
-"""Datasets and loaders of a training run: reading the roots, the stratified validation
-split, per-task transforms, the task sampler and worker settings."""
+"""Datasets and loaders of a training run: reading the roots, the validation split,
+per-task transforms, the task sampler and worker settings.
+
+Validation split (``data.val_split``, when no validation root is given): ``per_task``
+(default) holds out ``data.val_fraction`` of each task (``stratified_split``); ``random``
+holds out that fraction of all rows at once, drawn with the run seed, as the official
+code does (``random_split``): a task's share then varies, and a small task may get no
+validation row. A task left with no training row is a ``DataError`` naming it rather
+than a split quietly altered.
+
+Augmentation (``augment.seeded``): true (default) reseeds each sample's pipeline from
+the sampler's per-sample seed, so runs repeat exactly; false leaves albumentations its
+own unseeded random state, as the official code does (see ``TrainSet``), and two runs
+with one seed then differ.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +33,7 @@ from fmuia.data.transforms import build_eval_transform, build_train_transform, p
 from fmuia.errors import ConfigError, DataError
 from fmuia.runtime import training_workers
 
-__all__ = ["RunData", "build_data", "check_data", "stratified_split"]
+__all__ = ["RunData", "build_data", "check_data", "random_split", "stratified_split"]
 
 
 def stratified_split(groups: Mapping[str, list[int]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -37,6 +50,27 @@ def stratified_split(groups: Mapping[str, list[int]], fraction: float, seed: int
         val += sorted(ix[i] for i in order[:n_val])
         train += sorted(ix[i] for i in order[n_val:])
     return sorted(train), sorted(val)
+
+
+def random_split(groups: Mapping[str, list[int]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, val) indices: ``round(fraction * n)`` of all ``n`` samples for validation,
+    drawn at once whatever their task (the official code's split). A task whose every
+    sample is drawn is a ``DataError`` naming it."""
+    rng = np.random.default_rng([seed, 8])
+    pooled = sorted(i for ix in groups.values() for i in ix)
+    n_val = int(round(fraction * len(pooled)))
+    order = rng.permutation(len(pooled))
+    val = sorted(pooled[i] for i in order[:n_val])
+    held = set(val)
+    empty = [task for task, ix in groups.items() if ix and all(i in held for i in ix)]
+    if empty:
+        raise DataError(f"data.val_split: random: the validation draw (data.val_fraction={fraction}, seed {seed}) "
+                        f"took every sample of task(s) {', '.join(empty)}, leaving none to train on; use "
+                        f"data.val_split=per_task, a smaller data.val_fraction or another seed")
+    return sorted(set(pooled) - held), val
+
+
+_SPLITS = {"per_task": stratified_split, "random": random_split}
 
 
 def _only_tasks(layout: Layout, tasks: list[str] | None) -> Layout:
@@ -126,7 +160,7 @@ def build_data(
             val_set = FMUIADataset(val_root, registry=full.registry, tasks=[t for t in val_set.registry.task_ids if t in full.registry])
         _require_labels(val_set, "validation data")
     elif data.val_fraction > 0:
-        train_ix, val_ix = stratified_split(full.indices_by_task(), data.val_fraction, seed)
+        train_ix, val_ix = _SPLITS[data.val_split](full.indices_by_task(), data.val_fraction, seed)
         train_set, val_set = full.subset(train_ix), full.subset(val_ix)
     else:
         train_set, val_set = full, None
@@ -158,7 +192,8 @@ def build_data(
               "persistent_workers": workers > 0}
     if workers > 0:
         common["prefetch_factor"] = 2
-    train_loader = DataLoader(TrainSet(train_set, transforms, cache), batch_sampler=batches, generator=generator, **common)
+    train_loader = DataLoader(TrainSet(train_set, transforms, cache, seeded=augment.seeded), batch_sampler=batches,
+                              generator=generator, **common)
     val_loader = None
     if val_set is not None and val_set.entries:
         val_bs = int(data.val_batch_size or batch_size)

@@ -3,6 +3,9 @@
 Reproducibility: the batches of an epoch, each sample's augmentation and the torch RNG
 (dropout) at the start of an epoch are functions of (seed, epoch, rank) only, so a run
 resumed from its ``last`` checkpoint continues exactly as the uninterrupted run would.
+``augment.seeded: false`` gives that up for the augmentation, which then draws from
+unseeded state as in the official code. The learning rate is a function of the step
+alone, whether it moves every step or every epoch (``schedule.interval``).
 
 Several processes (torchrun): each rank trains on its share of the epoch's batches with
 DistributedDataParallel. Ranks usually hold batches of different tasks, so some heads
@@ -109,12 +112,13 @@ class Trainer:
             raise ConfigError("train.precision: fp16 training needs a CUDA device (use bf16 or fp32 on CPU)")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.loss = TaskLoss(self.registry, self.model.head_types, config.loss)
+        # Also freezes what optim.train_decoder leaves untrained; before the DDP wrap below.
         self.optimizer = build_optimizer(self.model, config.optim)
         self.steps_per_epoch = len(self.data.sampler)
         self.total_steps = int(tcfg.epochs) * self.steps_per_epoch
         if tcfg.max_steps:
             self.total_steps = min(self.total_steps, int(tcfg.max_steps))
-        self.scheduler = build_scheduler(self.optimizer, config.schedule, max(1, self.total_steps))
+        self.scheduler = build_scheduler(self.optimizer, config.schedule, max(1, self.total_steps), self.steps_per_epoch)
         self.ema = None
         if tcfg.ema_decay:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
