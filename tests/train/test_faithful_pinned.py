@@ -182,7 +182,7 @@ def test_baseline_optimiser_groups(baseline, baseline_model):
 
 
 def test_baseline_schedule(baseline, baseline_model):
-    assert baseline.schedule.to_dict() == {"name": "cosine", "min_lr": 1e-6, "warmup_steps": 0}
+    assert baseline.schedule.to_dict() == {"name": "cosine", "min_lr": 1e-6, "warmup_steps": 0, "interval": "step"}
     optimizer = build_optimizer(baseline_model, baseline.optim)
     total = 1001  # cosine over updates 0..1000: update 500 is half-way
     scheduler = build_scheduler(optimizer, baseline.schedule, total)
