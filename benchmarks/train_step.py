@@ -33,6 +33,7 @@ from fmuia.model import build_model
 from fmuia.model.routing import group_indices
 from fmuia.tasks import Kind, fmuia2026
 from fmuia.train.losses import TaskLoss
+from fmuia.config import OptimConfig
 from fmuia.train.optim import build_optimizer
 
 # One task of each kind: a "cycle" of steps visits each once (one-task batches) or mixes
@@ -72,8 +73,8 @@ class Setup:
         torch.manual_seed(0)
         self.model = build_model(model_cfg, self.registry).to(self.device).train()
         self.loss = TaskLoss(self.registry, self.model.head_types)
-        self.opt = build_optimizer(self.model, {"lr": 1e-4, "weight_decay": 0.01,
-                                                "lr_multipliers": {"encoder": 1.0, "decoder": 10.0, "heads": 10.0}})
+        self.opt = build_optimizer(self.model, OptimConfig.from_dict({
+            "lr": 1e-4, "weight_decay": 0.01, "lr_multipliers": {"encoder": 1.0, "decoder": 10.0, "heads": 10.0}}))
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def autocast(self):
