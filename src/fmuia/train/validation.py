@@ -23,9 +23,9 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from fmuia import kinds
-from fmuia.evaluate import aggregate
 from fmuia.config.checks import check_choice
 from fmuia.config.sections import TrainConfig
+from fmuia.evaluate import aggregate
 from fmuia.evaluate.aggregate import Summary, TaskResult
 from fmuia.kinds.base import SampleScore
 from fmuia.metrics.selection import BalancedScore, balanced_score, official_score
