@@ -26,6 +26,9 @@ The life of a label, hook by hook:
    for ``fmuia evaluate``, which parses the file, and training validation, which gets it
    from ``results``); ``score_sample`` scores it against the truth and ``task_result``
    aggregates a task.
+   Model selection (``train.select``): ``official_selection_metrics`` are the kind's
+   columns of the official script's validation table; ``chance_results`` is the kind's
+   uninformed constant prediction, which ``chance_values`` turns into scored values.
 8. Drawing: ``draw_label`` (the synthetic gallery) and ``draw_prediction`` (the report).
 """
 from __future__ import annotations
@@ -170,6 +173,9 @@ class TaskKind:
     # A label that must stay whole inside the frame (a box): geometric augmentation then
     # zooms out without rotating and crops around the label (fmuia.data.augment).
     label_must_stay_inside: ClassVar[bool] = False
+    # The metrics this kind adds as columns to the official training script's validation
+    # table, whose mean of all cells picks its best epoch (``train.select: official``).
+    official_selection_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.kind = Kind.register(self.name, self.csv_name, self.min_n, self.max_n)
@@ -325,6 +331,19 @@ class TaskKind:
 
     def task_result(self, task: Task, scores: Sequence[SampleScore]) -> "TaskResult":
         raise NotImplementedError
+
+    def chance_results(self, task: Task, labels: Sequence[Any], sizes: Sequence[Size]) -> list | None:
+        """The kind's uninformed constant prediction for each of a task's samples (their
+        original-size ``labels`` and (h, w) ``sizes``): what a model that ignores the
+        image and knows only the labels' statistics predicts, as results of ``results``.
+        None: the kind has none (its tasks get no balanced score)."""
+        return None
+
+    def chance_values(self, task: Task, labels: Sequence[Any], sizes: Sequence[Size]) -> list | None:
+        """``chance_results`` as the values ``prediction_value`` gives, so that
+        ``score_sample`` and ``task_result`` score them exactly like real predictions."""
+        results = self.chance_results(task, labels, sizes)
+        return None if results is None else [self.prediction_value(task, r) for r in results]
 
     # -- 8. drawing ------------------------------------------------------------
     def draw_label(self, image: np.ndarray, task: Task, label: Any, thickness: int) -> None:

@@ -93,6 +93,7 @@ class ClassificationKind(TaskKind):
     default_route = TOP
     label_columns = ("mask",)
     report_panel_height = 4.4  # room for the probability bars
+    official_selection_metrics = ("Accuracy", "F1_macro")
 
     def __init__(self) -> None:
         super().__init__()
@@ -178,6 +179,16 @@ class ClassificationKind(TaskKind):
         y_pred = np.array([s.data[1] for s in scores], dtype=np.int64)
         probs = np.array([s.data[2] for s in scores], dtype=np.float64).reshape(-1, task.num_classes)
         return classification_result(task, y_true, y_pred, probs)
+
+    def chance_results(self, task, labels, sizes):
+        """The labels' class frequencies as probabilities (every sample the same, so AUC
+        0.5) and the most frequent class (the lowest id on a tie) as the prediction."""
+        if not labels:
+            return []
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=task.num_classes).astype(np.float64)
+        frequencies = counts / counts.sum()
+        label = int(np.argmax(counts))
+        return [ClassificationResult(task.task_id, label, frequencies.copy(), task.class_name(label)) for _ in labels]
 
     # -- drawing ---------------------------------------------------------------
     def caption(self, task, label, note=""):

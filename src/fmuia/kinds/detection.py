@@ -222,6 +222,7 @@ class DetectionKind(TaskKind):
     default_route = FPN
     label_columns = BOX_COLUMNS
     label_must_stay_inside = True
+    official_selection_metrics = ("IoU",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -312,6 +313,15 @@ class DetectionKind(TaskKind):
 
     def task_result(self, task, scores):
         return detection_result(task, [s.data for s in scores])
+
+    def chance_results(self, task, labels, sizes):
+        """One box for every image: the mean of the truths' boxes normalised by their
+        image's width and height, scaled to each image."""
+        if not labels:
+            return []
+        scales = [np.array([w, h, w, h], dtype=np.float64) for h, w in sizes]
+        mean = np.mean([np.asarray(box, dtype=np.float64) / scale for box, scale in zip(labels, scales)], axis=0)
+        return [DetectionResult(task.task_id, mean * scale, mean.copy(), 1.0) for scale in scales]
 
     # -- drawing ---------------------------------------------------------------
     def draw_label(self, image, task, label, thickness):

@@ -176,6 +176,7 @@ class KeypointsKind(TaskKind):
     prediction_file = "regression_predictions.json"
     default_route = TOP
     label_columns = ("point_1_xy",)  # and point_2_xy ... up to n (is_label_column)
+    official_selection_metrics = ()  # the official table's MAE column does not count
 
     def __init__(self) -> None:
         super().__init__()
@@ -279,6 +280,15 @@ class KeypointsKind(TaskKind):
 
     def task_result(self, task, scores):
         return keypoint_result(task, [s.data[0] for s in scores], [s.data[1] for s in scores])
+
+    def chance_results(self, task, labels, sizes):
+        """Every point at the mean of the truths' positions normalised by their image's
+        width and height, scaled to each image."""
+        if not labels:
+            return []
+        scales = [np.array([w, h], dtype=np.float64) for h, w in sizes]
+        mean = np.mean([np.asarray(points, dtype=np.float64) / scale for points, scale in zip(labels, scales)], axis=0)
+        return [KeypointsResult(task.task_id, mean * scale, mean.copy()) for scale in scales]
 
     # -- drawing ---------------------------------------------------------------
     def draw_label(self, image, task, label, thickness):

@@ -139,6 +139,7 @@ class SegmentationKind(TaskKind):
     default_route = FPN
     label_columns = ("mask_path",)
     label_is_file = True
+    official_selection_metrics = ("DSC",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -255,6 +256,10 @@ class SegmentationKind(TaskKind):
             return segmentation_result(task, np.zeros((0, task.num_classes)), np.zeros((0, task.num_classes)), np.zeros(0))
         dice, hd, diag = zip(*(s.data for s in scores))
         return segmentation_result(task, np.stack(dice), np.stack(hd), np.array(diag))
+
+    def chance_results(self, task, labels, sizes):
+        """An all-background mask of each image's size."""
+        return [SegmentationResult(task.task_id, np.zeros(tuple(size), dtype=np.uint8)) for size in sizes]
 
     # -- drawing ---------------------------------------------------------------
     def draw_label(self, image, task, label, thickness):

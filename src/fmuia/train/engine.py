@@ -141,6 +141,7 @@ class Trainer:
         self.step = 0
         self.best_score: float | None = None
         self.best_epoch: int | None = None
+        self.chance_scores = None  # the balanced rule's chance scores, from the first validation
         history: list[dict[str, Any]] = []
         if resume:
             history = self._restore()
@@ -258,7 +259,10 @@ class Trainer:
         show = bool(self.config.train.progress)
         progress = (lambda it: tqdm(it, desc="validation", leave=False, dynamic_ncols=True)) if show else None
         loader = _batches(self.data.val_loader, lambda exc: self._stopped_because(exc, f"validation after epoch {self.epoch}"))
-        return run_validation(self.eval_model(), loader, self.registry, self.device, self.autocast, progress)
+        val = run_validation(self.eval_model(), loader, self.registry, self.device, self.autocast, progress,
+                             select=self.config.train.select, chance=self.chance_scores)
+        self.chance_scores = val.chance
+        return val
 
     def _stopped_because(self, exc: DataError, at: str) -> DataError:
         """A file that failed when read mid-run (changed after the check, or beyond what
@@ -275,14 +279,14 @@ class Trainer:
                                "time_s": round(seconds, 2)}
         if val is not None:
             row.update(val.kind_columns())
-            row["val_score"] = val.score
+            row.update(val.selection_columns())  # val_score: the score that selects the best checkpoint
             row.update({f"score_{r.task_id}": r.score for r in val.results})
         return row
 
     def _save(self, row: Mapping[str, Any], val: Validation | None) -> None:
         model = self.eval_model()
         extra = {"epoch": self.epoch, "step": self.step, "val_score": row.get("val_score")}
-        score = val.score if val is not None else None
+        score = row.get("val_score")
         improved = score is not None and (self.best_score is None or score > self.best_score)
         if improved:
             self.best_score, self.best_epoch = score, self.epoch
@@ -299,6 +303,7 @@ class Trainer:
             "step": self.step,
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
+            "select": self.config.train.select,  # the rule best_score was chosen by
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -334,6 +339,9 @@ class Trainer:
         restore_rng(state["rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        if state.get("select", "challenge") != self.config.train.select:
+            raise ConfigError(f"train.select: the run picked its best checkpoint by the {state.get('select', 'challenge')} "
+                              f"score; resume it with that rule, not {self.config.train.select!r}")
         log.info("resuming %s at epoch %d, step %d", self.run_dir, self.epoch, self.step)
         return list(state["history"])
 
