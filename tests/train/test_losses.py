@@ -3,13 +3,14 @@ import math
 import pytest
 import torch
 
-from fmuia.errors import ConfigError
+from fmuia.errors import CheckpointError, ConfigError
+from fmuia.config import load_config
 from fmuia.config.sections import LossConfig
 from fmuia.tasks import Kind, fmuia2026
 from fmuia.kinds import kind_of
 from fmuia.kinds.base import Head
 from fmuia.kinds.detection import centre_cells
-from fmuia.train.losses import TaskLoss, loss_for
+from fmuia.train.losses import TaskLoss, loss_for, loss_params
 
 REG = fmuia2026()
 HEADS = {Kind.SEGMENTATION: "conv", Kind.CLASSIFICATION: "linear", Kind.KEYPOINTS: "regression", Kind.DETECTION: "grid"}
@@ -18,7 +19,7 @@ HEADS = {Kind.SEGMENTATION: "conv", Kind.CLASSIFICATION: "linear", Kind.KEYPOINT
 def value(task_id, raw, target, **params):
     task = REG[task_id]
     fn = loss_for(task.kind, HEADS[task.kind])
-    defaults = {"box_weight": 8.0} if task.kind is Kind.DETECTION else {}
+    defaults = {"box_weight": 8.0, "negatives": True} if task.kind is Kind.DETECTION else {}
     return float(fn(raw, target, task, {**defaults, **params}))
 
 
@@ -55,6 +56,59 @@ def test_detection_bce_on_centre_cell_plus_8_l1():
     assert value("thyroid_nodule_det", good, box) < 0.1
     row, col = centre_cells(torch.tensor([[0.6, 0.1, 1.0, 0.3], [0.0, 0.9, 1.0, 1.0]]), 4, 4)
     assert row.tolist() == [0, 3] and col.tolist() == [3, 2]
+
+
+def _grid_loss_and_score_grad(raw, box, **params):
+    raw = raw.clone().requires_grad_(True)
+    loss = loss_for(Kind.DETECTION, "grid")(raw, box, REG["thyroid_nodule_det"], {**loss_params(Kind.DETECTION, "grid"), **params})
+    loss.backward()
+    return float(loss.detach()), raw.grad[:, 4]
+
+
+def test_detection_grid_default_is_bce_over_every_cell_by_hand():
+    torch.manual_seed(0)
+    raw = torch.randn(2, 5, 3, 4)
+    box = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.6, 1.0, 1.0]])  # centre cells (0, 1) and (2, 3)
+    cells = [(0, 0, 1), (1, 2, 3)]
+    score = raw[:, 4]
+    bce = 0.0
+    for b in range(2):
+        for r in range(3):
+            for c in range(4):
+                z = float(score[b, r, c])
+                bce += -math.log(1 / (1 + math.exp(-z))) if (b, r, c) in cells else -math.log(1 - 1 / (1 + math.exp(-z)))
+    l1 = sum(abs(float(torch.sigmoid(raw[b, i, r, c])) - float(box[b, i])) for b, r, c in cells for i in range(4))
+    loss, _ = _grid_loss_and_score_grad(raw, box)
+    assert loss == pytest.approx(bce / 24 + 8.0 * l1 / 8, abs=1e-5)
+    assert _grid_loss_and_score_grad(raw, box, negatives=True)[0] == loss
+
+
+def test_detection_grid_without_negatives_scores_the_centre_cell_only():
+    torch.manual_seed(1)
+    raw = torch.randn(2, 5, 3, 4)
+    box = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.6, 1.0, 1.0]])
+    centre = torch.zeros(2, 3, 4, dtype=torch.bool)
+    centre[0, 0, 1] = centre[1, 2, 3] = True
+    loss, grad = _grid_loss_and_score_grad(raw, box, negatives=False)
+    assert torch.all(grad[~centre] == 0) and torch.all(grad[centre] < 0)  # only the centre scores are pushed up
+    l1 = (torch.sigmoid(torch.stack([raw[0, :4, 0, 1], raw[1, :4, 2, 3]])) - box).abs().mean()
+    bce = -torch.nn.functional.logsigmoid(raw[:, 4][centre]).mean()
+    assert loss == pytest.approx(float(bce + 8.0 * l1), abs=1e-6)
+    # any other cell's score leaves the loss as it is
+    moved = raw.clone()
+    moved[:, 4][~centre] += 5.0
+    assert _grid_loss_and_score_grad(moved, box, negatives=False)[0] == loss
+    # with negatives every cell's score has a gradient, the other cells' pushed down
+    _, grad = _grid_loss_and_score_grad(raw, box, negatives=True)
+    assert torch.all(grad[~centre] > 0) and torch.all(grad[centre] < 0)
+
+
+def test_detection_grid_negatives_is_a_loss_parameter():
+    config = load_config({"loss": {"params": {"detection.grid": {"negatives": False}}}})
+    loss = TaskLoss(REG, HEADS, config.loss)
+    assert loss.params["thyroid_nodule_det"] == {"box_weight": 8.0, "negatives": False}
+    with pytest.raises(ConfigError, match="loss.params.detection.grid.negatives: expected true or false"):
+        TaskLoss(REG, HEADS, LossConfig(params={"detection.grid": {"negatives": "false"}}))
 
 
 def test_task_loss_weights_and_per_task_values():
@@ -96,3 +150,57 @@ def test_default_kind_weights_follow_the_registered_kinds():
 
     assert LossConfig().kind_weights == {k.name: 1.0 for k in kinds.all_kinds()}
     assert list(LossConfig().kind_weights) == ["segmentation", "classification", "detection", "keypoints"]
+
+
+def _two_task_batch():
+    outputs = {"breast_2cls": torch.tensor([[0.3, -0.2], [1.0, 0.5]]), "FUGC": torch.tensor([[0.5, 0.5, 0.0, 0.0]])}
+    targets = {"breast_2cls": torch.tensor([0, 1]), "FUGC": torch.tensor([[[0.5, 0.5], [1.0, 0.0]]])}
+    return outputs, targets
+
+
+def test_uncertainty_balance_weights_each_task_by_its_learned_log_variance():
+    reg = REG.subset(["breast_2cls", "FUGC"])
+    config = dict(kind_weights={"classification": 2.0}, task_weights={"FUGC": 3.0})
+    fixed = TaskLoss(reg, HEADS, LossConfig(**config))
+    learned = TaskLoss(reg, HEADS, LossConfig(balance="uncertainty", **config))
+    outputs, targets = _two_task_batch()
+    total_fixed, per_task = fixed(outputs, targets)
+    # s = 0 at the start: the same loss as fixed
+    assert learned(outputs, targets)[0].item() == pytest.approx(float(total_fixed), abs=1e-7)
+    assert learned.balance_columns() == {"balance_breast_2cls": 1.0, "balance_FUGC": 1.0}
+    with torch.no_grad():
+        learned.balance.log_var("breast_2cls").fill_(0.5)
+        learned.balance.log_var("FUGC").fill_(-1.0)
+    total = learned(outputs, targets)[0].item()
+    cls, kp = float(per_task["breast_2cls"]), float(per_task["FUGC"])
+    expected = 2 / 3 * (math.exp(-0.5) * 2.0 * cls + 0.5) + 1 / 3 * (math.exp(1.0) * 3.0 * kp - 1.0)
+    assert total == pytest.approx(expected, abs=1e-6)
+    assert learned.balance_columns() == pytest.approx({"balance_breast_2cls": math.exp(-0.5), "balance_FUGC": math.exp(1.0)})
+    # a task absent from the batch gets no gradient (the optimiser leaves its s alone)
+    total, _ = learned({"FUGC": outputs["FUGC"]}, {"FUGC": targets["FUGC"]})
+    total.backward()
+    assert learned.balance.log_var("breast_2cls").grad is None
+    assert learned.balance.log_var("FUGC").grad.item() == pytest.approx(1.0 - math.exp(1.0) * 3.0 * kp, abs=1e-6)
+    assert fixed.balance is None and fixed.balance_columns() == {} and list(fixed.parameters()) == []
+
+
+def test_uncertainty_balance_group_state_and_restore():
+    from fmuia.config.sections import OptimConfig
+
+    reg = REG.subset(["breast_2cls", "FUGC"])
+    loss = TaskLoss(reg, HEADS, LossConfig(balance="uncertainty"))
+    group = loss.param_group(OptimConfig(lr=2e-4))
+    assert group["name"] == "loss balance" and group["weight_decay"] == 0.0
+    assert group["lr"] == pytest.approx(2e-4 * OptimConfig().lr_multipliers.heads)
+    assert [id(p) for p in group["params"]] == [id(p) for p in loss.parameters()]
+    assert TaskLoss(reg, HEADS, LossConfig()).param_group(OptimConfig()) is None
+    with torch.no_grad():
+        loss.balance.log_var("FUGC").fill_(0.25)
+    other = TaskLoss(reg, HEADS, LossConfig(balance="uncertainty"))
+    before = [id(p) for p in other.parameters()]
+    other.balance.load(loss.balance.state(), "run/last")
+    assert [id(p) for p in other.parameters()] == before  # in place: the optimiser keeps its parameters
+    assert other.balance.log_var("FUGC").item() == 0.25 and other.balance.log_var("breast_2cls").item() == 0.0
+    with pytest.raises(CheckpointError, match="run/last: the saved loss balance is for tasks FUGC"):
+        TaskLoss(REG.subset(["FUGC", "lung"]), HEADS, LossConfig(balance="uncertainty")).balance.load(
+            {"FUGC": torch.zeros(())}, "run/last")

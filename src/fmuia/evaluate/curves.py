@@ -2,8 +2,8 @@
 
 One figure from a run's metric rows (those of ``metrics.csv``): against step (or epoch,
 or the row number), losses, scores in [0, 1] and distances in pixels on separate
-panels. Per-task score columns, the learning rate and timings are left out (the
-report's per-task table has them).
+panels. Per-task score columns, per-task learned loss weights, the learning rate and
+timings are left out (the report's per-task table has the scores).
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def curves_png(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     columns = _numeric_columns(rows)
     x_name = next((c for c in ("step", "epoch") if c in columns and None not in columns[c]), None)
     x = columns[x_name] if x_name else list(range(len(rows)))
-    plotted = [c for c in columns if c not in _NOT_PLOTTED and not c.startswith("score_")]
+    plotted = [c for c in columns if c not in _NOT_PLOTTED and not c.startswith(("score_", "balance_"))]
     if not plotted:
         return None
     defined = {c: [v for v in columns[c] if v is not None] for c in plotted}

@@ -2,7 +2,9 @@
 
 Label: ``np.ndarray (4,) float64``. Target: ``FloatTensor (4,)`` ``[x1, y1, x2, y2] / [S, S, S, S]``.
 Heads: ``grid`` (default; a box and an objectness logit per cell of the FPN map, loss:
-objectness BCE plus ``box_weight`` times the centre cell's L1 box error) and
+the score's BCE plus ``box_weight`` times the centre cell's L1 box error; the BCE is over
+every cell, towards 1 at the centre cell and 0 elsewhere, or with ``negatives: false``
+towards 1 at the centre cell only, as in the official code) and
 ``centernet`` (a centre-score map and per cell the distances to the box's four sides;
 loss: CenterNet's penalty-reduced focal loss on the score map plus GIoU and L1 on the
 boxes of the cells near the centre).
@@ -129,15 +131,24 @@ def centre_cells(boxes: torch.Tensor, grid_h: int, grid_w: int) -> tuple[torch.T
 
 def detection_grid(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:
     """raw (B, 5, h, w): 4 box logits (sigmoid -> normalised x1, y1, x2, y2) and 1 score
-    logit per cell; target (B, 4) normalised box."""
+    logit per cell; target (B, 4) normalised box.
+
+    ``negatives``: the score's BCE is averaged over all cells against 1 at the centre cell
+    and 0 elsewhere (True), or taken at the centre cell only, towards 1, averaged over the
+    batch (False: the official code's loss; nothing pushes the other cells' scores down,
+    so the cell picked at decoding may be any whose score has drifted up)."""
     raw = raw.float()
     b, _, h, w = raw.shape
     target = target.float()
     row, col = centre_cells(target, h, w)
     batch = torch.arange(b, device=raw.device)
-    objectness = torch.zeros((b, h, w), device=raw.device)
-    objectness[batch, row, col] = 1.0
-    score_loss = F.binary_cross_entropy_with_logits(raw[:, 4], objectness)
+    if params["negatives"]:
+        objectness = torch.zeros((b, h, w), device=raw.device)
+        objectness[batch, row, col] = 1.0
+        score_loss = F.binary_cross_entropy_with_logits(raw[:, 4], objectness)
+    else:
+        centre = raw[batch, 4, row, col]
+        score_loss = F.binary_cross_entropy_with_logits(centre, torch.ones_like(centre))
     box = raw[batch, :4, row, col].sigmoid()  # (B, 4): the centre cell's box
     box_loss = F.l1_loss(box, target)
     return score_loss + float(params["box_weight"]) * box_loss
@@ -226,7 +237,7 @@ class DetectionKind(TaskKind):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_head("grid", DetectionGridHead, detection_grid, default=True, box_weight=8.0)
+        self.add_head("grid", DetectionGridHead, detection_grid, default=True, box_weight=8.0, negatives=True)
         self.add_head("centernet", CentreDetectionHead, centernet_loss, score_weight=1.0, giou_weight=2.0, l1_weight=5.0,
                       alpha=2.0, beta=4.0, gaussian_scale=0.15, box_threshold=0.3)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Iterable
 
 import torch
 import torch.distributed as dist
@@ -39,6 +40,26 @@ class Dist:
         if self.enabled:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
+
+    def average_gradients(self, params: Iterable[torch.Tensor]) -> None:
+        """Each parameter's gradient averaged over the ranks (sum / world size), for
+        parameters outside the DDP-wrapped model, on the terms DDP gives the model's: a rank
+        without a gradient adds zero, and a parameter none of the ranks has a gradient for
+        keeps ``None`` (the optimiser skips it, as in a single process). Every rank must
+        call this with the same parameters; one collective for all of them."""
+        params = list(params)
+        if not self.enabled or not params:
+            return
+        grads = [p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), device=p.device, dtype=p.dtype)
+                 for p in params]
+        used = torch.tensor([float(p.grad is not None) for p in params], device=params[0].device, dtype=params[0].dtype)
+        flat = torch.cat(grads + [used])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        offset = 0
+        for p, anywhere in zip(params, flat[-len(params):].tolist()):
+            mean = flat[offset:offset + p.numel()].view_as(p) / self.world_size
+            offset += p.numel()
+            p.grad = mean.clone() if anywhere else None
 
     def broadcast_buffers(self, module: torch.nn.Module) -> None:
         """Rank 0's buffers (BatchNorm statistics) on every rank: DDP syncs them at the

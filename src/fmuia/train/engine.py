@@ -15,7 +15,10 @@ and leaves a head's gradient ``None`` when no rank used it, so the optimiser ski
 exactly as in a single process. (Adding ``0 * sum(unused parameters)`` to the loss would
 instead give every head a zero gradient each step, and AdamW would then keep moving
 heads of absent tasks by momentum and weight decay: a different optimisation from the
-single-process run.) Only rank 0 validates and writes files.
+single-process run.) The learned loss weights of ``loss.balance: uncertainty`` live
+outside the wrapped model; their gradients are averaged over the ranks before each
+optimiser step on the same terms (``Dist.average_gradients``), so every rank keeps the
+same weights. Only rank 0 validates and writes files.
 """
 from __future__ import annotations
 
@@ -114,6 +117,9 @@ class Trainer:
         self.loss = TaskLoss(self.registry, self.model.head_types, config.loss)
         # Also freezes what optim.train_decoder leaves untrained; before the DDP wrap below.
         self.optimizer = build_optimizer(self.model, config.optim)
+        balance_group = self.loss.to(self.device).param_group(config.optim)
+        if balance_group is not None:  # before the scheduler, which gives each group its rate curve
+            self.optimizer.add_param_group(balance_group)
         self.steps_per_epoch = len(self.data.sampler)
         self.total_steps = int(tcfg.epochs) * self.steps_per_epoch
         if tcfg.max_steps:
@@ -195,6 +201,7 @@ class Trainer:
         self._check_finite(loss, per_task)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.dist.average_gradients(self.loss.parameters())
         clip = self.config.train.grad_clip
         if clip:
             self.scaler.unscale_(self.optimizer)
@@ -281,6 +288,7 @@ class Trainer:
             row.update(val.kind_columns())
             row.update(val.selection_columns())  # val_score: the score that selects the best checkpoint
             row.update({f"score_{r.task_id}": r.score for r in val.results})
+        row.update(self.loss.balance_columns())
         return row
 
     def _save(self, row: Mapping[str, Any], val: Validation | None) -> None:
@@ -311,6 +319,8 @@ class Trainer:
             "rng": capture_rng(),
             "history": [dict(r) for r in self.history],
         }
+        if self.loss.balance is not None:  # learned loss weights: not model weights, but needed to resume
+            state["loss_balance"] = self.loss.balance.state()
         if self.ema is not None:  # the checkpoint holds the average; keep the raw weights too
             state["ema"] = self.ema.state_dict()
             state["model"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
@@ -332,6 +342,10 @@ class Trainer:
             if "ema" in state:
                 weights = state["model"]
             self.model.load_state_dict(weights)
+        if (self.loss.balance is None) != ("loss_balance" not in state):
+            raise CheckpointError(f"{self.last_dir}: the run was trained with a different loss.balance than {self.config.loss.balance}")
+        if self.loss.balance is not None:
+            self.loss.balance.load(state["loss_balance"], self.last_dir)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

@@ -18,15 +18,17 @@ _FIRST = ["epoch", "step", "lr", "train_loss"]
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Fixed leading columns, then per-kind metrics, val_score, per-task scores (first-seen order)."""
+    """Fixed leading columns, then per-kind metrics, val_score, per-task scores, per-task
+    learned loss weights (first-seen order)."""
     seen: list[str] = []
     for row in rows:
         for key in row:
             if key not in seen:
                 seen.append(key)
-    kinds = [k for k in seen if k not in _FIRST and k != "val_score" and not k.startswith("score_")]
+    kinds = [k for k in seen if k not in _FIRST and k != "val_score" and not k.startswith(("score_", "balance_"))]
     tasks = [k for k in seen if k.startswith("score_")]
-    return _FIRST + kinds + (["val_score"] if "val_score" in seen else []) + tasks
+    balance = [k for k in seen if k.startswith("balance_")]
+    return _FIRST + kinds + (["val_score"] if "val_score" in seen else []) + tasks + balance
 
 
 class MetricsLog:
