@@ -1,5 +1,6 @@
 # Two commands for a fresh machine:
-#   make demo   synthetic data -> train -> predict -> evaluate -> report
+#   make demo   synthetic data -> train the improved and the official recipe -> predict ->
+#               evaluate -> report; one table: untrained / official / improved per kind
 #   make test   the test suite
 # Each creates or reuses .venv and installs what is missing (a second run installs nothing).
 

@@ -1,25 +1,44 @@
-"""Quality of the improved recipe against the faithful one, side by side, at equal budget.
+"""Quality of the three recipes at equal budget: the official code's reproduction, the
+baseline (its defects fixed) and the improved recipe, side by side; or the ladder between
+them, one change at a time.
 
-Both recipes train on the same synthetic training split (``fmuia synth``) with the same
-encoder, image size, batch size, number of optimiser steps and seed, predict the same
-held-out test split (``fmuia predict``) and are scored by ``fmuia evaluate``; the per-kind
-metrics are printed next to each other with their deltas.
+Every run trains on the same synthetic training split (``fmuia synth``) with the same
+encoder, image size, batch size, number of optimiser steps and seed, keeps its recipe's
+validation split (20%: of all rows for the official recipe, of each task otherwise) and
+its rule for the best checkpoint, predicts the same held-out test split from that
+``best`` checkpoint (``fmuia predict``) and is scored by ``fmuia evaluate``. The budget
+overrides only the network size, the steps (as ``train.max_steps``, with ``train.epochs``
+the epochs those steps take, so an epoch-stepped cosine still anneals over the run), the
+batch size, the seed and the device.
 
     python benchmarks/quality.py [--out quality_out] [--steps 1200] [--per-task 24] [--test 20]
+                                 # official | baseline | improved, per-kind metrics, and the
+                                 # acceptance checks: official < baseline < improved per kind
     python benchmarks/quality.py --full            # real size (EfficientNet-B4, 256 px) on a GPU
+    python benchmarks/quality.py --ladder [--restrict]
+                                 # official; official + each fix alone; baseline; baseline +
+                                 # each improvement alone; improved; baseline + each candidate
     python benchmarks/quality.py --ablation --steps 600 [--restrict]
-                                                   # one row per change: faithful + that change
+                                 # baseline; baseline + each improvement or candidate alone
 
-Default size: the demo network (``configs/demo_cpu.yaml``'s model: EfficientNet-Lite0 at
-128 px), about 7 minutes per recipe on two CPU cores (15 minutes in all). The faithful recipe is
-``configs/fmuia2026_baseline.yaml``, the improved one ``configs/fmuia_plus.yaml``, and
-``fmuia.train.recipes.IMPROVEMENTS`` lists what the second adds to the first, one switchable
-entry per idea (the test suite checks that the baseline plus every change is exactly the
-improved recipe).
-``--restrict`` trains an ablation row only on the tasks of the kinds its change concerns
-(against a faithful run on the same tasks), which makes the ablation much cheaper.
-Everything is written under ``--out``: data/, configs/, runs/, pred/, eval/, logs/,
-quality.json and quality.md (the tables printed).
+What each mode trains, and the time it takes at the default size (the demo network of
+``configs/demo_cpu.yaml``: EfficientNet-Lite0 at 128 px, 1200 steps of batch 8, about
+7 minutes per run on two CPU cores): the comparison 3 runs (about 20 minutes); the ladder
+1 + 6 + 1 + 7 + 1 + 2 = 18 runs (about 2 hours; ``--restrict`` makes the rows of the
+changes that concern some kinds cheaper); the ablation 1 + 7 + 2 + 1 = 11 runs. With
+``--full`` on one GPU, a run takes a few minutes.
+
+The recipes are ``configs/fmuia2026_official.yaml``, ``configs/fmuia2026_baseline.yaml``
+and ``configs/fmuia_plus.yaml``; ``fmuia.train.recipes`` lists the changes between them
+(``FIXES``: official to baseline, ``IMPROVEMENTS``: baseline to improved, ``CANDIDATES``:
+measured, not kept), and the test suite checks that the configs and the lists agree. The
+official recipe keeps its unseeded augmentation (``augment.seeded: false``), as written:
+its rows (and those of the official plus one fix, but "seeded augmentation") change a
+little from run to run; every other row repeats exactly.
+``--restrict`` trains a change's row only on the tasks of the kinds the change concerns
+(against its reference recipe on the same tasks). Everything is written under ``--out``:
+data/, configs/, runs/, pred/, eval/, logs/, and quality.json / quality.md (or ladder.*,
+ablation.*: the tables printed).
 """
 from __future__ import annotations
 
@@ -36,12 +55,14 @@ from fmuia import kinds
 from fmuia.config import Config, load_config, read_yaml, save_config
 from fmuia.evaluate.outputs import compare_summaries, format_comparison
 from fmuia.tasks import Kind, fmuia2026
-from fmuia.train.recipes import CANDIDATES, Change, apply_changes, recipe_difference
-from fmuia.train.recipes import IMPROVEMENTS as CHANGES
+from fmuia.train.recipes import CANDIDATES, FIXES, IMPROVEMENTS, Change, apply_changes, recipe_difference
+
+VAL_FRACTION = 0.2  # the recipes' data.val_fraction (checked in main)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
-FAITHFUL_CONFIG = os.path.join(CONFIGS, "fmuia2026_baseline.yaml")
+OFFICIAL_CONFIG = os.path.join(CONFIGS, "fmuia2026_official.yaml")
+BASELINE_CONFIG = os.path.join(CONFIGS, "fmuia2026_baseline.yaml")
 IMPROVED_CONFIG = os.path.join(CONFIGS, "fmuia_plus.yaml")
 DEMO_CONFIG = os.path.join(CONFIGS, "demo_cpu.yaml")
 
@@ -53,8 +74,14 @@ def recipe(base: str, changes: Sequence[Change] = (), extra: Mapping[str, Any] |
     return apply_changes(base, changes, extra)
 
 
-def improved_equals_faithful_plus_changes() -> bool:
-    return not recipe_difference(FAITHFUL_CONFIG, IMPROVED_CONFIG, CHANGES)
+def recipes_disagree() -> list[str]:
+    """What is wrong with the configs against the change lists (empty: they agree)."""
+    problems = []
+    if recipe_difference(OFFICIAL_CONFIG, BASELINE_CONFIG, FIXES):
+        problems.append(f"{BASELINE_CONFIG} is not {OFFICIAL_CONFIG} plus fmuia.train.recipes.FIXES")
+    if recipe_difference(BASELINE_CONFIG, IMPROVED_CONFIG, IMPROVEMENTS):
+        problems.append(f"{IMPROVED_CONFIG} is not {BASELINE_CONFIG} plus fmuia.train.recipes.IMPROVEMENTS")
+    return problems
 
 
 class Bench:
@@ -103,20 +130,30 @@ class Bench:
 
     # -- one recipe, end to end --------------------------------------------------------
     def budget(self, kinds: Sequence[Kind] = ()) -> dict[str, Any]:
-        """What every run shares: network size, steps, seed, no validation split."""
+        """What every run shares: network size, steps, batch size, seed, device (and no
+        progress bars or plots). The steps are ``train.max_steps``; ``train.epochs`` is
+        the number of epochs they take, so that a schedule stepped per epoch anneals over
+        the run as it would over a full one."""
         a = self.args
+        tasks = [t.task_id for t in fmuia2026() if t.kind in kinds] if kinds else None
         extra: dict[str, Any] = {
             "seed": a.seed,
             "device": a.device,
-            "data": {"val_fraction": 0.0},
-            "train": {"max_steps": a.steps, "epochs": 100000, "batch_size": a.batch_size,
-                      "progress": False, "plot": False},
+            "train": {"max_steps": a.steps, "epochs": self._epochs(len(tasks or fmuia2026())),
+                      "batch_size": a.batch_size, "progress": False, "plot": False},
         }
         if not a.full:
             extra["model"] = dict(read_yaml(DEMO_CONFIG)["model"])
-        if kinds:
-            extra["data"]["tasks"] = [t.task_id for t in fmuia2026() if t.kind in kinds]
+        if tasks:
+            extra["data"] = {"tasks": tasks}
         return extra
+
+    def _epochs(self, n_tasks: int) -> int:
+        """The epochs ``--steps`` take: an epoch is a pass over the training rows (the
+        recipes hold out 20%) in batches; the last epoch may be cut by max_steps."""
+        a = self.args
+        rows = n_tasks * a.per_task - round(VAL_FRACTION * n_tasks * a.per_task)
+        return math.ceil(a.steps / max(1, math.ceil(rows / a.batch_size)))
 
     def run(self, name: str, config: Config) -> dict[str, Any]:
         """Train, predict the test split, score; the results.json summary. A run whose
@@ -134,7 +171,7 @@ class Bench:
                     _remove_tree(folder)
             self._fmuia(f"{name}.train", ["train", "--config", path, "--data", os.path.join(self.data, "train"), "--out", run_dir])
             device = "cpu" if config.device == "cpu" else "auto"
-            self._fmuia(f"{name}.predict", ["predict", "--checkpoint", os.path.join(run_dir, "last"), "--data",
+            self._fmuia(f"{name}.predict", ["predict", "--checkpoint", os.path.join(run_dir, "best"), "--data",
                                             self._test_root(config), "--out", pred_dir, "--device", device, "--no-progress"])
             self._fmuia(f"{name}.evaluate", ["evaluate", "--data", self._test_root(config), "--pred", pred_dir,
                                              "--out", os.path.join(self.out, "eval", name)])
@@ -191,29 +228,32 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def side_by_side(faithful: Mapping[str, Any], improved: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    labels = ("faithful", "improved")
-    rows = compare_summaries(faithful, improved, labels)
-    return format_comparison(rows, labels), rows
+RECIPE_LABELS = ("official", "baseline", "improved")
+
+# The acceptance checks' metrics per kind: each must improve from official to baseline
+# and from baseline to improved (distances downwards).
+ACCEPTANCE_METRICS = (("segmentation", "DSC"), ("segmentation", "HD"), ("classification", "AUC"),
+                      ("classification", "Accuracy"), ("detection", "IoU"), ("keypoints", "MRE"))
 
 
-def targets(faithful: Mapping[str, Any], improved: Mapping[str, Any]) -> list[tuple[str, bool | None, str]]:
-    """The acceptance targets: (what, met, figures)."""
-    def get(r, kind, metric):
-        return _value(r, kind, metric)
+def side_by_side(*results: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    rows = compare_summaries(*results, labels=RECIPE_LABELS)
+    return format_comparison(rows, RECIPE_LABELS), rows
 
+
+def acceptance(official: Mapping[str, Any], baseline: Mapping[str, Any],
+               improved: Mapping[str, Any]) -> list[tuple[str, bool | None, str]]:
+    """The acceptance checks, official < baseline < improved on every kind's headline
+    metrics: (what, met, figures); met is None where a value is missing."""
     checks = []
-    for what, kind, metric, test in (
-        ("segmentation mean Dice higher", "segmentation", "DSC", lambda a, b: b > a),
-        ("segmentation HD lower", "segmentation", "HD", lambda a, b: b < a),
-        ("classification AUC higher", "classification", "AUC", lambda a, b: b > a),
-        ("detection IoU at least 0.15 higher", "detection", "IoU", lambda a, b: b - a >= 0.15),
-        ("keypoint MRE at most 60% of the faithful", "keypoints", "MRE", lambda a, b: b <= 0.6 * a),
-    ):
-        a, b = get(faithful, kind, metric), get(improved, kind, metric)
-        met = None if a is None or b is None else bool(test(a, b))
-        ratio = f", ratio {b / a:.2f}" if metric == "MRE" and a and b is not None else ""
-        checks.append((what, met, f"{_fmt(a)} -> {_fmt(b)}{ratio}"))
+    for kind_name, metric in ACCEPTANCE_METRICS:
+        kind = kinds.kind_of(kind_name)
+        values = [_value(r, kind_name, metric) for r in (official, baseline, improved)]
+        order = "lower" if metric in kind.lower_is_better else "higher"
+        met = None if None in values else bool(kind.improves(metric, values[0], values[1])
+                                                and kind.improves(metric, values[1], values[2]))
+        checks.append((f"{kind_name} {metric} improves official -> baseline -> improved ({order} is better)", met,
+                       " -> ".join(_fmt(v) for v in values)))
     return checks
 
 
@@ -243,42 +283,79 @@ def ablation_table(rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]])
 
 # -- modes -----------------------------------------------------------------------------
 def compare(bench: Bench) -> dict[str, Any]:
-    faithful = bench.run("faithful", recipe(FAITHFUL_CONFIG, extra=bench.budget()))
-    improved = bench.run("improved", recipe(IMPROVED_CONFIG, extra=bench.budget()))
-    table, rows = side_by_side(faithful, improved)
-    checks = targets(faithful, improved)
-    text = table + "\n\nTargets:\n" + "\n".join(
+    results = [bench.run(name, recipe(path, extra=bench.budget()))
+               for name, path in zip(RECIPE_LABELS, (OFFICIAL_CONFIG, BASELINE_CONFIG, IMPROVED_CONFIG))]
+    table, rows = side_by_side(*results)
+    checks = acceptance(*results)
+    text = table + "\n\nAcceptance checks:\n" + "\n".join(
         f"- [{'x' if met else ' '}] {what}: {figures}{'' if met is not None else ' (not measured)'}"
         for what, met, figures in checks)
     return {"mode": "compare", "table": text, "rows": rows,
-            "targets": [{"what": w, "met": m, "figures": f} for w, m, f in checks]}
+            "acceptance": [{"what": w, "met": m, "figures": f} for w, m, f in checks]}
+
+
+class References:
+    """The runs of a recipe the change rows are measured against, one per set of kinds
+    trained (all tasks, or with ``--restrict`` those of a change's kinds)."""
+
+    def __init__(self, bench: Bench, name: str, config: str) -> None:
+        self.bench, self.name, self.config = bench, name, config
+        self.runs: dict[tuple[Kind, ...], Mapping[str, Any]] = {}
+
+    def __call__(self, kinds: tuple[Kind, ...] = ()) -> Mapping[str, Any]:
+        if kinds not in self.runs:
+            name = self.name + ("-" + "-".join(k.value for k in kinds) if kinds else "")
+            self.runs[kinds] = self.bench.run(name, recipe(self.config, extra=self.bench.budget(kinds)))
+        return self.runs[kinds]
+
+
+Row = tuple[str, Mapping[str, Any], Mapping[str, Any]]
+
+
+def _change_rows(bench: Bench, reference: References, changes: Sequence[Change], prefix: str,
+                 note: str = "") -> list[Row]:
+    """One row per change: the reference recipe plus that change alone, against it."""
+    rows = []
+    for change in changes:
+        kinds = change.kinds if bench.args.restrict else ()
+        slug = change.name.replace(" ", "_").replace("+", "plus")
+        result = bench.run(f"{prefix}-{slug}", recipe(reference.config, [change], bench.budget(kinds)))
+        rows.append((f"{reference.name} + {change.name}{note}", reference(kinds), result))
+    return rows
+
+
+def _table_result(mode: str, rows: list[Row]) -> dict[str, Any]:
+    return {"mode": mode, "table": ablation_table(rows),
+            "rows": [{"name": n, "reference": r.get("per_kind"), "with_change": s.get("per_kind")} for n, r, s in rows]}
+
+
+def ladder(bench: Bench) -> dict[str, Any]:
+    official = References(bench, "official", OFFICIAL_CONFIG)
+    baseline = References(bench, "baseline", BASELINE_CONFIG)
+    rows: list[Row] = [("official recipe", official(), official())]
+    rows += _change_rows(bench, official, FIXES, "official")
+    rows.append(("baseline (official + all fixes)", official(), baseline()))
+    rows += _change_rows(bench, baseline, IMPROVEMENTS, "baseline")
+    improved = bench.run("improved", recipe(IMPROVED_CONFIG, extra=bench.budget()))
+    rows.append(("improved (baseline + all improvements)", baseline(), improved))
+    rows += _change_rows(bench, baseline, CANDIDATES, "baseline", " (not kept)")
+    result = _table_result("ladder", rows)
+    checks = acceptance(official(), baseline(), improved)
+    result["table"] += "\n\nAcceptance checks:\n" + "\n".join(
+        f"- [{'x' if met else ' '}] {what}: {figures}{'' if met is not None else ' (not measured)'}"
+        for what, met, figures in checks)
+    result["acceptance"] = [{"what": w, "met": m, "figures": f} for w, m, f in checks]
+    return result
 
 
 def ablation(bench: Bench) -> dict[str, Any]:
-    restrict = bench.args.restrict
-    references: dict[tuple[Kind, ...], Mapping[str, Any]] = {}
-
-    def reference(kinds: tuple[Kind, ...]) -> Mapping[str, Any]:
-        if kinds not in references:
-            name = "faithful" + ("-" + "-".join(k.value for k in kinds) if kinds else "")
-            references[kinds] = bench.run(name, recipe(FAITHFUL_CONFIG, extra=bench.budget(kinds)))
-        return references[kinds]
-
-    rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = []
-    full_ref = reference(())
-    rows.append(("faithful recipe", full_ref, full_ref))
-    for change in CHANGES + CANDIDATES:
-        kinds = change.kinds if restrict else ()
-        ref = reference(kinds)
-        slug = change.name.replace(" ", "_").replace("+", "plus")
-        res = bench.run(f"plus-{slug}", recipe(FAITHFUL_CONFIG, [change], bench.budget(kinds)))
-        kept = "" if change in CHANGES else " (not kept)"
-        rows.append((f"+ {change.name}{kept}", ref, res))
+    baseline = References(bench, "baseline", BASELINE_CONFIG)
+    rows: list[Row] = [("baseline recipe", baseline(), baseline())]
+    rows += _change_rows(bench, baseline, IMPROVEMENTS, "baseline")
+    rows += _change_rows(bench, baseline, CANDIDATES, "baseline", " (not kept)")
     improved = bench.run("improved", recipe(IMPROVED_CONFIG, extra=bench.budget()))
-    rows.append(("improved recipe (all)", full_ref, improved))
-    table = ablation_table(rows)
-    return {"mode": "ablation", "table": table,
-            "rows": [{"name": n, "reference": r.get("per_kind"), "with_change": s.get("per_kind")} for n, r, s in rows]}
+    rows.append(("improved recipe (all)", baseline(), improved))
+    return _table_result("ablation", rows)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -294,9 +371,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="OMP_NUM_THREADS of the fmuia processes (default 1 on CPU, unset with --full)")
     p.add_argument("--full", action="store_true", help="the recipes' real network (EfficientNet-B4, 256 px); meant for a GPU")
-    p.add_argument("--ablation", action="store_true", help="one row per change: the faithful recipe plus that change")
+    p.add_argument("--ladder", action="store_true",
+                   help="official, + each fix, baseline, + each improvement, improved, + each candidate")
+    p.add_argument("--ablation", action="store_true", help="one row per change: the baseline recipe plus that change")
     p.add_argument("--restrict", action="store_true",
-                   help="ablation: train each row only on the tasks of the kinds its change concerns")
+                   help="ladder, ablation: train a change's row only on the tasks of the kinds it concerns")
     p.add_argument("--reuse", action="store_true", help="keep runs already scored under --out with the same config")
     args = p.parse_args(argv)
     args.steps = args.steps or (3000 if args.full else 1200)
@@ -305,6 +384,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.device = args.device or ("auto" if args.full else "cpu")
     if args.threads is None and not args.full:
         args.threads = 1
+    if args.ladder and args.ablation:
+        p.error("--ladder and --ablation are two modes; give one")
     for name in ("steps", "batch_size", "per_task", "test"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -313,20 +394,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if not improved_equals_faithful_plus_changes():
-        raise SystemExit(f"{IMPROVED_CONFIG} is not {FAITHFUL_CONFIG} plus fmuia.train.recipes.IMPROVEMENTS; update one of them")
+    problems = recipes_disagree()
+    if problems:
+        raise SystemExit("; ".join(problems) + "; update one of them")
+    for path in (OFFICIAL_CONFIG, BASELINE_CONFIG, IMPROVED_CONFIG):
+        if load_config(path).data.val_fraction != VAL_FRACTION:
+            raise SystemExit(f"{path}: data.val_fraction is not {VAL_FRACTION}; update VAL_FRACTION in {__file__}")
     bench = Bench(args)
     start = time.perf_counter()
     size = "EfficientNet-B4 at 256 px" if args.full else "the demo network (configs/demo_cpu.yaml)"
     print(f"quality: {size}, {args.steps} steps of batch {args.batch_size}, seed {args.seed}, "
           f"{args.per_task} training / {args.test} test samples per task -> {bench.out}", flush=True)
     bench.synth()
-    result = ablation(bench) if args.ablation else compare(bench)
+    name, mode = ("ladder", ladder) if args.ladder else ("ablation", ablation) if args.ablation else ("quality", compare)
+    result = mode(bench)
     result.update({"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "per_task": args.per_task,
                    "test": args.test, "full": args.full, "restrict": args.restrict,
                    "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
                    "seconds": round(time.perf_counter() - start, 1), "timings": bench.timings})
-    name = "ablation" if args.ablation else "quality"
     for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".md", result["table"] + "\n")):
         path = os.path.join(bench.out, name + suffix)
         with open(path + ".tmp", "w", encoding="utf-8") as fh:
@@ -336,7 +421,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(result["table"])
     print(f"\n{result['command']}  ({math.ceil(result['seconds'] / 60)} min)")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

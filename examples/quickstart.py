@@ -10,12 +10,14 @@ from fmuia.evaluate import evaluate
 from fmuia.train import train
 
 OUT = "quickstart_out"
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "demo_cpu.yaml")
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+# The improved recipe under the CPU budget overlay (network size, epochs), merged in order.
+CONFIG = [os.path.join(CONFIGS, "fmuia_plus.yaml"), os.path.join(CONFIGS, "demo_cpu.yaml")]
 
 # 1. A small synthetic dataset in the FM_UIA layout: OUT/data/{train,val,test}.
 data = generate(f"{OUT}/data", per_task=8, seed=0, overwrite=True)
 
-# 2. Train the CPU demo recipe briefly (any config key can be overridden).
+# 2. Train the improved recipe, CPU-sized, briefly (any config key can be overridden).
 run = train(CONFIG, data_root=data.roots["train"], val_root=data.roots["val"],
             out_dir=f"{OUT}/run-{os.getpid()}", overrides={"train.epochs": 2})
 print(f"best validation score {run.best_score:.3f} at epoch {run.best_epoch}: {run.best_checkpoint}")

@@ -1,7 +1,8 @@
 """Stored numbers of a tiny seeded network, so that a change in numerics fails a test.
 
-For each recipe (the faithful configs/fmuia2026_baseline.yaml and the improved
-configs/fmuia_plus.yaml, on a small network: resnet18 without pretrained weights, 64 px)
+For each recipe (the faithful tests/snapshots/seed_faithful.yaml and the improved
+tests/snapshots/seed_improved.yaml, frozen copies so that the shipped configs may evolve
+without moving these numbers; on a small network: resnet18 without pretrained weights, 64 px)
 the network is built from a fixed seed for all 27 tasks and run on a fixed seeded batch
 of two images per task. Stored: every task's raw output, its decoded prediction
 (segmentation also as the class map), and one training step exactly as the trainer
@@ -46,8 +47,8 @@ from fmuia.train.optim import build_optimizer, build_scheduler
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAPSHOT = os.path.join(ROOT, "tests", "snapshots", "numerics.npz")
 RECIPES = {
-    "faithful": os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"),
-    "improved": os.path.join(ROOT, "configs", "fmuia_plus.yaml"),
+    "faithful": os.path.join(ROOT, "tests", "snapshots", "seed_faithful.yaml"),
+    "improved": os.path.join(ROOT, "tests", "snapshots", "seed_improved.yaml"),
 }
 SMALL_MODEL = {"encoder": "resnet18", "pretrained": "none", "image_size": 64, "decoder_channels": 32,
                "decoder_out_channels": 32, "channels_last": False}

@@ -144,3 +144,18 @@ def test_merge_takes_a_config_and_keeps_checking():
     assert c.augment.default == plus.augment.default  # open sections merge key by key
     with pytest.raises(ConfigError, match=r"train\.epochz"):
         merge(plus, {"train": {"epochz": 1}})
+
+
+def test_config_files_layer_key_by_key(tmp_path):
+    recipe, budget = tmp_path / "recipe.yaml", tmp_path / "budget.yaml"
+    recipe.write_text("sampler: {mode: mixed}\ntrain: {epochs: 50, batch_size: 8}\naugment: {default: {hflip: 0.5}}\n")
+    budget.write_text("train: {epochs: 3}\naugment: {default: {brightness_contrast: 0.0}}\n")
+    c = load_config([str(recipe), str(budget)], ["train.batch_size=4"])
+    assert (c.sampler.mode, c.train.epochs, c.train.batch_size) == ("mixed", 3, 4)
+    assert c.augment.default == {"brightness_contrast": 0.0, "hflip": 0.5}
+    assert load_config([str(budget), str(recipe)]).train.epochs == 50  # the later file wins
+    budget.write_text("train: {epochz: 3}\n")
+    with pytest.raises(ConfigError, match=r"budget\.yaml: unknown config key 'train\.epochz'"):
+        load_config([str(recipe), str(budget)])
+    with pytest.raises(ConfigError, match="empty list"):
+        load_config([])

@@ -25,7 +25,7 @@ def chain(tmp_path_factory):
     data = paths["data"]
     assert fmuia(["synth", data, "--per-task", "4", "--val", "2", "--test", "2", "--tasks", TASKS, "--seed", "1"]) == 0
     assert fmuia(["validate", f"{data}/train", "--require-labels"]) == 0
-    argv = ["train", "--config", "configs/demo_cpu.yaml", "--data", f"{data}/train", "--val", f"{data}/val", "--out", paths["run"]]
+    argv = ["train", "--config", "configs/fmuia_plus.yaml", "--config", "configs/demo_cpu.yaml", "--data", f"{data}/train", "--val", f"{data}/val", "--out", paths["run"]]
     for item in TINY:
         argv += ["--set", item]
     assert fmuia(argv) == 0
@@ -49,6 +49,9 @@ def test_run_folder_has_config_checkpoints_and_metrics(chain):
     run = chain["run"]
     config = yaml.safe_load(open(f"{run}/config.yaml"))
     assert config["model"]["encoder"] == "resnet18" and config["train"]["epochs"] == 2
+    # The recipe, the budget overlay over it, then the overrides: each layer key by key.
+    assert config["sampler"]["mode"] == "mixed" and config["model"]["heads"]["detection"] == "centernet"
+    assert config["train"]["batch_size"] == 4 and config["model"]["pretrained"] == "none"
     for ckpt in ("best", "last"):
         assert os.path.isfile(f"{run}/{ckpt}/model.safetensors")
         meta = json.load(open(f"{run}/{ckpt}/model.json"))

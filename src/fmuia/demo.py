@@ -1,8 +1,15 @@
 """The main job on the built-in synthetic data — what ``make demo`` runs.
 
 synthesize -> validate -> train -> predict -> evaluate -> report, each step the same
-CLI command a user would type, then the per-kind scores next to those of the same
-network before training. Re-running reuses the generated data.
+CLI command a user would type: the improved recipe (configs/fmuia_plus.yaml) and, beside
+it at the same budget, the reproduction of the official code
+(configs/fmuia2026_official.yaml), both under the CPU budget overlay
+(configs/demo_cpu.yaml: network size and epochs, the one place to change the demo's
+length). Then one table of the per-kind test scores: the network before training, the
+official recipe and the improved one. Re-running reuses the generated data.
+
+The official run sets ``augment.seeded: true``: the official code's unseeded
+augmentation would make the demo's numbers change from run to run.
 """
 from __future__ import annotations
 
@@ -55,25 +62,50 @@ def _read_summary(eval_dir: str) -> dict:
         return json.load(fh)
 
 
-def _table(trained: dict, untrained: dict) -> str:
-    labels = ("untrained", "trained")
-    return format_comparison(compare_summaries(untrained, trained, labels), labels)
+LABELS = ("untrained", "official", "improved")
+# The official code draws its augmentation unseeded; seeded here so the demo repeats exactly.
+OFFICIAL_SEEDED = "augment.seeded=true"
+
+
+def _table(untrained: dict, official: dict, improved: dict) -> str:
+    return format_comparison(compare_summaries(untrained, official, improved, labels=LABELS), LABELS)
+
+
+def _train_argv(recipe: str, budget: str, data: str, run_dir: str, overrides: list[str]) -> list[str]:
+    argv = ["train", "--config", recipe, "--config", budget, "--data", os.path.join(data, "train"),
+            "--val", os.path.join(data, "val"), "--out", run_dir]
+    for item in overrides:
+        argv += ["--set", item]
+    return argv
+
+
+def _predict_and_score(name: str, run_dir: str, data: str, pred: str, evaluation: str) -> None:
+    _step(f"predict the test split ({name})", ["predict", "--checkpoint", os.path.join(run_dir, "best"),
+                                               "--data", os.path.join(data, "test"), "--out", pred, "--no-progress"])
+    _step(f"score the predictions ({name})", ["evaluate", "--data", os.path.join(data, "test"), "--pred", pred,
+                                              "--out", evaluation])
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmuia.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo_out", help="folder for data, run, predictions, scores and report")
-    parser.add_argument("--config", default="configs/demo_cpu.yaml", help="training recipe")
+    parser.add_argument("--out", default="demo_out", help="folder for data, runs, predictions, scores and report")
+    parser.add_argument("--recipe", default="configs/fmuia_plus.yaml", help="the improved recipe")
+    parser.add_argument("--official", default="configs/fmuia2026_official.yaml",
+                        help="the official code's recipe, trained beside it at the same budget")
+    parser.add_argument("--budget", default="configs/demo_cpu.yaml",
+                        help="overlay merged over both recipes: network size, epochs, batch")
     parser.add_argument("--per-task", type=int, default=24, help="synthetic training images per task")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override passed to fmuia train (repeatable)")
+                        help="config override passed to both trainings (repeatable)")
     args = parser.parse_args(argv)
 
     out = os.path.abspath(args.out)
     data, run_dir = os.path.join(out, "data"), os.path.join(out, "run")
     pred, evaluation, report = (os.path.join(out, d) for d in ("predictions", "eval", "report"))
-    baseline = os.path.join(out, "untrained")
+    official = os.path.join(out, "official")
+    official_run, official_pred, official_eval = (os.path.join(official, d) for d in ("run", "predictions", "eval"))
+    untrained = os.path.join(out, "untrained")
     started = time.perf_counter()
     os.makedirs(out, exist_ok=True)
 
@@ -85,32 +117,33 @@ def run(argv: list[str] | None = None) -> int:
     _step("validate the training data", ["validate", os.path.join(data, "train"), "--require-labels"])
 
     # The demo owns these folders; a re-run starts them afresh.
-    for folder in (run_dir, pred, evaluation, report, baseline):
+    for folder in (run_dir, pred, evaluation, report, official, untrained):
         shutil.rmtree(folder, ignore_errors=True)
-    train_argv = ["train", "--config", args.config, "--data", os.path.join(data, "train"),
-                  "--val", os.path.join(data, "val"), "--out", run_dir]
-    for item in args.overrides:
-        train_argv += ["--set", item]
-    _step("train", train_argv)
-    _step("predict the test split", ["predict", "--checkpoint", os.path.join(run_dir, "best"),
-                                     "--data", os.path.join(data, "test"), "--out", pred, "--no-progress"])
-    _step("score the predictions", ["evaluate", "--data", os.path.join(data, "test"), "--pred", pred,
-                                    "--out", evaluation])
-    _step("write the HTML report", ["report", "--data", os.path.join(data, "test"), "--pred", pred,
-                                    "--run", run_dir, "--eval", evaluation, "--out", report])
+    _step("train the improved recipe", _train_argv(args.recipe, args.budget, data, run_dir, args.overrides))
+    print("\n    The official recipe below runs with augment.seeded=true: the official code's unseeded\n"
+          "    augmentation would make the demo's numbers change from run to run.", flush=True)
+    _step("train the official recipe, same budget",
+          _train_argv(args.official, args.budget, data, official_run, [OFFICIAL_SEEDED] + args.overrides))
+    _predict_and_score("improved", run_dir, data, pred, evaluation)
+    _predict_and_score("official", official_run, data, official_pred, official_eval)
+    _step("write the HTML report (improved)", ["report", "--data", os.path.join(data, "test"), "--pred", pred,
+                                               "--run", run_dir, "--eval", evaluation, "--out", report])
 
-    print("\n==> the same network before training, for comparison", flush=True)
-    ckpt = _untrained_checkpoint(run_dir, os.path.join(baseline, "checkpoint"))
-    _score_quietly(ckpt, os.path.join(data, "test"), baseline)
+    print("\n==> the improved network before training, for comparison", flush=True)
+    ckpt = _untrained_checkpoint(run_dir, os.path.join(untrained, "checkpoint"))
+    _score_quietly(ckpt, os.path.join(data, "test"), untrained)
 
     print("\n==> test-split scores (higher is better, except the distances HD and MRE in pixels)")
-    print(_table(_read_summary(evaluation), _read_summary(os.path.join(baseline, "eval"))))
+    print(_table(_read_summary(os.path.join(untrained, "eval")), _read_summary(official_eval),
+                 _read_summary(evaluation)))
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Everything is under {out}/:")
     print("  data/        synthetic train/val/test data roots (FM_UIA layout)")
-    print("  run/         config.yaml, best/ and last/ checkpoints, metrics.csv, curves.png")
-    print("  predictions/ the submission: Segmentation/... PNGs and three JSON files")
-    print("  eval/        results.json, summary.txt, per_task.csv")
+    print("  run/         the improved recipe: config.yaml, best/ and last/ checkpoints, metrics.csv, curves.png")
+    print("  predictions/ its submission: Segmentation/... PNGs and three JSON files")
+    print("  eval/        its scores: results.json, summary.txt, per_task.csv")
     print("  report/      index.html (open it in a browser) and one PNG per task")
+    print("  official/    the official recipe's run/, predictions/ and eval/")
+    print("  untrained/   the improved network before training, scored")
     return 0
 
 

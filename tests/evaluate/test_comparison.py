@@ -23,7 +23,7 @@ def test_rows_follow_the_registered_kinds_and_their_metrics():
 
 def test_table_names_the_labels_and_marks_the_direction():
     labels = ("untrained", "trained")
-    rows = compare_summaries(_results(0.5, 10.0, 0.7, 8.0, 0.4), _results(0.6, 12.0, 0.6, 6.0, 0.5), labels)
+    rows = compare_summaries(_results(0.5, 10.0, 0.7, 8.0, 0.4), _results(0.6, 12.0, 0.6, 6.0, 0.5), labels=labels)
     table = format_comparison(rows, labels).splitlines()
     assert table[0] == "| kind | metric | untrained | trained | delta |"
     assert "| segmentation | HD | 10.0000 | 12.0000 | +2.0000 (worse) |" in table
@@ -36,3 +36,26 @@ def test_kinds_declare_which_metrics_are_distances():
     assert not kinds.kind_of("classification").lower_is_better
     assert kinds.kind_of("classification").headline() == ("AUC",)
     assert kinds.kind_of("segmentation").headline() == ("DSC", "HD")
+
+
+def test_three_summaries_each_column_against_the_one_before():
+    labels = ("untrained", "official", "improved")
+    rows = compare_summaries(_results(0.2, 30.0, 0.5, 20.0, 0.1), _results(0.5, 10.0, 0.7, 8.0, 0.4),
+                             _results(0.6, 12.0, 0.6, 6.0, 0.5), labels=labels)
+    by = {(r["kind"], r["metric"]): r for r in rows}
+    hd = by["segmentation", "HD"]
+    assert (hd["untrained"], hd["official"], hd["improved"]) == (30.0, 10.0, 12.0)
+    assert hd["deltas"] == [-20.0, 2.0] and hd["betters"] == [True, False]
+    assert (hd["delta"], hd["better"]) == (2.0, False)  # the last column against the one before
+    table = format_comparison(rows, labels).splitlines()
+    assert table[0] == "| kind | metric | untrained | official | improved | official - untrained | improved - official |"
+    assert table[1] == "|---|---|---:|---:|---:|---:|---:|"
+    assert "| segmentation | HD | 30.0000 | 10.0000 | 12.0000 | -20.0000 (better) | +2.0000 (worse) |" in table
+    assert "| detection | IoU | undefined | undefined | undefined | - | - |" in table
+
+
+def test_one_label_per_summary():
+    import pytest
+
+    with pytest.raises(ValueError, match="one label each"):
+        compare_summaries(_results(0.5, 10.0, 0.7, 8.0, 0.4), _results(0.6, 12.0, 0.6, 6.0, 0.5), labels=("a",))

@@ -1,5 +1,6 @@
-"""The faithful (seed) recipe, pinned in full: configs/fmuia2026_baseline.yaml read through
-the builders the trainer uses (model, heads and routes per task, losses and their
+"""The faithful (seed) recipe, pinned in full: tests/snapshots/seed_faithful.yaml (the
+reference setting of the default code path, frozen so that the shipped recipes may evolve)
+read through the builders the trainer uses (model, heads and routes per task, losses and their
 parameters, sampler, augmentation pipeline per task, optimiser groups, gradient
 clipping, learning-rate schedule), and its losses' values on fixed hand-made tensors.
 The improved recipe's additions are switched on by config only; none of this may move."""
@@ -24,7 +25,7 @@ from fmuia.train.optim import build_optimizer, build_scheduler
 from train_helpers import TINY_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BASELINE = os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml")
+BASELINE = os.path.join(ROOT, "tests", "snapshots", "seed_faithful.yaml")
 SEG, CLS, DET, KP = Task("s", Kind.SEGMENTATION, 3), Task("c", Kind.CLASSIFICATION, 3), Task("d", Kind.DETECTION, 1), Task("k", Kind.KEYPOINTS, 2)
 
 
@@ -33,7 +34,7 @@ def test_seed_head_types_and_routes_are_the_defaults():
                              Kind.KEYPOINTS: "regression"}
     assert default_routes() == {Kind.SEGMENTATION: "fpn", Kind.DETECTION: "fpn", Kind.CLASSIFICATION: "top",
                               Kind.KEYPOINTS: "top"}
-    baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
+    baseline = load_config(BASELINE)
     assert baseline.model.heads == {} and baseline.model.routing == {}
     assert "segmentation.conv" not in baseline.loss.params
 
@@ -78,7 +79,7 @@ def test_seed_loss_values_on_fixed_tensors():
 
 
 def test_baseline_config_builds_the_seed_losses():
-    baseline = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
+    baseline = load_config(BASELINE)
     registry = TaskRegistry([SEG, CLS, DET, KP])
     heads = {k: default_heads()[k] for k in Kind}
     loss = TaskLoss(registry, heads, baseline.loss)

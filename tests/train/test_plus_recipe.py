@@ -1,6 +1,6 @@
 """The improved recipe: its losses on hand-made tensors, its augmentation (targets move
-with the image, boxes survive, no flip for orientation-sensitive tasks), its config
-(the faithful recipe plus the listed changes) and a short training run."""
+with the image, boxes survive, no flip for orientation-sensitive tasks) and a short
+training run."""
 from __future__ import annotations
 
 import math
@@ -15,13 +15,11 @@ import torch
 from fmuia.config import load_config
 from fmuia.config.sections import AugmentConfig
 from fmuia.data.records import Entry, Sample
-from fmuia.errors import ConfigError
 from fmuia.data.transforms import build_eval_transform, build_train_transform, encode_sample, policy_for
 from fmuia.tasks import Kind, Task, fmuia2026
 from fmuia.kinds.detection import centernet_loss, centre_targets
 from fmuia.kinds.keypoints import keypoint_heatmap_loss
 from fmuia.train.losses import loss_for, loss_params
-from fmuia.train.recipes import CANDIDATES, IMPROVEMENTS, Change, apply_changes, find_change, recipe_difference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REG = fmuia2026()
@@ -240,40 +238,7 @@ def test_improved_augmentation_pipeline_per_task():
         assert steps[1:-1] == flip + geometric + photometric, task.task_id
 
 
-# -- the recipe ----------------------------------------------------------------------------
-FAITHFUL = os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml")
-IMPROVED = os.path.join(ROOT, "configs", "fmuia_plus.yaml")
-
-
-def test_improved_recipe_is_the_faithful_one_plus_the_listed_changes():
-    assert recipe_difference(FAITHFUL, IMPROVED) == []
-    assert [c.name for c in IMPROVEMENTS] == ["keypoint heatmap", "centre detection", "dice + ce", "augmentation",
-                                             "mixed batches"]
-    assert [c.name for c in CANDIDATES] == ["EMA"]
-    # Leaving any one change out is noticed, and named by the keys it sets.
-    without_mixed = [c for c in IMPROVEMENTS if c.name != "mixed batches"]
-    assert recipe_difference(FAITHFUL, IMPROVED, without_mixed) == ["sampler.mode"]
-    with_ema = list(IMPROVEMENTS) + [find_change("EMA")]
-    assert recipe_difference(FAITHFUL, IMPROVED, with_ema) == ["train.ema_decay"]
-
-
-def test_one_change_alone_sets_only_its_keys():
-    config = apply_changes(FAITHFUL, [find_change("centre detection")], extra={"train": {"max_steps": 7}}).to_dict()
-    faithful = load_config(FAITHFUL).to_dict()
-    assert config["model"]["heads"] == {"detection": "centernet"}
-    assert config["train"]["max_steps"] == 7
-    config["model"]["heads"], config["train"]["max_steps"] = faithful["model"]["heads"], faithful["train"]["max_steps"]
-    assert config == faithful
-
-
-def test_unknown_change_and_bad_override_are_config_errors():
-    with pytest.raises(ConfigError, match="recipe change 'nope': unknown"):
-        find_change("nope")
-    bad = Change("typo", "a misspelt key", {"sampler": {"mdoe": "mixed"}})
-    with pytest.raises(ConfigError, match="recipe change 'typo'.*sampler.mdoe"):
-        apply_changes(FAITHFUL, [bad])
-
-
+# -- the recipe (its config against the baseline: tests/train/test_recipes.py) ----------------
 def test_improved_recipe_trains_briefly(tmp_path):
     from train_helpers import TINY_MODEL
 

@@ -1,13 +1,16 @@
 """Reading a training config: YAML files over the defaults, dotted command-line
 overrides, checks; writing the resolved config back as YAML.
 
+Several files may be layered: a recipe, then a budget overlay (network size, epochs)
+over it; each later one overrides the earlier ones key by key.
+
 Overrides are ``dotted.key=value`` strings, the value parsed as a YAML scalar
 (``train.epochs=2``, ``optim.lr=3e-4``, ``model.pretrained=none``, ``data.cache_dir=null``).
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -62,22 +65,25 @@ def read_yaml(path: str) -> dict[str, Any]:
     return data
 
 
+ConfigSource = "str | os.PathLike[str] | Mapping[str, Any] | Config"
+
+
 def load_config(
-    source: "str | os.PathLike[str] | Mapping[str, Any] | Config | None" = None,
+    source: "ConfigSource | Sequence[ConfigSource] | None" = None,
     overrides: "Iterable[str] | Mapping[str, Any] | None" = None,
 ) -> Config:
-    """The resolved ``Config``: defaults <- ``source`` (YAML path, mapping or ``Config``)
-    <- ``overrides``.
+    """The resolved ``Config``: defaults <- ``source`` (YAML path, mapping or ``Config``,
+    or a list of them, each merged over the ones before it key by key) <- ``overrides``.
 
     ``overrides`` is a list of ``"dotted.key=value"`` strings or a mapping of dotted keys
     to values. Unknown keys and wrong types are ``ConfigError``s naming the file or
     override and the dotted key."""
     tree = defaults()
-    if source is not None:
-        if isinstance(source, (str, os.PathLike)):
-            where, data = os.fspath(source), read_yaml(os.fspath(source))
+    for layer in _layers(source):
+        if isinstance(layer, (str, os.PathLike)):
+            where, data = os.fspath(layer), read_yaml(os.fspath(layer))
         else:
-            where, data = "config", source.to_dict() if isinstance(source, Config) else source
+            where, data = "config", layer.to_dict() if isinstance(layer, Config) else layer
         try:
             tree = merge(tree, data)
         except ConfigError as exc:
@@ -89,6 +95,17 @@ def load_config(
         except ConfigError as exc:
             raise ConfigError(f"override {key}={value!r}: {exc}") from None
     return build_config(tree)
+
+
+def _layers(source: Any) -> list[Any]:
+    """``source`` as the list of configs to merge in order."""
+    if source is None:
+        return []
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise ConfigError("config: an empty list of config files")
+        return list(source)
+    return [source]
 
 
 def dump_config(config: "Config | Mapping[str, Any]") -> str:

@@ -133,24 +133,32 @@ def read_results(eval_dir: str) -> dict:
 
 
 
-def compare_summaries(before: Mapping[str, Any], after: Mapping[str, Any],
-                      labels: tuple[str, str] = ("before", "after")) -> list[dict[str, Any]]:
-    """Two results.json documents side by side: one row per registered kind and summary
-    metric, then the challenge score. Each row holds the two values under ``labels``,
-    ``delta`` (after - before) and ``better`` (judged by the kind: distances improve
-    downwards); None where either value is missing."""
+def compare_summaries(*summaries: Mapping[str, Any], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Two or more results.json documents side by side: one row per registered kind and
+    summary metric, then the challenge score. Each row holds the values under ``labels``
+    (default "before", "after" for two documents), ``deltas`` and ``betters``: each
+    column against the one before it (judged by the kind: distances improve downwards),
+    and ``delta``/``better``, the last of these; None where either value is missing."""
+    if labels is None:
+        labels = ("before", "after") if len(summaries) == 2 else tuple(f"run {i + 1}" for i in range(len(summaries)))
+    labels = tuple(labels)
+    if len(summaries) < 2 or len(labels) != len(summaries):
+        raise ValueError(f"compare_summaries: expected two or more summaries and one label each, "
+                         f"got {len(summaries)} summaries and labels {labels!r}")
     rows: list[dict[str, Any]] = []
 
-    def row(kind: str, metric: str, a: float | None, b: float | None, improves) -> None:
-        delta = None if a is None or b is None else b - a
-        better = None if delta is None else bool(improves(a, b))
-        rows.append({"kind": kind, "metric": metric, labels[0]: a, labels[1]: b, "delta": delta, "better": better})
+    def row(kind: str, metric: str, values: list[float | None], improves) -> None:
+        steps = list(zip(values, values[1:]))
+        deltas = [None if a is None or b is None else b - a for a, b in steps]
+        betters = [None if d is None else bool(improves(a, b)) for d, (a, b) in zip(deltas, steps)]
+        rows.append({"kind": kind, "metric": metric, **dict(zip(labels, values)), "deltas": deltas, "betters": betters,
+                     "delta": deltas[-1], "better": betters[-1]})
 
     for kind in kinds.all_kinds():
         for metric in kind.metric_names:
-            row(kind.name, metric, _per_kind_value(before, kind.name, metric), _per_kind_value(after, kind.name, metric),
+            row(kind.name, metric, [_per_kind_value(s, kind.name, metric) for s in summaries],
                 lambda a, b, kind=kind, metric=metric: kind.improves(metric, a, b))
-    row("all", "challenge score", before.get("challenge_score"), after.get("challenge_score"), lambda a, b: b > a)
+    row("all", "challenge score", [s.get("challenge_score") for s in summaries], lambda a, b: b > a)
     return rows
 
 
@@ -158,11 +166,19 @@ def _per_kind_value(results: Mapping[str, Any], kind: str, metric: str) -> float
     return (results.get("per_kind", {}).get(kind) or {}).get(metric)
 
 
-def format_comparison(rows: Sequence[Mapping[str, Any]], labels: tuple[str, str] = ("before", "after")) -> str:
-    """``compare_summaries`` rows as a Markdown table (readable as plain text too)."""
-    lines = [f"| kind | metric | {labels[0]} | {labels[1]} | delta |", "|---|---|---:|---:|---:|"]
+def format_comparison(rows: Sequence[Mapping[str, Any]], labels: Sequence[str] = ("before", "after")) -> str:
+    """``compare_summaries`` rows as a Markdown table (readable as plain text too): the
+    values, then each column's delta against the one before it (one "delta" column for
+    two labels, "B - A" columns for more)."""
+    labels = tuple(labels)
+    pairs = list(zip(labels, labels[1:]))
+    delta_heads = ("delta",) if len(labels) == 2 else tuple(f"{b} - {a}" for a, b in pairs)
+    lines = ["| kind | metric | " + " | ".join(labels + delta_heads) + " |",
+             "|---|---|" + "---:|" * (len(labels) + len(delta_heads))]
     for r in rows:
-        delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
-        mark = "" if r["better"] is None else (" (better)" if r["better"] else " (worse)")
-        lines.append(f"| {r['kind']} | {r['metric']} | {_fmt(r[labels[0]])} | {_fmt(r[labels[1]])} | {delta}{mark} |")
+        cells = [_fmt(r[label]) for label in labels]
+        for delta, better in zip(r["deltas"], r["betters"]):
+            mark = "" if better is None else (" (better)" if better else " (worse)")
+            cells.append("-" if delta is None else f"{delta:+.4f}{mark}")
+        lines.append(f"| {r['kind']} | {r['metric']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,12 +1,13 @@
-"""The improved recipe as named changes over the faithful one.
+"""The three recipes as named changes over one another.
 
-The faithful recipe is ``configs/fmuia2026_baseline.yaml`` and the improved one
-``configs/fmuia_plus.yaml``. Each idea the improved recipe adds is a ``Change``: a
+``configs/fmuia2026_official.yaml`` reproduces the official code, quirks included;
+``configs/fmuia2026_baseline.yaml`` is that recipe with each defect fixed by flipping its
+switch; ``configs/fmuia_plus.yaml`` is the improved recipe. Each step is a ``Change``: a
 name, one line saying what it does, the config overrides that switch it on, and the
-kinds it concerns. ``IMPROVEMENTS`` are the kept changes (the baseline plus all of them
-is exactly the improved config); ``CANDIDATES`` were measured in the ablation but not
-kept. The quality benchmark trains these combinations; the tests check that the
-configs and this list agree.
+kinds it concerns. ``FIXES`` lead from the official recipe to the baseline (the official
+plus all of them is exactly the baseline), ``IMPROVEMENTS`` from the baseline to the
+improved recipe; ``CANDIDATES`` were measured but not kept. The quality benchmark trains
+these combinations; the tests check that the configs and these lists agree.
 
     from fmuia.train.recipes import IMPROVEMENTS, apply_changes, find_change
     config = apply_changes("configs/fmuia2026_baseline.yaml", [find_change("mixed batches")],
@@ -21,7 +22,8 @@ from fmuia.config import Config, load_config, merge
 from fmuia.errors import ConfigError
 from fmuia.tasks import Kind
 
-__all__ = ["CANDIDATES", "IMPROVEMENTS", "Change", "apply_changes", "find_change", "recipe_difference"]
+__all__ = ["CANDIDATES", "FIXES", "IMPROVEMENTS", "Change", "apply_changes", "changed_keys", "find_change",
+           "recipe_difference"]
 
 ConfigSource = "str | os.PathLike[str] | Mapping[str, Any]"
 
@@ -36,6 +38,22 @@ class Change:
     kinds: tuple[Kind, ...] = ()  # the kinds it concerns, by their config names; () = every kind
 
 
+# The official code's defects, each fixed by flipping one switch of the official recipe.
+FIXES: tuple[Change, ...] = (
+    Change("decoder trained", "the FPN decoder is optimised too (the official: left at its random initialisation)",
+           {"optim": {"train_decoder": True}}),
+    Change("detection negatives", "detection: the score map also learns where no box is centred",
+           {"loss": {"params": {"detection.grid": {"negatives": True}}}}, (Kind("detection"),)),
+    Change("every task visited", "one task per batch, every task once per cycle instead of drawn i.i.d.",
+           {"sampler": {"mode": "round_robin"}}),
+    Change("per-task validation split", "20% of each task held out instead of 20% of all rows",
+           {"data": {"val_split": "per_task"}}),
+    Change("balanced selection", "best checkpoint by the chance-rescaled score averaged over kinds",
+           {"train": {"select": "balanced"}}),
+    Change("seeded augmentation", "augmentation drawn from (seed, epoch, sample): runs repeat exactly",
+           {"augment": {"seeded": True}}),
+)
+
 IMPROVEMENTS: tuple[Change, ...] = (
     Change("keypoint heatmap", "keypoints: heatmap head on the FPN map, soft-argmax decoding",
            {"model": {"heads": {"keypoints": "heatmap"}, "routing": {"keypoints": "fpn"}}}, (Kind("keypoints"),)),
@@ -43,10 +61,16 @@ IMPROVEMENTS: tuple[Change, ...] = (
            {"model": {"heads": {"detection": "centernet"}}}, (Kind("detection"),)),
     Change("dice + ce", "segmentation: Dice plus cross-entropy",
            {"loss": {"params": {"segmentation.conv": {"ce_weight": 1.0}}}}, (Kind("segmentation"),)),
-    Change("augmentation", "geometric (masks/boxes/points move together), flips where allowed, speckle/gain/gamma/blur",
-           {"augment": {"default": {"affine": 0.7, "hflip": 0.5, "speckle": 0.3, "gain": 0.3, "gamma": 0.3, "blur": 0.2}}}),
+    Change("augmentation", "geometric (masks/boxes/points move together), flips where allowed, speckle/gain/gamma/blur, "
+                           "brightness/contrast p=0.5 and no Gaussian noise",
+           {"augment": {"default": {"brightness_contrast": 0.5, "noise": 0.0, "affine": 0.7, "hflip": 0.5,
+                                    "speckle": 0.3, "gain": 0.3, "gamma": 0.3, "blur": 0.2}}}),
     Change("mixed batches", "samples of any tasks in one batch instead of one task per batch",
            {"sampler": {"mode": "mixed"}}),
+    Change("gradient clipping", "the gradient norm clipped at 1",
+           {"train": {"grad_clip": 1.0}}),
+    Change("per-step cosine", "the cosine schedule stepped every optimiser step instead of every epoch",
+           {"schedule": {"interval": "step"}}),
 )
 
 # Measured by the ablation too, but not kept in the improved recipe (the README's
@@ -54,15 +78,18 @@ IMPROVEMENTS: tuple[Change, ...] = (
 CANDIDATES: tuple[Change, ...] = (
     Change("EMA", "validate and save an exponential moving average of the weights (decay 0.995)",
            {"train": {"ema_decay": 0.995}}),
+    Change("uncertainty weighting", "each task's loss weighted by a learned homoscedastic uncertainty",
+           {"loss": {"balance": "uncertainty"}}),
 )
 
 
 def find_change(name: str) -> Change:
-    """The change of ``IMPROVEMENTS`` or ``CANDIDATES`` called ``name``."""
-    for change in IMPROVEMENTS + CANDIDATES:
+    """The change of ``FIXES``, ``IMPROVEMENTS`` or ``CANDIDATES`` called ``name``."""
+    every = FIXES + IMPROVEMENTS + CANDIDATES
+    for change in every:
         if change.name == name:
             return change
-    known = ", ".join(repr(c.name) for c in IMPROVEMENTS + CANDIDATES)
+    known = ", ".join(repr(c.name) for c in every)
     raise ConfigError(f"recipe change {name!r}: unknown (known: {known})")
 
 
@@ -80,11 +107,18 @@ def apply_changes(base: ConfigSource, changes: Iterable[Change] = (), extra: Map
     return load_config(config)
 
 
-def recipe_difference(faithful: ConfigSource, improved: ConfigSource,
+def recipe_difference(base: ConfigSource, target: ConfigSource,
                       changes: Sequence[Change] = IMPROVEMENTS) -> list[str]:
-    """Dotted config keys where ``faithful`` plus ``changes`` differs from ``improved``
-    (empty: the improved recipe is exactly the faithful one plus the changes)."""
-    return _differences(apply_changes(faithful, changes).to_dict(), load_config(improved).to_dict())
+    """Dotted config keys where ``base`` plus ``changes`` differs from ``target`` (empty:
+    ``target`` is exactly ``base`` plus the changes; e.g. the baseline plus
+    ``IMPROVEMENTS`` is the improved recipe, the official plus ``FIXES`` the baseline)."""
+    return _differences(apply_changes(base, changes).to_dict(), load_config(target).to_dict())
+
+
+def changed_keys(base: ConfigSource, change: Change) -> list[str]:
+    """Dotted config keys whose value ``change`` alters on ``base`` (empty: it changes
+    nothing there)."""
+    return _differences(load_config(base).to_dict(), apply_changes(base, [change]).to_dict())
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -1,0 +1,89 @@
+"""benchmarks/quality.py without training: the rows each mode trains, their references,
+the shared budget and the acceptance checks (runs replaced by a recorder)."""
+import importlib.util
+import os
+
+import pytest
+
+from fmuia.train.recipes import CANDIDATES, FIXES, IMPROVEMENTS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", os.path.join(ROOT, "benchmarks", "quality.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Recorder:
+    """A Bench that records each run's name and config instead of training."""
+
+    def __init__(self, quality, **args):
+        self.args = quality.parse_args([f"--{k.replace('_', '-')}={v}" if v is not True else f"--{k}"
+                                        for k, v in args.items()])
+        self.budget = quality.Bench.budget.__get__(self)
+        self._epochs = quality.Bench._epochs.__get__(self)
+        self.runs = {}
+
+    def run(self, name, config):
+        assert name not in self.runs, f"{name} trained twice"
+        self.runs[name] = config
+        return {"per_kind": {}, "challenge_score": float(len(self.runs))}
+
+
+def test_budget_keeps_the_validation_split_and_sets_epochs_from_steps(quality):
+    bench = Recorder(quality, steps=100, per_task=10, batch_size=8)
+    extra = bench.budget()
+    assert "data" not in extra  # the recipe's own validation split
+    # 27 tasks x 10 rows, 20% held out: 216 training rows, 27 batches of 8 -> 4 epochs.
+    assert extra["train"]["max_steps"] == 100 and extra["train"]["epochs"] == 4
+    assert set(extra) == {"seed", "device", "train", "model"}
+    assert set(extra["train"]) == {"max_steps", "epochs", "batch_size", "progress", "plot"}
+
+
+def test_compare_trains_the_three_recipes(quality):
+    bench = Recorder(quality, steps=10)
+    result = quality.compare(bench)
+    assert list(bench.runs) == ["official", "baseline", "improved"]
+    assert bench.runs["official"].augment.seeded is False  # run as written
+    assert bench.runs["official"].data.val_split == "random" and bench.runs["baseline"].data.val_split == "per_task"
+    assert "| kind | metric | official | baseline | improved |" in result["table"]
+    assert len(result["acceptance"]) == len(quality.ACCEPTANCE_METRICS)
+
+
+def test_ladder_rows_and_their_references(quality):
+    bench = Recorder(quality, steps=10, ladder=True)
+    result = quality.ladder(bench)
+    names = [row["name"] for row in result["rows"]]
+    assert names == (["official recipe"] + [f"official + {c.name}" for c in FIXES]
+                     + ["baseline (official + all fixes)"] + [f"baseline + {c.name}" for c in IMPROVEMENTS]
+                     + ["improved (baseline + all improvements)"]
+                     + [f"baseline + {c.name} (not kept)" for c in CANDIDATES])
+    assert len(bench.runs) == 1 + len(FIXES) + 1 + len(IMPROVEMENTS) + 1 + len(CANDIDATES)
+    assert bench.runs["official-seeded_augmentation"].augment.seeded is True
+    assert bench.runs["baseline-mixed_batches"].sampler.mode == "mixed"
+    # Equal budget: every run has the same steps, batch, seed and network.
+    budgets = {(c.train.max_steps, c.train.epochs, c.train.batch_size, c.seed, c.model.encoder) for c in bench.runs.values()}
+    assert len(budgets) == 1
+
+
+def test_ladder_restricted_rows_train_their_kinds_against_a_restricted_reference(quality):
+    bench = Recorder(quality, steps=10, ladder=True, restrict=True)
+    quality.ladder(bench)
+    assert bench.runs["official-detection_negatives"].data.tasks == bench.runs["official-detection"].data.tasks
+    assert bench.runs["baseline-keypoint_heatmap"].data.tasks == bench.runs["baseline-keypoints"].data.tasks
+    assert bench.runs["baseline"].data.tasks is None
+
+
+def test_acceptance_wants_every_step_to_improve(quality):
+    def results(dsc, mre):
+        return {"per_kind": {"segmentation": {"DSC": dsc}, "keypoints": {"MRE": mre}}}
+
+    checks = {what.split(" improves")[0]: met for what, met, _ in
+              quality.acceptance(results(0.5, 20.0), results(0.6, 15.0), results(0.7, 16.0))}
+    assert checks["segmentation DSC"] is True
+    assert checks["keypoints MRE"] is False  # 15 -> 16 is worse
+    assert checks["detection IoU"] is None  # not measured
