@@ -11,7 +11,7 @@ overrides only the network size, the steps (as ``train.max_steps``, with ``train
 the epochs those steps take, so an epoch-stepped cosine still anneals over the run), the
 batch size, the seed and the device.
 
-    python benchmarks/quality.py [--out quality_out] [--steps 1200] [--per-task 24] [--test 20]
+    python benchmarks/quality.py [--out quality_out] [--steps 1200] [--per-task 30] [--test 20]
                                  # official | baseline | improved, per-kind metrics, and the
                                  # acceptance checks: official < baseline < improved per kind
     python benchmarks/quality.py --full            # real size (EfficientNet-B4, 256 px) on a GPU
@@ -363,7 +363,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="quality_out", help="folder for everything written (default quality_out)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default 1200; 3000 with --full)")
     p.add_argument("--batch-size", type=int, default=8, help="training batch size (default 8, the reference's)")
-    p.add_argument("--per-task", type=int, default=None, help="synthetic training samples per task (default 24; 120 with --full)")
+    p.add_argument("--per-task", type=int, default=None, help="synthetic training samples per task (default 30, of which the recipes hold out 20%% for validation; 120 with --full)")
     p.add_argument("--test", type=int, default=None, help="synthetic test samples per task (default 20; 30 with --full)")
     p.add_argument("--seed", type=int, default=42, help="training seed of every run (default 42)")
     p.add_argument("--data-seed", type=int, default=1, help="seed of the synthetic data (default 1)")
@@ -379,7 +379,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reuse", action="store_true", help="keep runs already scored under --out with the same config")
     args = p.parse_args(argv)
     args.steps = args.steps or (3000 if args.full else 1200)
-    args.per_task = args.per_task or (120 if args.full else 24)
+    args.per_task = args.per_task or (120 if args.full else 30)
     args.test = args.test or (30 if args.full else 20)
     args.device = args.device or ("auto" if args.full else "cpu")
     if args.threads is None and not args.full:

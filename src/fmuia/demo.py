@@ -94,7 +94,7 @@ def run(argv: list[str] | None = None) -> int:
                         help="the official code's recipe, trained beside it at the same budget")
     parser.add_argument("--budget", default="configs/demo_cpu.yaml",
                         help="overlay merged over both recipes: network size, epochs, batch")
-    parser.add_argument("--per-task", type=int, default=24, help="synthetic training images per task")
+    parser.add_argument("--per-task", type=int, default=20, help="synthetic training images per task")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override passed to both trainings (repeatable)")

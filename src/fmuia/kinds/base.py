@@ -332,6 +332,11 @@ class TaskKind:
     def task_result(self, task: Task, scores: Sequence[SampleScore]) -> "TaskResult":
         raise NotImplementedError
 
+    # True when the chance prediction of a sample depends on its size only (not on the
+    # other labels' statistics): validation then scores it batch by batch instead of
+    # holding every label (segmentation masks) until the end.
+    chance_per_sample: bool = False
+
     def chance_results(self, task: Task, labels: Sequence[Any], sizes: Sequence[Size]) -> list | None:
         """The kind's uninformed constant prediction for each of a task's samples (their
         original-size ``labels`` and (h, w) ``sizes``): what a model that ignores the

@@ -257,6 +257,8 @@ class SegmentationKind(TaskKind):
         dice, hd, diag = zip(*(s.data for s in scores))
         return segmentation_result(task, np.stack(dice), np.stack(hd), np.array(diag))
 
+    chance_per_sample = True
+
     def chance_results(self, task, labels, sizes):
         """An all-background mask of each image's size."""
         return [SegmentationResult(task.task_id, np.zeros(tuple(size), dtype=np.uint8)) for size in sizes]

@@ -46,14 +46,23 @@ def score_decoded(task, decoded: torch.Tensor, labels, sizes) -> list[SampleScor
     return scores
 
 
+def chance_scores(task: Task, labels: Sequence[Any], sizes: Sequence[tuple[int, int]]) -> list[SampleScore] | None:
+    """Per-sample scores of the kind's uninformed constant prediction on these samples
+    (None: the kind has no such prediction)."""
+    owner = kinds.kind_of(task)
+    values = owner.chance_values(task, labels, sizes)
+    if values is None:
+        return None
+    return [owner.score_sample(task, v, t, s) for v, t, s in zip(values, labels, sizes)]
+
+
 def chance_score(task: Task, labels: Sequence[Any], sizes: Sequence[tuple[int, int]]) -> float | None:
     """The task score of the kind's uninformed constant prediction on these samples
     (None: no samples, or the kind has no such prediction)."""
-    owner = kinds.kind_of(task)
-    values = owner.chance_values(task, labels, sizes)
-    if not values:
+    scores = chance_scores(task, labels, sizes)
+    if not scores:
         return None
-    return owner.task_result(task, [owner.score_sample(task, v, t, s) for v, t, s in zip(values, labels, sizes)]).score
+    return kinds.kind_of(task).task_result(task, scores).score
 
 
 @dataclass
@@ -125,8 +134,11 @@ def run_validation(model, loader, registry: TaskRegistry, device: torch.device, 
     was_training = model.training
     model.eval()
     scores: dict[str, list[SampleScore]] = {t.task_id: [] for t in registry}
-    # The labels are kept only while the chance scores are still to be computed.
+    # The labels are kept only while the chance scores are still to be computed, and only
+    # for kinds whose chance prediction needs the labels' statistics; the others' chance
+    # predictions are scored batch by batch (no segmentation mask is held).
     keep = {t.task_id: ([], []) for t in registry} if select == "balanced" and chance is None else None
+    chance_so_far: dict[str, list[SampleScore]] = {t.task_id: [] for t in registry}
     core = getattr(model, "module", model)
     try:
         for batch in progress(loader) if progress else loader:
@@ -139,12 +151,18 @@ def run_validation(model, loader, registry: TaskRegistry, device: torch.device, 
                 labels = [batch["label"][i] for i in rows]
                 scores[task_id] += score_decoded(registry[task_id], decoded[task_id], labels, sizes)
                 if keep is not None:
-                    keep[task_id][0].extend(labels)
-                    keep[task_id][1].extend(sizes)
+                    task = registry[task_id]
+                    if kinds.kind_of(task).chance_per_sample:
+                        chance_so_far[task_id] += chance_scores(task, labels, sizes) or []
+                    else:
+                        keep[task_id][0].extend(labels)
+                        keep[task_id][1].extend(sizes)
     finally:
         model.train(was_training)
     results = [kinds.kind_of(t).task_result(t, scores[t.task_id]) for t in registry]
     if keep is not None:
-        chance = {t.task_id: chance_score(t, *keep[t.task_id]) for t in registry}
+        chance = {t.task_id: (kinds.kind_of(t).task_result(t, chance_so_far[t.task_id]).score
+                              if chance_so_far[t.task_id] else chance_score(t, *keep[t.task_id]))
+                  for t in registry}
     return Validation(results=results, summary=aggregate.summarise(results), select=select,
                       chance=dict(chance) if chance is not None else None)
