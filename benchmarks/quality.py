@@ -316,7 +316,10 @@ def _change_rows(bench: Bench, reference: References, changes: Sequence[Change],
                  note: str = "") -> list[Row]:
     """One row per change: the reference recipe plus that change alone, against it."""
     rows = []
+    only = bench.args.only
     for change in changes:
+        if only and change.name not in only:
+            continue
         kinds = change.kinds if bench.args.restrict else ()
         slug = change.name.replace(" ", "_").replace("+", "plus")
         result = bench.run(f"{prefix}-{slug}", recipe(reference.config, [change], bench.budget(kinds)))
@@ -376,6 +379,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ablation", action="store_true", help="one row per change: the baseline recipe plus that change")
     p.add_argument("--restrict", action="store_true",
                    help="ladder, ablation: train a change's row only on the tasks of the kinds it concerns")
+    p.add_argument("--only", type=lambda text: [n.strip() for n in text.split(",") if n.strip()], default=None,
+                   metavar="NAME[,NAME...]",
+                   help="ladder, ablation: only the rows of these changes (with --reuse, runs already scored "
+                        "under --out fill the other rows: two processes can share the rows of one --out)")
     p.add_argument("--reuse", action="store_true", help="keep runs already scored under --out with the same config")
     args = p.parse_args(argv)
     args.steps = args.steps or (3000 if args.full else 1200)
@@ -386,6 +393,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.threads = 1
     if args.ladder and args.ablation:
         p.error("--ladder and --ablation are two modes; give one")
+    if args.only:
+        known = [c.name for c in FIXES + IMPROVEMENTS + CANDIDATES]
+        unknown = [n for n in args.only if n not in known]
+        if unknown:
+            p.error(f"--only: unknown change(s) {', '.join(map(repr, unknown))} (known: {', '.join(map(repr, known))})")
     for name in ("steps", "batch_size", "per_task", "test"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
