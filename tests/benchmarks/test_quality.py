@@ -87,3 +87,18 @@ def test_acceptance_wants_every_step_to_improve(quality):
     assert checks["segmentation DSC"] is True
     assert checks["keypoints MRE"] is False  # 15 -> 16 is worse
     assert checks["detection IoU"] is None  # not measured
+
+
+def test_only_trains_the_named_rows(quality):
+    bench = Recorder(quality, steps=10, ladder=True, only="decoder trained,EMA")
+    result = quality.ladder(bench)
+    names = [row["name"] for row in result["rows"]]
+    assert names == ["official recipe", "official + decoder trained", "baseline (official + all fixes)",
+                     "improved (baseline + all improvements)", "baseline + EMA (not kept)"]
+    assert set(bench.runs) == {"official", "official-decoder_trained", "baseline", "improved", "baseline-EMA"}
+
+
+def test_only_refuses_an_unknown_change(quality, capsys):
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--ladder", "--only", "decoder trained,warp drive"])
+    assert "'warp drive'" in capsys.readouterr().err
