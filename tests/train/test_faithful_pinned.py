@@ -55,7 +55,7 @@ def test_seed_loss_parameters():
     assert loss_params(Kind.SEGMENTATION, "conv") == {"ce_weight": 0.0}
     assert loss_params(Kind.CLASSIFICATION, "linear") == {}
     assert loss_params(Kind.KEYPOINTS, "regression") == {}
-    assert loss_params(Kind.DETECTION, "grid") == {"box_weight": 8.0, "negatives": True}
+    assert loss_params(Kind.DETECTION, "grid") == {"box_weight": 8.0, "negatives": True, "positive_share": 0.0}
 
 
 def test_seed_loss_values_on_fixed_tensors():
@@ -70,7 +70,7 @@ def test_seed_loss_values_on_fixed_tensors():
         "seg": loss_for(Kind.SEGMENTATION, "conv")(seg, seg_target, SEG, loss_params(Kind.SEGMENTATION, "conv")),
         "cls": loss_for(Kind.CLASSIFICATION, "linear")(cls, torch.tensor([0, 2]), CLS, {}),
         "kp": loss_for(Kind.KEYPOINTS, "regression")(kp, kp_target, KP, {}),
-        "det": loss_for(Kind.DETECTION, "grid")(det, det_target, DET, {"box_weight": 8.0, "negatives": True}),
+        "det": loss_for(Kind.DETECTION, "grid")(det, det_target, DET, {"box_weight": 8.0, "negatives": True, "positive_share": 0.0}),
     }
     assert values["seg"].item() == pytest.approx(0.6839246750, abs=1e-6)
     assert values["cls"].item() == pytest.approx(1.3030465841, abs=1e-6)
@@ -83,7 +83,7 @@ def test_baseline_config_builds_the_seed_losses():
     registry = TaskRegistry([SEG, CLS, DET, KP])
     heads = {k: default_heads()[k] for k in Kind}
     loss = TaskLoss(registry, heads, baseline.loss)
-    assert loss.params == {"s": {"ce_weight": 0.0}, "c": {}, "d": {"box_weight": 8.0, "negatives": True}, "k": {}}
+    assert loss.params == {"s": {"ce_weight": 0.0}, "c": {}, "d": {"box_weight": 8.0, "negatives": True, "positive_share": 0.0}, "k": {}}
     assert loss.balance is None and list(loss.parameters()) == []
     assert loss.fns["s"] is loss_for(Kind.SEGMENTATION, "conv")
 
@@ -162,7 +162,7 @@ def test_baseline_losses_per_task(baseline, baseline_model):
     loss = TaskLoss(REGISTRY, baseline_model.head_types, baseline.loss)
     names = {Kind.SEGMENTATION: "segmentation_dice", Kind.CLASSIFICATION: "classification_ce",
              Kind.DETECTION: "detection_grid", Kind.KEYPOINTS: "keypoint_mse"}
-    params = {Kind.SEGMENTATION: {"ce_weight": 0.0}, Kind.CLASSIFICATION: {}, Kind.DETECTION: {"box_weight": 8.0, "negatives": True},
+    params = {Kind.SEGMENTATION: {"ce_weight": 0.0}, Kind.CLASSIFICATION: {}, Kind.DETECTION: {"box_weight": 8.0, "negatives": True, "positive_share": 0.0},
               Kind.KEYPOINTS: {}}
     assert {t: f.__name__ for t, f in loss.fns.items()} == {t.task_id: names[t.kind] for t in REGISTRY}
     assert loss.params == {t.task_id: params[t.kind] for t in REGISTRY}

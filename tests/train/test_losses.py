@@ -19,7 +19,7 @@ HEADS = {Kind.SEGMENTATION: "conv", Kind.CLASSIFICATION: "linear", Kind.KEYPOINT
 def value(task_id, raw, target, **params):
     task = REG[task_id]
     fn = loss_for(task.kind, HEADS[task.kind])
-    defaults = {"box_weight": 8.0, "negatives": True} if task.kind is Kind.DETECTION else {}
+    defaults = {"box_weight": 8.0, "negatives": True, "positive_share": 0.0} if task.kind is Kind.DETECTION else {}
     return float(fn(raw, target, task, {**defaults, **params}))
 
 
@@ -106,9 +106,27 @@ def test_detection_grid_without_negatives_scores_the_centre_cell_only():
 def test_detection_grid_negatives_is_a_loss_parameter():
     config = load_config({"loss": {"params": {"detection.grid": {"negatives": False}}}})
     loss = TaskLoss(REG, HEADS, config.loss)
-    assert loss.params["thyroid_nodule_det"] == {"box_weight": 8.0, "negatives": False}
+    assert loss.params["thyroid_nodule_det"] == {"box_weight": 8.0, "negatives": False, "positive_share": 0.0}
     with pytest.raises(ConfigError, match="loss.params.detection.grid.negatives: expected true or false"):
         TaskLoss(REG, HEADS, LossConfig(params={"detection.grid": {"negatives": "false"}}))
+
+
+def test_detection_grid_positive_share_splits_the_score_loss_between_centre_and_other_cells():
+    torch.manual_seed(2)
+    raw = torch.randn(2, 5, 3, 4)
+    box = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.6, 1.0, 1.0]])
+    centre = torch.zeros(2, 3, 4, dtype=torch.bool)
+    centre[0, 0, 1] = centre[1, 2, 3] = True
+    score = raw[:, 4]
+    positive = -torch.nn.functional.logsigmoid(score[centre]).mean()
+    negative = -torch.nn.functional.logsigmoid(-score[~centre]).mean()
+    l1 = (torch.sigmoid(torch.stack([raw[0, :4, 0, 1], raw[1, :4, 2, 3]])) - box).abs().mean()
+    loss, grad = _grid_loss_and_score_grad(raw, box, positive_share=0.5)
+    assert loss == pytest.approx(float(0.5 * positive + 0.5 * negative + 8.0 * l1), abs=1e-6)
+    # the two centre cells together get as much pull as the 22 other cells
+    assert float(grad[centre].abs().sum()) > 5 * float(_grid_loss_and_score_grad(raw, box)[1][centre].abs().sum())
+    with pytest.raises(ConfigError, match="positive_share: expected a number in \\[0, 1\\)"):
+        _grid_loss_and_score_grad(raw, box, positive_share=1.0)
 
 
 def test_task_loss_weights_and_per_task_values():

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import generalized_box_iou_loss
 
+from fmuia.errors import ConfigError
 from fmuia.io.images import image_size
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import box_iou
@@ -136,7 +137,12 @@ def detection_grid(raw: torch.Tensor, target: torch.Tensor, task: Task, params: 
     ``negatives``: the score's BCE is averaged over all cells against 1 at the centre cell
     and 0 elsewhere (True), or taken at the centre cell only, towards 1, averaged over the
     batch (False: the official code's loss; nothing pushes the other cells' scores down,
-    so the cell picked at decoding may be any whose score has drifted up)."""
+    so the cell picked at decoding may be any whose score has drifted up).
+
+    ``positive_share`` (with ``negatives``): 0 averages the BCE over all cells, so the one
+    positive cell of a map weighs 1/(h*w) and the score learns mostly "no centre here";
+    a share in (0, 1) gives the centre cells that share of the score loss and the other
+    cells the rest (each group averaged on its own)."""
     raw = raw.float()
     b, _, h, w = raw.shape
     target = target.float()
@@ -145,7 +151,15 @@ def detection_grid(raw: torch.Tensor, target: torch.Tensor, task: Task, params: 
     if params["negatives"]:
         objectness = torch.zeros((b, h, w), device=raw.device)
         objectness[batch, row, col] = 1.0
-        score_loss = F.binary_cross_entropy_with_logits(raw[:, 4], objectness)
+        share = float(params["positive_share"])
+        if not 0.0 <= share < 1.0:
+            raise ConfigError(f"loss.params.detection.grid.positive_share: expected a number in [0, 1), got {share}")
+        if share > 0:
+            per_cell = F.binary_cross_entropy_with_logits(raw[:, 4], objectness, reduction="none")
+            positive = objectness > 0
+            score_loss = share * per_cell[positive].mean() + (1.0 - share) * per_cell[~positive].mean()
+        else:
+            score_loss = F.binary_cross_entropy_with_logits(raw[:, 4], objectness)
     else:
         centre = raw[batch, 4, row, col]
         score_loss = F.binary_cross_entropy_with_logits(centre, torch.ones_like(centre))
@@ -237,7 +251,8 @@ class DetectionKind(TaskKind):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_head("grid", DetectionGridHead, detection_grid, default=True, box_weight=8.0, negatives=True)
+        self.add_head("grid", DetectionGridHead, detection_grid, default=True, box_weight=8.0, negatives=True,
+                      positive_share=0.0)
         self.add_head("centernet", CentreDetectionHead, centernet_loss, score_weight=1.0, giou_weight=2.0, l1_weight=5.0,
                       alpha=2.0, beta=4.0, gaussian_scale=0.15, box_threshold=0.3)
 
