@@ -22,11 +22,12 @@ batch size, the seed and the device.
                                  # baseline; baseline + each improvement or candidate alone
 
 What each mode trains, and the time it takes at the default size (the demo network of
-``configs/demo_cpu.yaml``: EfficientNet-Lite0 at 128 px, 1200 steps of batch 8, about
-7 minutes per run on two CPU cores): the comparison 3 runs (about 20 minutes); the ladder
-1 + 6 + 1 + 7 + 1 + 2 = 18 runs (about 2 hours; ``--restrict`` makes the rows of the
-changes that concern some kinds cheaper); the ablation 1 + 7 + 2 + 1 = 11 runs. With
-``--full`` on one GPU, a run takes a few minutes.
+``configs/demo_cpu.yaml``: EfficientNet-Lite0 at 128 px, 1200 steps of batch 8): a run
+takes one CPU core for 20 to 30 minutes on the 2-core reference machine (two
+benchmarks can share it); the comparison is 3 runs (about 80 minutes); the ladder
+1 + 6 + 1 + 7 + 1 + 2 = 18 runs (``--restrict`` trains the rows of the changes that
+concern some kinds on those kinds' tasks only; ``--only`` picks rows); the ablation
+1 + 7 + 2 + 1 = 11 runs. With ``--full`` on one GPU, a run takes a few minutes.
 
 The recipes are ``configs/fmuia2026_official.yaml``, ``configs/fmuia2026_baseline.yaml``
 and ``configs/fmuia_plus.yaml``; ``fmuia.train.recipes`` lists the changes between them
