@@ -13,9 +13,9 @@ from fmuia.errors import ConfigError
 from fmuia.kinds import kind_of
 from fmuia.model import load_checkpoint
 from fmuia.tasks import Kind
-from fmuia.train import NonFiniteLossError, Trainer, train
+from fmuia.train import NonFiniteLossError, train
 from fmuia.train.state import STATE_NAME
-from train_helpers import tiny_config
+from train_helpers import tiny_config, train_stopped_after_first_epoch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,17 +52,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(train_root, tmp_p
     train(tiny_config(), train_root, straight)
 
     interrupted = str(tmp_path / "interrupted")
-    original = Trainer._end_epoch
-
-    def stop_after_first(self, *args):
-        original(self, *args)
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_end_epoch", stop_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(), train_root, interrupted)
-    monkeypatch.setattr(Trainer, "_end_epoch", original)
+    train_stopped_after_first_epoch(monkeypatch, tiny_config(), train_root, interrupted)
     assert len(list(csv.DictReader(open(os.path.join(interrupted, "metrics.csv"))))) == 1
     result = train(resume=interrupted)
     assert result.epochs == 2

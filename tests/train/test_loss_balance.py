@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from fmuia.errors import CheckpointError
 from fmuia.train import Trainer, train
 from fmuia.train.state import load_state
-from train_helpers import tiny_config
+from train_helpers import tiny_config, train_stopped_after_first_epoch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,17 +56,7 @@ def test_uncertainty_balance_resumes_bit_identically(train_root, tmp_path, monke
     train(balanced_config(), train_root, straight)
 
     interrupted = str(tmp_path / "interrupted")
-    original = Trainer._end_epoch
-
-    def stop_after_first(self, *args):
-        original(self, *args)
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_end_epoch", stop_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        train(balanced_config(), train_root, interrupted)
-    monkeypatch.setattr(Trainer, "_end_epoch", original)
+    train_stopped_after_first_epoch(monkeypatch, balanced_config(), train_root, interrupted)
     result = train(resume=interrupted)
     assert result.epochs == 2
     a, b = load_file(os.path.join(straight, "last", "model.safetensors")), load_file(os.path.join(interrupted, "last", "model.safetensors"))

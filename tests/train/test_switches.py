@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import fmuia
 from fmuia.config import load_config
 from fmuia.train import Trainer, train
-from train_helpers import tiny_config
+from train_helpers import tiny_config, train_stopped_after_first_epoch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -63,17 +63,7 @@ def test_per_epoch_rate_and_untrained_decoder_resume_bit_identically(train_root,
     assert result.steps == 2 * int(rows[0]["step"])
 
     interrupted = str(tmp_path / "interrupted")
-    original = Trainer._end_epoch
-
-    def stop_after_first(self, *args):
-        original(self, *args)
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_end_epoch", stop_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, train_root, interrupted, overrides=FROZEN + PER_EPOCH)
-    monkeypatch.setattr(Trainer, "_end_epoch", original)
+    train_stopped_after_first_epoch(monkeypatch, config, train_root, interrupted, overrides=FROZEN + PER_EPOCH)
     train(resume=interrupted)
     a = load_file(os.path.join(straight, "last", "model.safetensors"))
     b = load_file(os.path.join(interrupted, "last", "model.safetensors"))

@@ -22,3 +22,23 @@ def tiny_config(**train) -> dict:
         "train": {"epochs": 2, "batch_size": 4, "progress": False, "plot": False, **train},
         "optim": {"lr": 1e-3},
     }
+
+
+def train_stopped_after_first_epoch(monkeypatch, *args, **kwargs) -> None:
+    """``train(*args, **kwargs)`` interrupted (KeyboardInterrupt) right after its first
+    epoch was saved, as a killed run would be; resume it with ``train(resume=RUN)``."""
+    import pytest
+
+    from fmuia.train import Trainer, train
+
+    original = Trainer._end_epoch
+
+    def stop_after_first(self, *a):
+        original(self, *a)
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_end_epoch", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train(*args, **kwargs)
+    monkeypatch.setattr(Trainer, "_end_epoch", original)
