@@ -83,12 +83,19 @@ def test_detection_grid_default_is_bce_over_every_cell_by_hand():
     assert _grid_loss_and_score_grad(raw, box, negatives=True)[0] == loss
 
 
-def test_detection_grid_without_negatives_scores_the_centre_cell_only():
-    torch.manual_seed(1)
+def _two_boxes_on_a_3x4_grid(seed):
+    """Random grid-head output (2, 5, 3, 4), two boxes whose centres fall in cells (0, 1)
+    and (2, 3), and the mask of those centre cells."""
+    torch.manual_seed(seed)
     raw = torch.randn(2, 5, 3, 4)
     box = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.6, 1.0, 1.0]])
     centre = torch.zeros(2, 3, 4, dtype=torch.bool)
     centre[0, 0, 1] = centre[1, 2, 3] = True
+    return raw, box, centre
+
+
+def test_detection_grid_without_negatives_scores_the_centre_cell_only():
+    raw, box, centre = _two_boxes_on_a_3x4_grid(seed=1)
     loss, grad = _grid_loss_and_score_grad(raw, box, negatives=False)
     assert torch.all(grad[~centre] == 0) and torch.all(grad[centre] < 0)  # only the centre scores are pushed up
     l1 = (torch.sigmoid(torch.stack([raw[0, :4, 0, 1], raw[1, :4, 2, 3]])) - box).abs().mean()
@@ -112,11 +119,7 @@ def test_detection_grid_negatives_is_a_loss_parameter():
 
 
 def test_detection_grid_positive_share_splits_the_score_loss_between_centre_and_other_cells():
-    torch.manual_seed(2)
-    raw = torch.randn(2, 5, 3, 4)
-    box = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.6, 1.0, 1.0]])
-    centre = torch.zeros(2, 3, 4, dtype=torch.bool)
-    centre[0, 0, 1] = centre[1, 2, 3] = True
+    raw, box, centre = _two_boxes_on_a_3x4_grid(seed=2)
     score = raw[:, 4]
     positive = -torch.nn.functional.logsigmoid(score[centre]).mean()
     negative = -torch.nn.functional.logsigmoid(-score[~centre]).mean()
