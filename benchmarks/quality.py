@@ -20,6 +20,10 @@ batch size, the seed and the device.
                                  # each improvement alone; improved; baseline + each candidate
     python benchmarks/quality.py --ablation --steps 600 [--restrict]
                                  # baseline; baseline + each improvement or candidate alone
+    python benchmarks/quality.py --leave-out   # improved; improved without each fix or
+                                 # improvement; improved + each candidate
+    python benchmarks/quality.py --network configs/scratch_resnet18.yaml [--image-size 128]
+                                 # any mode with another network: ResNet-18 from scratch
 
 What each mode trains, and the time it takes at the default size (the demo network of
 ``configs/demo_cpu.yaml``: EfficientNet-Lite0 at 128 px, 1200 steps of batch 8): a run
@@ -39,7 +43,7 @@ little from run to run; every other row repeats exactly.
 ``--restrict`` trains a change's row only on the tasks of the kinds the change concerns
 (against its reference recipe on the same tasks). Everything is written under ``--out``:
 data/, configs/, runs/, pred/, eval/, logs/, and quality.json / quality.md (or ladder.*,
-ablation.*: the tables printed).
+ablation.*, leave_out.*: the tables printed).
 """
 from __future__ import annotations
 
@@ -143,8 +147,12 @@ class Bench:
             "train": {"max_steps": a.steps, "epochs": self._epochs(len(tasks or fmuia2026())),
                       "batch_size": a.batch_size, "progress": False, "plot": False},
         }
-        if not a.full:
+        if a.network:
+            extra["model"] = dict(read_yaml(a.network)["model"])
+        elif not a.full:
             extra["model"] = dict(read_yaml(DEMO_CONFIG)["model"])
+        if a.image_size:
+            extra["model"] = {**extra.get("model", {}), "image_size": a.image_size}
         if tasks:
             extra["data"] = {"tasks": tasks}
         return extra
@@ -237,11 +245,6 @@ ACCEPTANCE_METRICS = (("segmentation", "DSC"), ("segmentation", "HD"), ("classif
                       ("classification", "Accuracy"), ("detection", "IoU"), ("keypoints", "MRE"))
 
 
-def side_by_side(*results: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    rows = compare_summaries(*results, labels=RECIPE_LABELS)
-    return format_comparison(rows, RECIPE_LABELS), rows
-
-
 def acceptance(official: Mapping[str, Any], baseline: Mapping[str, Any],
                improved: Mapping[str, Any]) -> list[tuple[str, bool | None, str]]:
     """The acceptance checks, official < baseline < improved on every kind's headline
@@ -284,10 +287,15 @@ def ablation_table(rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]])
 
 # -- modes -----------------------------------------------------------------------------
 def compare(bench: Bench) -> dict[str, Any]:
-    results = [bench.run(name, recipe(path, extra=bench.budget()))
-               for name, path in zip(RECIPE_LABELS, (OFFICIAL_CONFIG, BASELINE_CONFIG, IMPROVED_CONFIG))]
-    table, rows = side_by_side(*results)
-    checks = acceptance(*results)
+    only = bench.args.only or RECIPE_LABELS
+    results = {name: bench.run(name, recipe(path, extra=bench.budget()))
+               for name, path in zip(RECIPE_LABELS, (OFFICIAL_CONFIG, BASELINE_CONFIG, IMPROVED_CONFIG))
+               if name in only}
+    rows = compare_summaries(*results.values(), labels=tuple(results))
+    table = format_comparison(rows, tuple(results))
+    if len(results) < len(RECIPE_LABELS):
+        return {"mode": "compare", "table": table, "rows": rows, "acceptance": []}
+    checks = acceptance(*results.values())
     text = table + "\n\nAcceptance checks:\n" + "\n".join(
         f"- [{'x' if met else ' '}] {what}: {figures}{'' if met is not None else ' (not measured)'}"
         for what, met, figures in checks)
@@ -362,6 +370,27 @@ def ablation(bench: Bench) -> dict[str, Any]:
     return _table_result("ablation", rows)
 
 
+def leave_out(bench: Bench) -> dict[str, Any]:
+    """The improved recipe, and one row per change of ``FIXES`` or ``IMPROVEMENTS`` left
+    out of it (the official recipe plus every other fix and improvement), and one per
+    candidate added: which of its parts a kind owes its figures to."""
+    improved = bench.run("improved", recipe(IMPROVED_CONFIG, extra=bench.budget()))
+    rows: list[Row] = [("improved recipe", improved, improved)]
+    only = bench.args.only
+    every = FIXES + IMPROVEMENTS
+    for change in every + CANDIDATES:
+        if only and change.name not in only:
+            continue
+        slug = change.name.replace(" ", "_").replace("+", "plus")
+        if change in CANDIDATES:
+            config = recipe(IMPROVED_CONFIG, [change], bench.budget())
+            rows.append((f"improved + {change.name} (not kept)", improved, bench.run(f"improved-plus-{slug}", config)))
+        else:
+            config = recipe(OFFICIAL_CONFIG, [c for c in every if c is not change], bench.budget())
+            rows.append((f"improved without {change.name}", improved, bench.run(f"improved-without-{slug}", config)))
+    return _table_result("leave-out", rows)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="quality_out", help="folder for everything written (default quality_out)")
@@ -375,15 +404,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="OMP_NUM_THREADS of the fmuia processes (default 1 on CPU, unset with --full)")
     p.add_argument("--full", action="store_true", help="the recipes' real network (EfficientNet-B4, 256 px); meant for a GPU")
+    p.add_argument("--network", default=None, metavar="YAML",
+                   help="a config file whose model section every run uses instead of the demo network's "
+                        "(e.g. configs/scratch_resnet18.yaml)")
+    p.add_argument("--image-size", type=int, default=None, help="the network's input size, over the network's own")
     p.add_argument("--ladder", action="store_true",
                    help="official, + each fix, baseline, + each improvement, improved, + each candidate")
     p.add_argument("--ablation", action="store_true", help="one row per change: the baseline recipe plus that change")
+    p.add_argument("--leave-out", action="store_true",
+                   help="one row per fix or improvement left out of the improved recipe, and per candidate added")
     p.add_argument("--restrict", action="store_true",
                    help="ladder, ablation: train a change's row only on the tasks of the kinds it concerns")
     p.add_argument("--only", type=lambda text: [n.strip() for n in text.split(",") if n.strip()], default=None,
                    metavar="NAME[,NAME...]",
-                   help="ladder, ablation: only the rows of these changes (with --reuse, runs already scored "
-                        "under --out fill the other rows: two processes can share the rows of one --out)")
+                   help="ladder, ablation: only the rows of these changes; the comparison: only these recipes "
+                        "(official, baseline, improved). With --reuse, runs already scored under --out fill the "
+                        "other rows: two processes can share the rows of one --out")
     p.add_argument("--reuse", action="store_true", help="keep runs already scored under --out with the same config")
     args = p.parse_args(argv)
     args.steps = args.steps or (3000 if args.full else 1200)
@@ -392,13 +428,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.device = args.device or ("auto" if args.full else "cpu")
     if args.threads is None and not args.full:
         args.threads = 1
-    if args.ladder and args.ablation:
-        p.error("--ladder and --ablation are two modes; give one")
+    if sum((args.ladder, args.ablation, args.leave_out)) > 1:
+        p.error("--ladder, --ablation and --leave-out are three modes; give one")
+    if args.image_size is not None and args.image_size < 32:
+        p.error(f"--image-size must be at least 32, got {args.image_size}")
     if args.only:
-        known = [c.name for c in FIXES + IMPROVEMENTS + CANDIDATES]
+        known = ([c.name for c in FIXES + IMPROVEMENTS + CANDIDATES] if args.ladder or args.ablation or args.leave_out
+                 else list(RECIPE_LABELS))
         unknown = [n for n in args.only if n not in known]
         if unknown:
             p.error(f"--only: unknown change(s) {', '.join(map(repr, unknown))} (known: {', '.join(map(repr, known))})")
+    if args.network is not None:
+        try:
+            model = read_yaml(args.network).get("model")
+        except Exception as exc:  # an unreadable file: its own message says why
+            p.error(f"--network {args.network}: {exc}")
+        if not isinstance(model, dict) or not model:
+            p.error(f"--network {args.network}: no 'model:' section to take the network from")
     for name in ("steps", "batch_size", "per_task", "test"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -415,14 +461,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"{path}: data.val_fraction is not {VAL_FRACTION}; update VAL_FRACTION in {__file__}")
     bench = Bench(args)
     start = time.perf_counter()
-    size = "EfficientNet-B4 at 256 px" if args.full else "the demo network (configs/demo_cpu.yaml)"
+    size = (f"the network of {args.network}" if args.network else "EfficientNet-B4 at 256 px" if args.full
+            else "the demo network (configs/demo_cpu.yaml)")
     print(f"quality: {size}, {args.steps} steps of batch {args.batch_size}, seed {args.seed}, "
           f"{args.per_task} training / {args.test} test samples per task -> {bench.out}", flush=True)
     bench.synth()
-    name, mode = ("ladder", ladder) if args.ladder else ("ablation", ablation) if args.ablation else ("quality", compare)
+    name, mode = (("ladder", ladder) if args.ladder else ("ablation", ablation) if args.ablation
+                  else ("leave_out", leave_out) if args.leave_out else ("quality", compare))
     result = mode(bench)
     result.update({"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "per_task": args.per_task,
-                   "test": args.test, "full": args.full, "restrict": args.restrict,
+                   "test": args.test, "full": args.full, "restrict": args.restrict, "network": args.network,
+                   "image_size": args.image_size,
                    "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
                    "seconds": round(time.perf_counter() - start, 1), "timings": bench.timings})
     for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".md", result["table"] + "\n")):

@@ -22,7 +22,7 @@ class Recorder:
     """A Bench that records each run's name and config instead of training."""
 
     def __init__(self, quality, **args):
-        self.args = quality.parse_args([f"--{k.replace('_', '-')}={v}" if v is not True else f"--{k}"
+        self.args = quality.parse_args([f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}")
                                         for k, v in args.items()])
         self.budget = quality.Bench.budget.__get__(self)
         self._epochs = quality.Bench._epochs.__get__(self)
@@ -102,3 +102,49 @@ def test_only_refuses_an_unknown_change(quality, capsys):
     with pytest.raises(SystemExit):
         quality.parse_args(["--ladder", "--only", "decoder trained,warp drive"])
     assert "'warp drive'" in capsys.readouterr().err
+
+
+def test_compare_only_trains_the_named_recipes_without_acceptance(quality):
+    bench = Recorder(quality, steps=10, only="official,improved")
+    result = quality.compare(bench)
+    assert list(bench.runs) == ["official", "improved"]
+    assert "| kind | metric | official | improved |" in result["table"]
+    assert result["acceptance"] == []
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--only", "decoder trained"])  # a change, not a recipe
+
+
+def test_leave_out_rows_drop_one_change_from_the_improved_recipe(quality):
+    from fmuia.config import load_config
+    from fmuia.train.recipes import apply_changes
+
+    bench = Recorder(quality, steps=10, leave_out=True)
+    result = quality.leave_out(bench)
+    names = [row["name"] for row in result["rows"]]
+    assert names[0] == "improved recipe"
+    assert len(names) == 1 + len(FIXES) + len(IMPROVEMENTS) + len(CANDIDATES)
+    improved = bench.runs["improved"]
+    assert improved == apply_changes(quality.IMPROVED_CONFIG, extra=bench.budget())
+    # Leaving a fix out brings back the official quirk, and nothing else changes.
+    without = bench.runs["improved-without-balanced_selection"]
+    assert without.train.select == "official"
+    differs = without.to_dict()
+    differs["train"]["select"] = "balanced"
+    assert differs == improved.to_dict()
+    assert bench.runs["improved-without-gradient_clipping"].train.grad_clip is None
+    assert bench.runs["improved-plus-EMA"].train.ema_decay == 0.995
+    assert load_config(quality.IMPROVED_CONFIG).train.select == "balanced"
+
+
+def test_network_and_image_size_override_the_demo_network(quality, tmp_path):
+    bench = Recorder(quality, steps=10, network=os.path.join(ROOT, "configs", "scratch_resnet18.yaml"), image_size=96)
+    model = bench.budget()["model"]
+    assert (model["encoder"], model["pretrained"], model["image_size"]) == ("resnet18", "none", 96)
+    config = quality.recipe(quality.IMPROVED_CONFIG, extra=bench.budget())
+    assert (config.model.encoder, config.model.image_size) == ("resnet18", 96)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("train: {epochs: 2}\n")
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--network", str(empty)])
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--network", str(tmp_path / "missing.yaml")])

@@ -42,8 +42,9 @@ class Change:
 FIXES: tuple[Change, ...] = (
     Change("decoder trained", "the FPN decoder is optimised too (the official: left at its random initialisation)",
            {"optim": {"train_decoder": True}}),
-    Change("detection negatives", "detection: the score map also learns where no box is centred",
-           {"loss": {"params": {"detection.grid": {"negatives": True}}}}, (Kind("detection"),)),
+    Change("detection negatives", "detection: the score map also learns where no box is centred, the centre "
+                                  "cells keeping half of the score loss",
+           {"loss": {"params": {"detection.grid": {"negatives": True, "positive_share": 0.5}}}}, (Kind("detection"),)),
     Change("every task visited", "one task per batch, every task once per cycle instead of drawn i.i.d.",
            {"sampler": {"mode": "round_robin"}}),
     Change("per-task validation split", "20% of each task held out instead of 20% of all rows",
