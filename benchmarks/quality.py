@@ -261,7 +261,11 @@ def acceptance(official: Mapping[str, Any], baseline: Mapping[str, Any],
     return checks
 
 
-ABLATION_METRICS = tuple((kind.name, metric) for kind in kinds.all_kinds() for metric in kind.headline())
+# Each kind's headline metrics, and classification's threshold metrics besides its AUC: a
+# change can lift the ranking (AUC) and still leave the decisions (accuracy, F1, MCC) behind.
+_EXTRA_METRICS = {"classification": ("Accuracy", "F1_macro", "MCC")}
+ABLATION_METRICS = tuple((kind.name, metric) for kind in kinds.all_kinds()
+                         for metric in (*kind.headline(), *_EXTRA_METRICS.get(kind.name, ())))
 
 
 def ablation_table(rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> str:
@@ -291,6 +295,9 @@ def compare(bench: Bench) -> dict[str, Any]:
     results = {name: bench.run(name, recipe(path, extra=bench.budget()))
                for name, path in zip(RECIPE_LABELS, (OFFICIAL_CONFIG, BASELINE_CONFIG, IMPROVED_CONFIG))
                if name in only}
+    if len(results) == 1:  # nothing to compare with: the one recipe's metrics
+        (name, res), = results.items()
+        return {"mode": "compare", "table": ablation_table([(name, res, res)]), "rows": [], "acceptance": []}
     rows = compare_summaries(*results.values(), labels=tuple(results))
     table = format_comparison(rows, tuple(results))
     if len(results) < len(RECIPE_LABELS):

@@ -114,6 +114,16 @@ def test_compare_only_trains_the_named_recipes_without_acceptance(quality):
         quality.parse_args(["--only", "decoder trained"])  # a change, not a recipe
 
 
+def test_compare_of_one_recipe_prints_its_metrics(quality):
+    bench = Recorder(quality, steps=10, only="official")
+    bench.run = lambda name, config: {"per_kind": {"classification": {"Accuracy": 0.55, "AUC": 0.7}},
+                                      "challenge_score": 0.5}
+    result = quality.compare(bench)
+    assert result["acceptance"] == []
+    assert "Accuracy (cla)" in result["table"] and "MCC (cla)" in result["table"]
+    assert "| official |" in result["table"] and "0.550" in result["table"] and "0.700" in result["table"]
+
+
 def test_leave_out_rows_drop_one_change_from_the_improved_recipe(quality):
     from fmuia.config import load_config
     from fmuia.train.recipes import apply_changes
