@@ -81,6 +81,17 @@ CANDIDATES: tuple[Change, ...] = (
            {"train": {"ema_decay": 0.995}}),
     Change("uncertainty weighting", "each task's loss weighted by a learned homoscedastic uncertainty",
            {"loss": {"balance": "uncertainty"}}),
+    Change("classification: no geometric augmentation", "classification tasks without the scale/rotation/shift",
+           {"augment": {"kinds": {"classification": {"affine": 0.0}}}}, (Kind("classification"),)),
+    Change("classification: no ultrasound photometric augmentation",
+           "classification tasks without speckle, gain, gamma and blur",
+           {"augment": {"kinds": {"classification": {"speckle": 0.0, "gain": 0.0, "gamma": 0.0, "blur": 0.0}}}},
+           (Kind("classification"),)),
+    Change("classification: light augmentation", "classification tasks keep the official light policy "
+                                                  "(brightness/contrast p=0.2, Gaussian noise p=0.1, nothing else)",
+           {"augment": {"kinds": {"classification": {"brightness_contrast": 0.2, "noise": 0.1, "affine": 0.0,
+                                                     "hflip": 0.0, "speckle": 0.0, "gain": 0.0, "gamma": 0.0,
+                                                     "blur": 0.0}}}}, (Kind("classification"),)),
 )
 
 
