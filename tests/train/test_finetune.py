@@ -5,16 +5,18 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
-from dataset_builders import cls_row, kp_row, materialise, seg_row
+from dataset_builders import cls_row, materialise, seg_row
 from fmuia.cli.main import main as cli
 from fmuia.config import load_config
 from fmuia.errors import CheckpointError
 from fmuia.model import build_model
 from fmuia.model.checkpoint import WEIGHTS_NAME
 from fmuia.train import train
-from fmuia.train.finetune import finetune
+from fmuia.data.layout import read_layout
+from fmuia.tasks import fmuia2026
+from fmuia.train.finetune import finetune, freeze, load_initial_weights
 from fmuia.train.optim import build_optimizer
 from train_helpers import tiny_config
 
@@ -46,12 +48,11 @@ def new_root(tmp_path_factory):
 
 
 def _fine_tune(source, root, out, *sets, freeze=None, layer_decay=None):
-    tiny = tiny_config()
+    """A tiny run on ``root`` from ``source``; the architecture comes from the checkpoint."""
     overrides = [f"{k}={v}" for k, v in {
         "seed": 3, "device": "cpu", "data.num_workers": 0, "data.val_fraction": 0.0, "train.batch_size": 4,
         "train.progress": False, "train.plot": False, "model.image_size": 64, "model.channels_last": False,
     }.items()] + list(sets)
-    assert tiny["model"]["image_size"] == 64
     return finetune(source, root, out, overrides=overrides, freeze_spec=freeze, layer_decay=layer_decay)
 
 
@@ -86,11 +87,8 @@ def test_linear_probing_leaves_the_encoder_and_its_batchnorm_statistics_unchange
     assert cli(["train", "--resume", result.run_dir, "--set", "train.epochs=2"]) == 0
 
 
-def test_partial_freezing_and_layer_decay_set_the_encoder_groups(source_run, new_root):
+def test_partial_freezing_and_layer_decay_set_the_encoder_groups():
     config = load_config(tiny_config(), {"finetune.freeze": "stages:2", "finetune.layer_decay": 0.5})
-    from fmuia.tasks import fmuia2026
-    from fmuia.train.finetune import freeze
-
     model = build_model(config.model, fmuia2026().subset(["breast_2cls"]))
     frozen = freeze(model, config.finetune)
     optimizer = build_optimizer(model, config.optim, config.finetune)
@@ -106,8 +104,6 @@ def test_partial_freezing_and_layer_decay_set_the_encoder_groups(source_run, new
 def test_an_encoder_file_starts_the_encoder(source_run, new_root, tmp_path):
     weights = _weights(source_run)
     encoder_file = str(tmp_path / "encoder.safetensors")
-    from safetensors.torch import save_file
-
     save_file({k[len("encoder.model."):]: v for k, v in weights.items() if k.startswith("encoder.model.")}, encoder_file)
     result = _fine_tune(encoder_file, new_root, str(tmp_path / "from_encoder"), "train.epochs=0",
                         "model.encoder=resnet18", "model.decoder_channels=32", "model.decoder_out_channels=32")
@@ -143,12 +139,8 @@ def test_bad_sources_are_clear_errors(source_run, new_root, tmp_path, capsys):
         assert err.startswith("error: ") and message in err and "Traceback" not in err, (args, err)
         shutil.rmtree(out, ignore_errors=True)
     with pytest.raises(CheckpointError):
-        from fmuia.train.finetune import load_initial_weights
-
         load_initial_weights(build_model(load_config(tiny_config()).model, _registry(new_root)), str(edited))
 
 
 def _registry(root):
-    from fmuia.data.layout import read_layout
-
     return read_layout(root).registry
