@@ -67,3 +67,26 @@ def test_epoch_batches_are_full_shuffled_by_epoch_and_shared_out():
     assert len(ranks[0]) == len(ranks[1]) == 2
     assert not {i for b in ranks[0] for i, _ in b} & {i for b in ranks[1] for i, _ in b}
     assert np.unique([s for b in first for _, s in b]).size == 9
+
+
+def test_across_processes_the_mean_of_the_ranks_losses_is_the_global_batchs(monkeypatch):
+    """Two ranks of two images each: with every rank's views gathered as negatives, the
+    ranks' losses average (as DDP averages gradients) to the loss of the four images."""
+    import fmuia.pretrain.simclr as simclr
+
+    gen = torch.Generator().manual_seed(2)
+    z1, z2 = torch.randn(4, 8, generator=gen), torch.randn(4, 8, generator=gen)
+    parts = {rank: (z1[2 * rank:2 * rank + 2], z2[2 * rank:2 * rank + 2]) for rank in (0, 1)}
+    losses = []
+    for rank in (0, 1):
+        calls = iter((0, 1))  # the loss gathers the first views, then the second
+
+        def gather(local, rank=rank, calls=calls):
+            view = next(calls)
+            pieces = [F.normalize(parts[r][view], dim=1) for r in (0, 1)]
+            pieces[rank] = local  # this rank's own tensor, as all_gather returns it
+            return torch.cat(pieces)
+
+        monkeypatch.setattr(simclr, "_gather", gather)
+        losses.append(float(nt_xent_loss(*parts[rank], 0.5, rank=rank, world_size=2)))
+    assert sum(losses) / 2 == pytest.approx(float(nt_xent_loss(z1, z2, 0.5)), rel=1e-6)

@@ -54,7 +54,7 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float, rank: i
     cosine similarity / ``temperature`` (cross-entropy), averaged over the views.
 
     Several processes (``world_size`` > 1, a process group up): every rank's views are
-    gathered with gradients flowing back (``torch.distributed.nn.functional.all_gather``),
+    gathered with gradients flowing back (``_GatherWithGradient``),
     so the other ranks' images count as negatives too; each rank scores its own views,
     and the mean over the ranks that DDP's gradient averaging takes is the loss of the
     global batch."""
@@ -73,6 +73,27 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float, rank: i
 
 
 def _gather(tensor: torch.Tensor) -> torch.Tensor:
-    from torch.distributed.nn.functional import all_gather  # only with a process group
+    """Every rank's ``tensor``, stacked in rank order, with gradients flowing back."""
+    return torch.cat(_GatherWithGradient.apply(tensor))
 
-    return torch.cat(all_gather(tensor))
+
+class _GatherWithGradient(torch.autograd.Function):
+    """``all_gather`` whose backward hands each rank the gradient of its own slice summed
+    over every rank's loss (as lightly's ``GatherLayer`` and SimCLR's reference code do;
+    torch's ``torch.distributed.nn`` equivalent is deprecated)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        import torch.distributed as dist
+
+        gathered = [torch.zeros_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, tensor.contiguous())
+        return tuple(gathered)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        summed = torch.stack(grads)
+        dist.all_reduce(summed)
+        return summed[dist.get_rank()]
