@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from fmuia.config.checks import PRECISIONS, check_choice, check_positive_or_null
 from fmuia.config.loading import ConfigSource, merge_layers
-from fmuia.config.sections import ScheduleConfig, Section, _build
+from fmuia.config.sections import ScheduleConfig, Section, build_section
 from fmuia.errors import ConfigError
 
 __all__ = ["PretrainConfig", "load_pretrain_config"]
@@ -174,4 +174,4 @@ def load_pretrain_config(
 ) -> PretrainConfig:
     """Defaults <- ``source`` (YAML files or mappings, in order) <- ``overrides``, as
     ``fmuia.config.load_config`` does for training."""
-    return _build(PretrainConfig, merge_layers(PretrainConfig().to_dict(), source, overrides))
+    return build_section(PretrainConfig, merge_layers(PretrainConfig().to_dict(), source, overrides))

@@ -394,6 +394,12 @@ def _build(cls: type, tree: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
+def build_section(cls: type, tree: Mapping[str, Any]) -> Any:
+    """The section dataclass ``cls`` (``Config`` or another schema of ``Section``s, such as
+    ``fmuia.config.pretrain.PretrainConfig``) from a complete, merged mapping."""
+    return _build(cls, tree)
+
+
 def build_config(tree: Mapping[str, Any]) -> Config:
     """The ``Config`` of a complete mapping (the defaults with ``merge`` applied)."""
     return _build(Config, tree)

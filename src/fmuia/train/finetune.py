@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from safetensors.torch import load as load_safetensors
 from torch import nn
@@ -181,19 +181,20 @@ def finetune(
     out_dir: str,
     config: "str | os.PathLike[str] | Sequence[Any] | None" = None,
     val_root: str | None = None,
-    overrides: "list[str] | None" = None,
+    overrides: "list[str] | Mapping[str, Any] | None" = None,
     freeze_spec: str | None = None,
     layer_decay: float | None = None,
 ):
     """Train on ``data_root`` starting from ``source`` (a checkpoint or an encoder file,
     see ``finetune_overrides``) and return the ``RunResult``. Layers, first to last: the
-    ``config`` files, the checkpoint's architecture, ``overrides`` (``KEY=VALUE``), then
+    ``config`` files, the checkpoint's architecture, ``overrides`` (``KEY=VALUE`` strings
+    or a mapping of dotted keys), then
     ``freeze_spec`` and ``layer_decay`` when given."""
     from fmuia.config.loading import parse_override
     from fmuia.train.engine import train  # the engine imports this module's hooks
 
     architecture, settings = finetune_overrides(source, freeze_spec, layer_decay)
     layers = [config] if isinstance(config, (str, os.PathLike)) else list(config or [])
-    mixed = dict(parse_override(o) for o in overrides or [])
+    mixed = dict(overrides) if isinstance(overrides, Mapping) else dict(parse_override(o) for o in overrides or [])
     return train([*layers, architecture] if architecture else layers or None, data_root, out_dir,
                  val_root=val_root, overrides={**mixed, **settings})
