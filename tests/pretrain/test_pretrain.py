@@ -12,7 +12,7 @@ from fmuia.errors import CheckpointError
 from fmuia.model import ModelConfig, build_model
 from fmuia.model.encoder_file import encoder_file_info
 from fmuia.pretrain import Pretrainer, pretrain
-from fmuia.pretrain.engine import STATE_NAME
+from fmuia.pretrain.checkpoint import STATE_NAME
 from fmuia.tasks import fmuia2026
 from pretrain_helpers import TINY_PRETRAIN, write_grey_images
 

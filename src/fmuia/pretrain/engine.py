@@ -3,12 +3,8 @@
 A run folder holds:
 
 * ``config.yaml``: the resolved ``PretrainConfig``; ``run.json``: the image sources;
-* ``last/``: the checkpoint of the last finished epoch, published as one unit
-  (``fmuia.io.atomic.publish_folder``): ``weights.safetensors`` (encoder and projection
-  head), ``training_state.pt`` (optimiser, scheduler, scaler, RNG states, epoch, step,
-  history; loadable with ``torch.load(..., weights_only=True)``) and ``checkpoint.json``
-  (the SHA-256 of both, the epoch and the resolved config), so a resume never mixes
-  files of two saves;
+* ``last/``: the checkpoint of the last finished epoch (``fmuia.pretrain.checkpoint``),
+  published as one unit, from which ``--resume`` continues;
 * ``encoder.safetensors``: the encoder alone (``fmuia.model.encoder_file``), rewritten
   atomically after every epoch, for ``model.pretrained: RUN/encoder.safetensors``;
 * ``metrics.csv`` (one row per epoch) and ``curves.png``.
@@ -22,8 +18,6 @@ rank's views as negatives (``nt_xent_loss``), and only rank 0 writes files.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import os
@@ -35,15 +29,15 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as dump_safetensors
 
 from fmuia.config import save_config
 from fmuia.config.pretrain import PretrainConfig, load_pretrain_config
 from fmuia.data.torch_datasets import seed_worker
 from fmuia.errors import CheckpointError, ConfigError, FmuiaError
-from fmuia.io.atomic import publish_folder, write_bytes, write_json
+from fmuia.io.atomic import write_json
 from fmuia.model.encoder import Encoder
 from fmuia.model.encoder_file import save_encoder
+from fmuia.pretrain.checkpoint import RECORD_NAME, read_pretraining_checkpoint, save_pretraining_checkpoint
 from fmuia.pretrain.images import collect_images
 from fmuia.pretrain.simclr import SimCLR, nt_xent_loss
 from fmuia.pretrain.views import EpochBatches, TwoViews, build_view_transform
@@ -58,9 +52,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ENCODER_NAME", "PretrainResult", "Pretrainer", "pretrain"]
 
 ENCODER_NAME = "encoder.safetensors"
-WEIGHTS_NAME = "weights.safetensors"
-STATE_NAME = "training_state.pt"
-RECORD_NAME = "checkpoint.json"
 
 
 @dataclass
@@ -75,10 +66,6 @@ class PretrainResult:
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + rank) % (2**63 - 1)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class Pretrainer:
@@ -223,32 +210,21 @@ class Pretrainer:
 
     # -- checkpoints ---------------------------------------------------------------------
     def _save(self) -> None:
-        weights = dump_safetensors({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()})
-        buffer = io.BytesIO()
-        torch.save({
-            "format": "fmuia-pretraining-state", "epoch": self.epoch, "step": self.step,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": capture_rng(), "history": [dict(r) for r in self.history],
-        }, buffer)
-        state = buffer.getvalue()
-        record = {"format": "fmuia-pretraining-checkpoint", "epoch": self.epoch, "step": self.step,
-                  "weights_sha256": _sha256(weights), "training_state_sha256": _sha256(state),
-                  "config": self.config.to_dict()}
-        with publish_folder(self.last_dir) as staging:
-            write_bytes(staging / WEIGHTS_NAME, weights)
-            write_bytes(staging / STATE_NAME, state)
-            write_json(staging / RECORD_NAME, record)
+        state = {"epoch": self.epoch, "step": self.step, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": capture_rng(),
+                 "history": [dict(r) for r in self.history]}
+        save_pretraining_checkpoint(self.last_dir, self.model, state, self.config.to_dict())
         enc = self.config.encoder
         save_encoder(self.model.encoder, os.path.join(self.run_dir, ENCODER_NAME), enc.name, {
             "image_size": enc.image_size, "method": self.config.method.name, "epochs": self.epoch,
             "steps": self.step, "images": len(self.files)})
 
     def _restore(self) -> list[dict[str, Any]]:
-        record, weights, state = read_pretraining_checkpoint(self.last_dir)
+        weights, state = read_pretraining_checkpoint(self.last_dir)
         try:
             self.model.load_state_dict(load_safetensors(weights))
         except RuntimeError as exc:
-            raise CheckpointError(f"{self.last_dir}/{WEIGHTS_NAME}: does not fit the configured encoder "
+            raise CheckpointError(f"{self.last_dir}: its weights do not fit the configured encoder "
                                   f"{self.config.encoder.name} and method: {str(exc).splitlines()[0]}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -257,37 +233,6 @@ class Pretrainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         log.info("resuming %s at epoch %d, step %d", self.run_dir, self.epoch, self.step)
         return list(state["history"])
-
-
-def read_pretraining_checkpoint(folder: str) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
-    """(record, weights bytes, training state) of a ``last`` folder, every file checked
-    against the record's SHA-256; ``CheckpointError`` naming the file otherwise."""
-    record_path = os.path.join(folder, RECORD_NAME)
-    try:
-        with open(record_path, encoding="utf-8") as fh:
-            record = json.load(fh)
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder}: no {RECORD_NAME} (not the 'last' folder of a pretraining run)") from None
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{record_path}: unreadable: {exc}") from None
-    contents = {}
-    for name, key in ((WEIGHTS_NAME, "weights_sha256"), (STATE_NAME, "training_state_sha256")):
-        path = os.path.join(folder, name)
-        try:
-            with open(path, "rb") as fh:
-                contents[name] = fh.read()
-        except OSError as exc:
-            raise CheckpointError(f"{path}: unreadable: {exc.strerror}") from None
-        if _sha256(contents[name]) != record.get(key):
-            raise CheckpointError(f"{path}: SHA-256 differs from {key} in {RECORD_NAME} (changed, corrupt or from "
-                                  "another save)")
-    try:
-        state = torch.load(io.BytesIO(contents[STATE_NAME]), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{os.path.join(folder, STATE_NAME)}: unreadable training state: {exc}") from None
-    if int(state.get("epoch", -1)) != int(record.get("epoch", -2)):
-        raise CheckpointError(f"{folder}: {RECORD_NAME} and {STATE_NAME} disagree on the epoch")
-    return record, contents[WEIGHTS_NAME], state
 
 
 def _optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
