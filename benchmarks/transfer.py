@@ -16,8 +16,10 @@ task (``LABEL_COUNTS``; the same rows for every initialisation), at an equal bud
 (the same network, ``--steps`` optimiser steps of ``--batch-size``, seed and device; no
 validation split, so ``best`` is the last epoch), then predicts the held-out tasks' test
 split (``fmuia predict``) and is scored by ``fmuia evaluate``. The table has one row per
-kind and label count and one column per initialisation (each kind's challenge score:
-DSC/HD for segmentation, AUC for classification, IoU for detection, MRE for keypoints).
+held-out task and label count and one column per initialisation; each cell is the task's
+challenge score (segmentation (DSC + 1 - HD/diagonal) / 2, classification AUC,
+detection IoU, keypoints 1 - MRE/diagonal; all in [0, 1], higher is better).
+transfer.json also keeps every run's per-kind metrics.
 
     python benchmarks/transfer.py [--out transfer_out] [--steps 300] [--per-task 40] [--test 20]
                                   # CPU: EfficientNet-Lite0 at 128 px
@@ -62,12 +64,6 @@ PRETRAINED = {"random": "none", "imagenet": "efficientnet-lite0-package"}
 # folder under runs/ and the file or checkpoint in it.
 PREPARED = {"pretrain": ("source_pretrain", "encoder.safetensors"), "multitask": ("source_multitask", "best")}
 PRETRAIN_CONFIG = os.path.join(os.path.dirname(HERE), "configs", "pretrain_simclr.yaml")
-
-# The per-kind metric each table cell shows, and whether higher is better.
-TABLE_METRICS: dict[str, tuple[str, bool]] = {
-    "segmentation": ("DSC", True), "classification": ("AUC", True), "detection": ("IoU", True), "keypoints": ("MRE", False),
-}
-
 
 @dataclass(frozen=True)
 class Row:
@@ -254,19 +250,22 @@ def choose_rows(rows: Sequence[Mapping[str, str]], per_task: int, seed: int) -> 
 
 # -- the table -------------------------------------------------------------------------
 def table(results: Mapping[str, Mapping[str, Any]]) -> str:
-    """Markdown: one row per kind and label count, one column per initialisation."""
-    lines = ["| kind | metric | labels/task | " + " | ".join(INITS) + " |", "|---|---|---|" + "---|" * len(INITS)]
+    """Markdown: one row per held-out task (kind) and label count, one column per
+    initialisation; each cell the task's challenge score (``fmuia evaluate``: in [0, 1],
+    higher is better, defined for every kind, e.g. accuracy where a small test split
+    leaves a classification AUC undefined)."""
+    lines = ["| kind (task) | labels/task | " + " | ".join(INITS) + " |", "|---|---|" + "---|" * len(INITS)]
     for kind in Kind:
         if kind not in HELD_OUT:
             continue
-        metric, _ = TABLE_METRICS[kind.value]
+        task = HELD_OUT[kind]
         for labels in LABEL_COUNTS:
             cells = []
             for init in INITS:
-                value = (results.get(Row(init, labels).name, {}).get("per_kind", {}).get(kind.value) or {}).get(metric)
+                value = (results.get(Row(init, labels).name, {}).get("tasks", {}).get(task) or {}).get("score")
                 cells.append("-" if value is None else f"{value:.4f}")
             shown = str(labels) if labels is not None else "all"
-            lines.append(f"| {kind.value} ({HELD_OUT[kind]}) | {metric} | {shown} | " + " | ".join(cells) + " |")
+            lines.append(f"| {kind.value} ({task}) | {shown} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -321,7 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.fmuia(f"source_{init}", argv_)
     results = {row.name: bench.run(row) for row in plan()}
     text = table(results)
-    record = {"table": text, "results": {name: r.get("per_kind") for name, r in results.items()},
+    record = {"table": text, "results": {name: {"per_kind": r.get("per_kind"),
+                                                 "scores": {t: v.get("score") for t, v in r.get("tasks", {}).items()}}
+                                          for name, r in results.items()},
               "held_out": held_out_tasks(), "args": vars(args), "timings": bench.timings,
               "seconds": round(time.perf_counter() - start, 1)}
     for suffix, content in ((".json", json.dumps(record, indent=2) + "\n"), (".md", text + "\n")):

@@ -105,13 +105,12 @@ def test_label_subsets_draw_the_same_rows_for_every_run(transfer, tmp_path):
 
 
 def test_the_table_has_a_row_per_kind_and_label_count(transfer):
-    results = {"pretrain_20": {"per_kind": {"segmentation": {"DSC": 0.5}, "keypoints": {"MRE": 12.25}}}}
-    text = transfer.table(results)
-    lines = text.splitlines()
-    assert lines[0] == "| kind | metric | labels/task | random | imagenet | pretrain | multitask |"
+    results = {"pretrain_20": {"tasks": {"thyroid_nodule": {"score": 0.5}, "fetal_femur": {"score": 0.25}}}}
+    lines = transfer.table(results).splitlines()
+    assert lines[0] == "| kind (task) | labels/task | random | imagenet | pretrain | multitask |"
     assert len(lines) == 2 + 4 * 3
-    assert "| segmentation (thyroid_nodule) | DSC | 20 | - | - | 0.5000 | - |" in lines
-    assert "| keypoints (fetal_femur) | MRE | 20 | - | - | 12.2500 | - |" in lines
+    assert "| segmentation (thyroid_nodule) | 20 | - | - | 0.5000 | - |" in lines
+    assert "| keypoints (fetal_femur) | 20 | - | - | 0.2500 | - |" in lines
 
 
 def test_too_few_samples_for_the_label_counts_is_refused(transfer):
