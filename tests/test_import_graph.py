@@ -136,6 +136,7 @@ LAYERS = {
     "predict": {"tasks", "io", "kinds", "data", "model", "runtime"},
     "train": {"tasks", "io", "kinds", "metrics", "config", "runtime", "data", "model", "evaluate"},
     "synthetic": {"tasks", "io", "kinds", "data"},
+    "pretrain": {"tasks", "io", "kinds", "metrics", "config", "runtime", "data", "model", "evaluate", "train"},
 }
 
 

@@ -10,12 +10,12 @@ whose keys are task ids, kinds or head types (``OPEN_SECTIONS``).
 from fmuia.config.loading import defaults, dump_config, load_config, parse_override, read_yaml, save_config
 from fmuia.config.model import ModelConfig
 from fmuia.config.sections import (
-    OPEN_SECTIONS, AugmentConfig, Config, DataConfig, LossConfig, LrMultipliers, OptimConfig, SamplerConfig,
+    OPEN_SECTIONS, AugmentConfig, Config, DataConfig, FinetuneConfig, LossConfig, LrMultipliers, OptimConfig, SamplerConfig,
     ScheduleConfig, TrainConfig, merge,
 )
 
 __all__ = [
-    "AugmentConfig", "Config", "DataConfig", "LossConfig", "LrMultipliers", "ModelConfig", "OPEN_SECTIONS",
+    "AugmentConfig", "Config", "DataConfig", "FinetuneConfig", "LossConfig", "LrMultipliers", "ModelConfig", "OPEN_SECTIONS",
     "OptimConfig", "SamplerConfig", "ScheduleConfig", "TrainConfig", "defaults", "dump_config", "load_config",
     "merge", "parse_override", "read_yaml", "save_config",
 ]

@@ -16,10 +16,10 @@ import yaml
 
 from fmuia.io.atomic import write_text
 from fmuia.config.checks import FLOAT_TEXT
-from fmuia.config.sections import Config, build_config, merge
+from fmuia.config.sections import Config, Section, build_config, merge
 from fmuia.errors import ConfigError
 
-__all__ = ["defaults", "dump_config", "load_config", "parse_override", "read_yaml", "save_config"]
+__all__ = ["defaults", "dump_config", "load_config", "merge_layers", "parse_override", "read_yaml", "save_config"]
 
 
 def defaults() -> dict[str, Any]:
@@ -78,12 +78,23 @@ def load_config(
     ``overrides`` is a list of ``"dotted.key=value"`` strings or a mapping of dotted keys
     to values. Unknown keys and wrong types are ``ConfigError``s naming the file or
     override and the dotted key."""
-    tree = defaults()
+    return build_config(merge_layers(defaults(), source, overrides))
+
+
+def merge_layers(
+    tree: Mapping[str, Any],
+    source: "ConfigSource | Sequence[ConfigSource] | None" = None,
+    overrides: "Iterable[str] | Mapping[str, Any] | None" = None,
+) -> dict[str, Any]:
+    """``tree`` (a schema's defaults) <- each layer of ``source`` <- ``overrides``, checked
+    key by key as ``load_config`` describes; any config schema built from ``Section``s
+    (the training ``Config``, ``fmuia.config.pretrain.PretrainConfig``) reads its files this way."""
+    tree = dict(tree)
     for layer in _layers(source):
         if isinstance(layer, (str, os.PathLike)):
             where, data = os.fspath(layer), read_yaml(os.fspath(layer))
         else:
-            where, data = "config", layer.to_dict() if isinstance(layer, Config) else layer
+            where, data = "config", layer.to_dict() if isinstance(layer, Section) else layer
         try:
             tree = merge(tree, data)
         except ConfigError as exc:
@@ -94,7 +105,7 @@ def load_config(
             tree = merge(tree, _nest(key, value))
         except ConfigError as exc:
             raise ConfigError(f"override {key}={value!r}: {exc}") from None
-    return build_config(tree)
+    return tree
 
 
 def _layers(source: Any) -> list[Any]:
@@ -108,9 +119,9 @@ def _layers(source: Any) -> list[Any]:
     return [source]
 
 
-def dump_config(config: "Config | Mapping[str, Any]") -> str:
+def dump_config(config: "Section | Mapping[str, Any]") -> str:
     """The config as YAML, keys in schema order."""
-    return yaml.safe_dump(_plain(config.to_dict() if isinstance(config, Config) else config), sort_keys=False)
+    return yaml.safe_dump(_plain(config.to_dict() if isinstance(config, Section) else config), sort_keys=False)
 
 
 def _plain(value: Any) -> Any:
@@ -121,6 +132,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def save_config(config: "Config | Mapping[str, Any]", path: str) -> None:
+def save_config(config: "Section | Mapping[str, Any]", path: str) -> None:
     """Write the config as YAML, atomically."""
     write_text(path, dump_config(config))

@@ -24,7 +24,7 @@ from fmuia.config.model import OPEN, ModelConfig
 from fmuia.errors import ConfigError
 
 __all__ = [
-    "AugmentConfig", "Config", "DataConfig", "LossConfig", "LrMultipliers", "OptimConfig", "SamplerConfig",
+    "AugmentConfig", "Config", "DataConfig", "FinetuneConfig", "LossConfig", "LrMultipliers", "OptimConfig", "SamplerConfig",
     "ScheduleConfig", "TrainConfig", "OPEN_SECTIONS", "merge",
 ]
 
@@ -261,6 +261,45 @@ class TrainConfig(Section):
 
 
 @dataclass
+class FinetuneConfig(Section):
+    """Starting from trained weights (``fmuia finetune``), and what of them keeps learning."""
+
+    path: ClassVar[str] = "finetune"
+
+    # An fmuia checkpoint (a folder, or a .safetensors file with its .json sidecar) whose
+    # encoder and FPN weights (and the heads of tasks it shares with the data) start the
+    # run; the other heads start fresh. An encoder file goes to model.pretrained instead.
+    init_from: str | None = None
+    # none: everything learns; encoder: the encoder is frozen (weights and BatchNorm
+    # statistics: linear probing when the heads are all that is left); stages:N: its
+    # first N feature stages are (timm's feature levels, shallow first).
+    freeze: str = "none"
+    # Layer-wise learning-rate decay: encoder stage k of L learns at its rate times
+    # layer_decay ** (L - 1 - k), so the shallow, generic stages move least. null: off.
+    layer_decay: float | None = None
+
+    def validate(self) -> None:
+        freeze_stages(self.freeze)
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"finetune.layer_decay: expected a number in (0, 1] or null, got {self.layer_decay}")
+        if self.init_from is not None and not self.init_from.strip():
+            raise ConfigError("finetune.init_from: expected a checkpoint path or null, got an empty string")
+
+
+def freeze_stages(spec: str) -> int | None:
+    """The number of encoder stages ``finetune.freeze`` freezes: 0 for ``none``, None for
+    the whole ``encoder``, N for ``stages:N``; ``ConfigError`` for anything else."""
+    if spec == "none":
+        return 0
+    if spec == "encoder":
+        return None
+    head, _, count = spec.partition(":")
+    if head == "stages" and count.isdigit() and int(count) >= 1:
+        return int(count)
+    raise ConfigError(f"finetune.freeze: expected none, encoder or stages:N (N >= 1), got {spec!r}")
+
+
+@dataclass
 class Config(Section):
     """The resolved training config. Build it with ``fmuia.config.load_config`` (a YAML
     file or mapping over the defaults, then overrides) or ``Config.from_dict``;
@@ -279,6 +318,7 @@ class Config(Section):
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 # -- the schema, read from the dataclasses --------------------------------------------------
@@ -352,6 +392,12 @@ def _build(cls: type, tree: Mapping[str, Any]) -> Any:
         sub = _section_type(cls, f.name)
         values[f.name] = _build(sub, tree[f.name]) if sub is not None else tree[f.name]
     return cls(**values)
+
+
+def build_section(cls: type, tree: Mapping[str, Any]) -> Any:
+    """The section dataclass ``cls`` (``Config`` or another schema of ``Section``s, such as
+    ``fmuia.config.pretrain.PretrainConfig``) from a complete, merged mapping."""
+    return _build(cls, tree)
 
 
 def build_config(tree: Mapping[str, Any]) -> Config:

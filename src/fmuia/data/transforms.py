@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from fmuia.config.sections import AugmentConfig
-from fmuia.data.augment import EXTRA_POLICY, extra_steps
+from fmuia.data.augment import EXTRA_POLICY, geometric_steps, ultrasound_steps
 from fmuia.data.records import Sample
 from fmuia.errors import ConfigError, DataError
 from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
@@ -67,6 +67,8 @@ __all__ = [
     "build_eval_transform",
     "build_train_transform",
     "encode_sample",
+    "normalize_step",
+    "photometric_steps",
     "policy_for",
     "resize_image",
     "resize_sample",
@@ -141,8 +143,20 @@ def build_train_transform(
     steps: list[A.BasicTransform] = [_resize(image_size)]
     if p["hflip"] > 0 and not task.orientation_sensitive:
         steps.append(A.HorizontalFlip(p=p["hflip"]))
-    geometric, ultrasound = extra_steps(task, p, image_size)
-    steps += geometric
+    steps += geometric_steps(task, p, image_size)
+    steps += photometric_steps(p)
+    steps.append(_normalize())
+    return A.Compose(steps, seed=seed, **_label_params())
+
+
+def photometric_steps(policy: Mapping[str, float]) -> list[A.BasicTransform]:
+    """The intensity-only augmentations of a policy, in pipeline order: brightness and
+    contrast, gamma, blur, additive noise, then the ultrasound gain and speckle
+    (``fmuia.data.augment``). Each is left out when its probability is 0; none changes
+    the geometry, so they apply to any kind of task (and to unlabelled images)."""
+    p = dict(DEFAULT_POLICY)
+    p.update(policy or {})
+    steps: list[A.BasicTransform] = []
     if p["brightness_contrast"] > 0:
         steps.append(A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=p["brightness_contrast"]))
     if p["gamma"] > 0:
@@ -151,9 +165,13 @@ def build_train_transform(
         steps.append(A.GaussianBlur(blur_limit=(3, 5), p=p["blur"]))
     if p["noise"] > 0:
         steps.append(A.GaussNoise(std_range=(0.02, 0.08), p=p["noise"]))
-    steps += ultrasound
-    steps.append(_normalize())
-    return A.Compose(steps, seed=seed, **_label_params())
+    steps += ultrasound_steps(p)
+    return steps
+
+
+def normalize_step() -> A.Normalize:
+    """ImageNet mean/std normalisation of uint8 pixels, the last step of every pipeline."""
+    return _normalize()
 
 
 def _inputs(sample: Sample) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from fmuia.model.routing import group_indices
 from fmuia.runtime import autocast, resolve_device, training_precision
 import fmuia.train.distributed as distributed
 from fmuia.train.data import build_data, check_data
+from fmuia.train.finetune import freeze, keep_frozen_in_eval, load_initial_weights
 from fmuia.train.losses import TaskLoss
 from fmuia.train.optim import build_optimizer, build_scheduler
 from fmuia.train.history import MetricsLog, plot_curves
@@ -107,6 +108,11 @@ class Trainer:
                                local_world_size=self.dist.local_world_size, device_type=self.device.type)
         self.registry = self.data.registry
         self.model = build_model(config.model, self.registry).to(self.device)
+        self.initial_weights = None
+        if config.finetune.init_from and not resume:  # a resumed run restores its own weights
+            self.initial_weights = load_initial_weights(self.model, config.finetune.init_from)
+        # Fine-tuning's frozen encoder part: no gradients, and kept in eval mode (BatchNorm).
+        self.frozen = freeze(self.model, config.finetune)
         if self.model.config.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
@@ -116,7 +122,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.loss = TaskLoss(self.registry, self.model.head_types, config.loss)
         # Also freezes what optim.train_decoder leaves untrained; before the DDP wrap below.
-        self.optimizer = build_optimizer(self.model, config.optim)
+        self.optimizer = build_optimizer(self.model, config.optim, config.finetune)
         balance_group = self.loss.to(self.device).param_group(config.optim)
         if balance_group is not None:  # before the scheduler, which gives each group its rate curve
             self.optimizer.add_param_group(balance_group)
@@ -240,6 +246,7 @@ class Trainer:
         self.data.generator.manual_seed(_epoch_seed(seed, epoch, 0))
         torch.manual_seed(_epoch_seed(seed, epoch, self.dist.rank))
         self.forward_model.train()
+        keep_frozen_in_eval(self.frozen)
         show = bool(self.config.train.progress) and self.dist.is_main
         epochs = int(self.config.train.epochs)
         bar = tqdm(self.data.train_loader, total=len(self.data.sampler), desc=f"epoch {epoch + 1}/{epochs}",

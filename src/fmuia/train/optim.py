@@ -33,16 +33,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from fmuia.config import OptimConfig, ScheduleConfig
+from fmuia.config import FinetuneConfig, OptimConfig, ScheduleConfig
 from fmuia.errors import ConfigError
 from fmuia.tasks import Kind
 
 __all__ = ["build_optimizer", "build_scheduler", "lr_factor", "param_groups"]
 
 
-def param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, optim: OptimConfig, layer_decay: float | None = None) -> list[dict[str, Any]]:
     """Parameter groups of a ``MultiTaskModel`` with their rates (``name``, ``lr``, ``params``);
-    the decoder has none when ``optim.train_decoder`` is false."""
+    the decoder has none when ``optim.train_decoder`` is false. ``layer_decay``
+    (``finetune.layer_decay``): one encoder group per stage instead of one for the whole
+    encoder, stage ``k`` of ``L`` at the encoder's rate times ``layer_decay ** (L - 1 - k)``."""
     base = float(optim.lr)
     mult = optim.lr_multipliers
     kinds = {k.value for k in Kind}
@@ -52,7 +54,7 @@ def param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
     for name in mult.tasks:
         if name not in model.registry:
             raise ConfigError(f"optim.lr_multipliers.tasks.{name}: the model has no such task")
-    groups = [{"name": "encoder", "lr": base * float(mult.encoder), "params": list(model.encoder.parameters())}]
+    groups = _encoder_groups(model, base * float(mult.encoder), layer_decay)
     if model.decoder is not None and optim.train_decoder:
         groups.append({"name": "decoder", "lr": base * float(mult.decoder), "params": list(model.decoder.parameters())})
     for task in model.registry:
@@ -67,6 +69,18 @@ def param_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
+def _encoder_groups(model: nn.Module, lr: float, layer_decay: float | None) -> list[dict[str, Any]]:
+    if layer_decay is None:
+        return [{"name": "encoder", "lr": lr, "params": list(model.encoder.parameters())}]
+    from fmuia.model.stages import parameter_stages  # fine-tuning only
+
+    stages = parameter_stages(model.encoder)
+    count = max(stages.values()) + 1
+    named = dict(model.encoder.named_parameters())
+    return [{"name": f"encoder:stage{k}", "lr": lr * float(layer_decay) ** (count - 1 - k),
+             "params": [named[n] for n, stage in stages.items() if stage == k]} for k in range(count)]
+
+
 def _untrained(model: nn.Module, optim: OptimConfig) -> list[nn.Parameter]:
     """The parameters the ``optim`` section leaves out of training: the decoder's when
     ``optim.train_decoder`` is false."""
@@ -75,16 +89,17 @@ def _untrained(model: nn.Module, optim: OptimConfig) -> list[nn.Parameter]:
     return list(model.decoder.parameters())
 
 
-def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, optim: OptimConfig, finetune: FinetuneConfig | None = None) -> torch.optim.Optimizer:
     """The optimiser of the ``optim`` section over ``param_groups``.
 
-    The one place where training fixes which parameters learn: those that
-    ``optim.train_decoder: false`` leaves out are set ``requires_grad=False`` here, before
-    the training loop wraps the model for several processes (DDP registers only the
-    parameters that require a gradient)."""
+    Where training fixes which parameters learn: those that ``optim.train_decoder: false``
+    leaves out are set ``requires_grad=False`` here, before the training loop wraps the
+    model for several processes (DDP registers only the parameters that require a
+    gradient); parameters already frozen (``fmuia.train.finetune.freeze``) are left out.
+    ``finetune.layer_decay`` splits the encoder group by stage."""
     for p in _untrained(model, optim):
         p.requires_grad_(False)
-    groups = param_groups(model, optim)
+    groups = param_groups(model, optim, finetune.layer_decay if finetune is not None else None)
     name = optim.name
     wd = float(optim.weight_decay)
     if name in ("adamw", "adam"):
