@@ -29,9 +29,9 @@ What each mode trains, and the time it takes at the default size (the demo netwo
 ``configs/demo_cpu.yaml``: EfficientNet-Lite0 at 128 px, 1200 steps of batch 8): a run
 takes one CPU core for 20 to 30 minutes on the 2-core reference machine (two
 benchmarks can share it); the comparison is 3 runs (about 80 minutes); the ladder
-1 + 6 + 1 + 7 + 1 + 2 = 18 runs (``--restrict`` trains the rows of the changes that
+1 + 6 + 1 + 8 + 1 + 4 = 21 runs (``--restrict`` trains the rows of the changes that
 concern some kinds on those kinds' tasks only; ``--only`` picks rows); the ablation
-1 + 7 + 2 + 1 = 11 runs. With ``--full`` on one GPU, a run takes a few minutes.
+1 + 8 + 4 + 1 = 14 runs. With ``--full`` on one GPU, a run takes a few minutes.
 
 The recipes are ``configs/fmuia2026_official.yaml``, ``configs/fmuia2026_baseline.yaml``
 and ``configs/fmuia_plus.yaml``; ``fmuia.train.recipes`` lists the changes between them
@@ -51,6 +51,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -289,6 +290,11 @@ def ablation_table(rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]])
     return "\n".join(lines)
 
 
+def _slug(name: str) -> str:
+    """A change's name as part of a run's folder name: "dice + ce" -> "dice_plus_ce"."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name.replace("+", "plus")).strip("_")
+
+
 # -- modes -----------------------------------------------------------------------------
 def compare(bench: Bench) -> dict[str, Any]:
     only = bench.args.only or RECIPE_LABELS
@@ -337,7 +343,7 @@ def _change_rows(bench: Bench, reference: References, changes: Sequence[Change],
         if only and change.name not in only:
             continue
         kinds = change.kinds if bench.args.restrict else ()
-        slug = change.name.replace(" ", "_").replace("+", "plus")
+        slug = _slug(change.name)
         result = bench.run(f"{prefix}-{slug}", recipe(reference.config, [change], bench.budget(kinds)))
         rows.append((f"{reference.name} + {change.name}{note}", reference(kinds), result))
     return rows
@@ -388,7 +394,7 @@ def leave_out(bench: Bench) -> dict[str, Any]:
     for change in every + CANDIDATES:
         if only and change.name not in only:
             continue
-        slug = change.name.replace(" ", "_").replace("+", "plus")
+        slug = _slug(change.name)
         if change in CANDIDATES:
             config = recipe(IMPROVED_CONFIG, [change], bench.budget())
             rows.append((f"improved + {change.name} (not kept)", improved, bench.run(f"improved-plus-{slug}", config)))

@@ -24,8 +24,9 @@ def test_the_lists_name_the_changes_in_order():
     assert [c.name for c in FIXES] == ["decoder trained", "detection negatives", "every task visited",
                                       "per-task validation split", "balanced selection", "seeded augmentation"]
     assert [c.name for c in IMPROVEMENTS] == ["keypoint heatmap", "centre detection", "dice + ce", "augmentation",
-                                             "mixed batches", "gradient clipping", "per-step cosine"]
-    assert [c.name for c in CANDIDATES] == ["EMA", "uncertainty weighting"]
+                                             "classification: light augmentation", "mixed batches", "gradient clipping", "per-step cosine"]
+    assert [c.name for c in CANDIDATES] == ["EMA", "uncertainty weighting", "classification: no geometric augmentation",
+                                           "classification: no ultrasound photometric augmentation"]
     names = [c.name for c in FIXES + IMPROVEMENTS + CANDIDATES]
     assert len(names) == len(set(names))
 
