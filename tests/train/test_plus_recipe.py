@@ -230,11 +230,17 @@ def test_improved_augmentation_pipeline_per_task():
                                           "translate_percent": {"x": (-0.06, 0.06), "y": (-0.06, 0.06)}})
     zoom_out_then_safe_crop = [("Affine", 0.7, {"scale": {"x": (0.85, 1.0), "y": (0.85, 1.0)}, "rotate": (0.0, 0.0)}),
                                ("RandomSizedBBoxSafeCrop", 0.35, {"erosion_rate": 0.0})]
+    # classification keeps the official light policy: nothing geometric, no ultrasound transforms
+    light = [("RandomBrightnessContrast", 0.2, {"brightness_limit": (-0.2, 0.2), "contrast_limit": (-0.2, 0.2)}),
+             ("GaussNoise", 0.1, {})]
     for task in REG:
         steps = _steps(build_train_transform(256, task, policy_for(task, plus.augment)))
+        assert steps[0][0] == "Resize" and steps[-1][0] == "Normalize", task.task_id
+        if task.kind is Kind.CLASSIFICATION:
+            assert steps[1:-1] == light, task.task_id
+            continue
         flip = [] if task.orientation_sensitive else [("HorizontalFlip", 0.5, {})]
         geometric = zoom_out_then_safe_crop if task.kind is Kind.DETECTION else [scale_rotate_shift]
-        assert steps[0][0] == "Resize" and steps[-1][0] == "Normalize", task.task_id
         assert steps[1:-1] == flip + geometric + photometric, task.task_id
 
 
