@@ -21,21 +21,26 @@ challenge score (segmentation (DSC + 1 - HD/diagonal) / 2, classification AUC,
 detection IoU, keypoints 1 - MRE/diagonal; all in [0, 1], higher is better).
 transfer.json also keeps every run's per-kind metrics.
 
-    python benchmarks/transfer.py [--out transfer_out] [--steps 300] [--per-task 40] [--test 20]
-                                  # CPU: EfficientNet-Lite0 at 128 px
+    python benchmarks/transfer.py [--out transfer_out] [--jobs 2] [--reuse]
+                                  # CPU: EfficientNet-Lite0 at 96 px, two runs at a time
     python benchmarks/transfer.py --full           # 256 px, longer runs; meant for a GPU
 
 Everything is written under ``--out``: data/ (the synthetic roots and the subsets),
-runs/, pred/, eval/, logs/, and transfer.json / transfer.md (the table printed).
+runs/, pred/, eval/, logs/, and transfer.json / transfer.md (the table printed) /
+transfer.png (the label-efficiency curves). ``--jobs`` runs that many fmuia processes at
+once (a fine-tuning run waits for the preparation it starts from); ``--reuse`` keeps every
+run already finished under ``--out``, so an interrupted benchmark goes on where it stopped.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
 import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -186,25 +191,88 @@ class Bench:
 
     def make_data(self) -> None:
         a = self.args
-        if not os.path.isdir(self.root("synth")):
-            self.fmuia("synth", ["synth", self.root("synth"), "--per-task", str(a.per_task), "--val", "0",
-                                 "--test", str(a.test), "--seed", str(a.data_seed)])
+        done = os.path.join(self.data, "complete")
+        if os.path.exists(done):
+            return
+        shutil.rmtree(self.data, ignore_errors=True)  # an interrupted earlier try
+        self.fmuia("synth", ["synth", self.root("synth"), "--per-task", str(a.per_task), "--val", "0",
+                             "--test", str(a.test), "--seed", str(a.data_seed)])
         train, test = os.path.join(self.root("synth"), "train"), os.path.join(self.root("synth"), "test")
         subset_root(train, self.root("source"), source_tasks())
         subset_root(test, self.root("target_test"), held_out_tasks())
         for labels in LABEL_COUNTS:
             subset_root(train, self.target_root(labels), held_out_tasks(), per_task=labels, seed=a.data_seed)
+        open(done, "w", encoding="utf-8").close()
+
+    def check_settings(self) -> None:
+        """Refuse an --out made with other settings (its runs could not be reused or
+        compared); record the settings of a new one."""
+        a = self.args
+        wanted = {k: getattr(a, k) for k in SETTINGS}
+        stamp = os.path.join(self.out, "transfer_settings.json")
+        if os.path.exists(stamp):
+            with open(stamp, encoding="utf-8") as fh:
+                found = json.load(fh)
+            if found != wanted:
+                changed = sorted(k for k in wanted if found.get(k) != wanted[k])
+                raise SystemExit(f"{self.out} holds a benchmark made with other settings ({', '.join(changed)}); "
+                                 "use another --out")
+            return
+        os.makedirs(self.out, exist_ok=True)
+        with open(stamp + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(wanted, fh, indent=2)
+        os.replace(stamp + ".tmp", stamp)
+
+    def prepared(self, init: str) -> str:
+        folder, inside = PREPARED[init]
+        return os.path.join(self.run_dir(folder), inside)
+
+    def prepare(self, init: str) -> None:
+        """The source-task run ``init`` starts from (kept with --reuse once written)."""
+        if self.args.reuse and os.path.exists(self.prepared(init)):
+            print(f"  source_{init}: reused", flush=True)
+            return
+        self.fmuia(f"source_{init}", self.preparation(init))
 
     def run(self, row: Row) -> dict[str, Any]:
-        self.fmuia(f"{row.name}.train", self.finetune_argv(row))
-        predict, evaluate = self.score_argv(row)
-        self.fmuia(f"{row.name}.predict", predict)
-        self.fmuia(f"{row.name}.evaluate", evaluate)
-        with open(os.path.join(self.out, "eval", row.name, "results.json"), encoding="utf-8") as fh:
+        results = os.path.join(self.out, "eval", row.name, "results.json")
+        if self.args.reuse and os.path.exists(results):
+            print(f"  {row.name}: reused", flush=True)
+        else:
+            self.fmuia(f"{row.name}.train", self.finetune_argv(row))
+            predict, evaluate = self.score_argv(row)
+            self.fmuia(f"{row.name}.predict", predict)
+            self.fmuia(f"{row.name}.evaluate", evaluate)
+        with open(results, encoding="utf-8") as fh:
             return json.load(fh)
+
+    def run_all(self) -> dict[str, dict[str, Any]]:
+        """Every preparation and fine-tuning run, ``--jobs`` at a time. The preparations
+        are queued first, so a fine-tuning run that waits for one never holds a worker
+        the preparation needs (the pool starts its work in queue order)."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.args.jobs) as pool:
+            ready = {init: pool.submit(self.prepare, init) for init in INITS if init in PREPARATIONS}
+
+            def after_preparation(row: Row) -> dict[str, Any]:
+                if row.init in ready:
+                    ready[row.init].result()
+                return self.run(row)
+
+            # runs that need no preparation first: they keep the second worker busy
+            rows = sorted(plan(), key=lambda r: r.init in ready)
+            futures = {row.name: pool.submit(after_preparation, row) for row in rows}
+            try:
+                return {row.name: futures[row.name].result() for row in plan()}
+            except BaseException:
+                for future in list(ready.values()) + list(futures.values()):
+                    future.cancel()
+                raise
 
 
 PREPARATIONS = {"pretrain": Bench.pretrain_argv, "multitask": Bench.multitask_argv}
+# The settings an --out is made with: --reuse keeps a run only under the same ones.
+SETTINGS = ("steps", "source_steps", "pretrain_epochs", "pretrain_batch_size", "batch_size", "per_task", "test",
+            "image_size", "recipe", "seed", "data_seed", "device")
 
 
 def _sets(items: Sequence[str]) -> list[str]:
@@ -269,18 +337,57 @@ def table(results: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def plot(results: Mapping[str, Mapping[str, Any]], per_task: int, path: str) -> None:
+    """The label-efficiency curves: one panel per held-out task, the challenge score
+    against the labelled images per task, one line per initialisation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = [labels if labels is not None else per_task for labels in LABEL_COUNTS]
+    kinds = [kind for kind in Kind if kind in HELD_OUT]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        task = HELD_OUT[kind]
+        for init in INITS:
+            points = [(n, (results.get(Row(init, labels).name, {}).get("tasks", {}).get(task) or {}).get("score"))
+                      for n, labels in zip(counts, LABEL_COUNTS)]
+            points = [(n, v) for n, v in points if v is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=init, color=f"C{INITS.index(init)}")
+        ax.set_xscale("log")
+        ax.set_xticks(counts, [str(n) for n in counts])
+        ax.minorticks_off()
+        ax.set_title(f"{kind.value}\n({task})", fontsize=9)
+        ax.set_xlabel("labelled images per task")
+        ax.set_ylim(0.0, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("challenge score")
+    shown: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            shown.setdefault(label, handle)
+    if shown:
+        axes[0][-1].legend(list(shown.values()), list(shown), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=120)
+    plt.close(fig)
+    os.replace(path + ".tmp.png", path)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="transfer_out", help="folder for everything written (default transfer_out)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps of each fine-tuning run (default 300; 1500 with --full)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps of each fine-tuning run (default 240; 1500 with --full)")
     p.add_argument("--source-steps", type=int, default=None,
-                   help="steps of the multi-task run on the source tasks (default 1200; 3000 with --full)")
-    p.add_argument("--pretrain-epochs", type=int, default=None, help="fmuia pretrain epochs (default 20; 100 with --full)")
+                   help="steps of the multi-task run on the source tasks (default 600; 3000 with --full)")
+    p.add_argument("--pretrain-epochs", type=int, default=None, help="fmuia pretrain epochs (default 6; 100 with --full)")
     p.add_argument("--pretrain-batch-size", type=int, default=None, help="fmuia pretrain batch (default 32; 128 with --full)")
     p.add_argument("--batch-size", type=int, default=8, help="training batch size of every run (default 8)")
     p.add_argument("--per-task", type=int, default=None, help="synthetic training samples per task (default 40; 120 with --full)")
     p.add_argument("--test", type=int, default=None, help="synthetic test samples per task (default 20; 40 with --full)")
-    p.add_argument("--image-size", type=int, default=None, help="input size of every network (default 128; 256 with --full)")
+    p.add_argument("--image-size", type=int, default=None, help="input size of every network (default 96; 256 with --full)")
     p.add_argument("--recipe", default=os.path.join(os.path.dirname(HERE), "configs", "fmuia_plus.yaml"),
                    help="the training recipe of every run (default configs/fmuia_plus.yaml)")
     p.add_argument("--seed", type=int, default=42)
@@ -288,18 +395,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="default cpu; auto with --full")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the runs (default 1 on CPU)")
     p.add_argument("--full", action="store_true", help="GPU-sized runs")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="fmuia processes at once (default: 2 on CPU where there are two cores, 1 with --full)")
+    p.add_argument("--reuse", action="store_true", help="keep the runs already finished under --out")
     args = p.parse_args(argv)
     full = args.full
-    args.steps = args.steps or (1500 if full else 300)
-    args.source_steps = args.source_steps or (3000 if full else 1200)
-    args.pretrain_epochs = args.pretrain_epochs or (100 if full else 20)
+    args.steps = args.steps or (1500 if full else 240)
+    args.source_steps = args.source_steps or (3000 if full else 600)
+    args.pretrain_epochs = args.pretrain_epochs or (100 if full else 6)
     args.pretrain_batch_size = args.pretrain_batch_size or (128 if full else 32)
     args.per_task = args.per_task or (120 if full else 40)
     args.test = args.test or (40 if full else 20)
-    args.image_size = args.image_size or (256 if full else 128)
+    args.image_size = args.image_size or (256 if full else 96)
     args.device = args.device or ("auto" if full else "cpu")
     if args.threads is None and not full:
         args.threads = 1
+    if args.jobs is None:
+        args.jobs = 1 if full else max(1, min(2, os.cpu_count() or 1))
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.per_task < max(n for n in LABEL_COUNTS if n is not None):
         p.error(f"--per-task must be at least {max(n for n in LABEL_COUNTS if n is not None)} (the largest label count)")
     if args.image_size < 32 or args.image_size % 32:
@@ -313,12 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     print(f"transfer: held out {', '.join(held_out_tasks())}; {ENCODER} at {args.image_size} px, {args.steps} steps "
           f"of batch {args.batch_size} per fine-tuning run -> {bench.out}", flush=True)
+    bench.check_settings()
     bench.make_data()
-    for init in INITS:
-        argv_ = bench.preparation(init)
-        if argv_ is not None:
-            bench.fmuia(f"source_{init}", argv_)
-    results = {row.name: bench.run(row) for row in plan()}
+    results = bench.run_all()
     text = table(results)
     record = {"table": text, "results": {name: {"per_kind": r.get("per_kind"),
                                                  "scores": {t: v.get("score") for t, v in r.get("tasks", {}).items()}}
@@ -330,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(path + ".tmp", "w", encoding="utf-8") as fh:
             fh.write(content)
         os.replace(path + ".tmp", path)
+    plot(results, args.per_task, os.path.join(bench.out, "transfer.png"))
     print()
     print(text)
     return 0

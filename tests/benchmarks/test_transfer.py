@@ -64,13 +64,13 @@ def test_every_initialisation_trains_the_same_network_at_the_same_budget(transfe
         assert train[0] == "train" and "model.pretrained=none" in _settings(train)
         assert "model.pretrained=efficientnet-lite0-package" in _settings(commands["imagenet"])
         config = load_config(bench.args.recipe, _settings(commands["imagenet"]))
-        assert (config.model.encoder, config.model.image_size, config.train.max_steps) == (transfer.ENCODER, 128, 300)
+        assert (config.model.encoder, config.model.image_size, config.train.max_steps) == (transfer.ENCODER, 96, 240)
         assert config.data.val_fraction == 0.0
         assert commands["pretrain"][:3] == ["finetune", "--from", os.path.join(bench.run_dir("source_pretrain"),
                                                                                "encoder.safetensors")]
         assert commands["multitask"][:3] == ["finetune", "--from", os.path.join(bench.run_dir("source_multitask"), "best")]
-    # 5 labels x 4 tasks = 20 rows, 3 batches of 8 per epoch: 300 steps take 100 epochs
-    assert "train.epochs=100" in _settings(bench.finetune_argv(transfer.Row("random", 5)))
+    # 5 labels x 4 tasks = 20 rows, 3 batches of 8 per epoch: 240 steps take 80 epochs
+    assert "train.epochs=80" in _settings(bench.finetune_argv(transfer.Row("random", 5)))
 
 
 def test_the_preparations_learn_from_the_source_tasks_only(transfer, bench):
@@ -82,7 +82,7 @@ def test_the_preparations_learn_from_the_source_tasks_only(transfer, bench):
         parser.parse_args(argv)
         assert bench.root("source") in argv
     config = load_pretrain_config(transfer.PRETRAIN_CONFIG, _settings(pretrain))
-    assert config.encoder.name == transfer.ENCODER and config.encoder.image_size == 128
+    assert config.encoder.name == transfer.ENCODER and config.encoder.image_size == 96
     trained = load_config(bench.args.recipe, _settings(multitask))
     assert trained.model.encoder == transfer.ENCODER and trained.train.max_steps == bench.args.source_steps
 
@@ -117,3 +117,55 @@ def test_too_few_samples_for_the_label_counts_is_refused(transfer):
     with pytest.raises(SystemExit):
         transfer.parse_args(["--per-task", "10"])
     assert transfer.parse_args(["--full"]).image_size == 256
+
+
+def _fake_fmuia(bench, calls):
+    """Bench.fmuia that records the order of the runs and writes what each leaves."""
+    def fmuia(name, argv):
+        calls.append(name)
+        out = argv[argv.index("--out") + 1]
+        if argv[0] == "evaluate":
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, "results.json"), "w") as fh:
+                fh.write('{"tasks": {}}')
+        elif argv[0] == "pretrain":
+            os.makedirs(out, exist_ok=True)
+            open(os.path.join(out, "encoder.safetensors"), "w").close()
+        elif argv[0] == "train" and "source_multitask" in out:
+            os.makedirs(os.path.join(out, "best"), exist_ok=True)
+    bench.fmuia = fmuia
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_run_waits_for_its_preparation_and_reuse_skips_finished_runs(transfer, tmp_path, jobs):
+    args = transfer.parse_args(["--out", str(tmp_path / "out"), "--jobs", str(jobs), "--reuse"])
+    bench = transfer.Bench(args)
+    calls = []
+    _fake_fmuia(bench, calls)
+    results = bench.run_all()
+    assert set(results) == {row.name for row in transfer.plan()}
+    assert len(calls) == 2 + 3 * 12
+    for init in ("pretrain", "multitask"):
+        prepared = calls.index(f"source_{init}")
+        assert all(calls.index(f"{row.name}.train") > prepared for row in transfer.plan() if row.init == init)
+    calls.clear()
+    bench.run_all()
+    assert calls == []  # everything finished is kept
+
+
+def test_an_out_folder_made_with_other_settings_is_refused(transfer, tmp_path):
+    out = str(tmp_path / "out")
+    transfer.Bench(transfer.parse_args(["--out", out])).check_settings()
+    transfer.Bench(transfer.parse_args(["--out", out, "--jobs", "1"])).check_settings()  # not a setting of the runs
+    with pytest.raises(SystemExit, match="steps"):
+        transfer.Bench(transfer.parse_args(["--out", out, "--steps", "10"])).check_settings()
+
+
+def test_the_plot_is_written(transfer, tmp_path):
+    results = {"random_5": {"tasks": {"thyroid_nodule": {"score": 0.5}}},
+               "imagenet_all": {"tasks": {"lung_2cls": {"score": 0.75}}}}
+    path = str(tmp_path / "transfer.png")
+    transfer.plot(results, 40, path)
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not os.path.exists(path + ".tmp.png")
