@@ -347,7 +347,7 @@ def plot(results: Mapping[str, Mapping[str, Any]], per_task: int, path: str) -> 
 
     counts = [labels if labels is not None else per_task for labels in LABEL_COUNTS]
     kinds = [kind for kind in Kind if kind in HELD_OUT]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.3), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         task = HELD_OUT[kind]
         for init in INITS:
@@ -361,16 +361,15 @@ def plot(results: Mapping[str, Mapping[str, Any]], per_task: int, path: str) -> 
         ax.minorticks_off()
         ax.set_title(f"{kind.value}\n({task})", fontsize=9)
         ax.set_xlabel("labelled images per task")
-        ax.set_ylim(0.0, 1.0)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3)  # each panel its own score range: keypoint scores sit close to 1
     axes[0][0].set_ylabel("challenge score")
     shown: dict[str, Any] = {}
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             shown.setdefault(label, handle)
     if shown:
-        axes[0][-1].legend(list(shown.values()), list(shown), fontsize=8)
-    fig.tight_layout()
+        fig.legend(list(shown.values()), list(shown), loc="lower center", ncol=len(shown), fontsize=8)
+    fig.tight_layout(rect=(0.0, 0.08, 1.0, 1.0))
     fig.savefig(path + ".tmp.png", dpi=120)
     plt.close(fig)
     os.replace(path + ".tmp.png", path)
@@ -428,6 +427,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"transfer: held out {', '.join(held_out_tasks())}; {ENCODER} at {args.image_size} px, {args.steps} steps "
           f"of batch {args.batch_size} per fine-tuning run -> {bench.out}", flush=True)
     bench.check_settings()
+    previous = os.path.join(bench.out, "transfer.json")
+    if args.reuse and os.path.exists(previous):  # the reused runs keep their timings
+        with open(previous, encoding="utf-8") as fh:
+            bench.timings.update(json.load(fh).get("timings", {}))
     bench.make_data()
     results = bench.run_all()
     text = table(results)
