@@ -133,21 +133,27 @@ class Bench:
 
     # -- the commands ------------------------------------------------------------------
     def pretrain_argv(self) -> list[str]:
-        """fmuia pretrain on the source tasks' training images."""
+        """fmuia pretrain on the source tasks' training images, from ``--source-init``
+        weights. From ImageNet weights it adapts them at a tenth of the rate (1e-4), so
+        that a few epochs refine the features rather than overwrite them."""
         a = self.args
+        start = [f"encoder.pretrained={PRETRAINED[a.source_init]}"]
+        if a.source_init == "imagenet":
+            start.append("optim.lr=1e-4")
         return ["pretrain", "--images", self.root("source"), "--out", self.run_dir(PREPARED["pretrain"][0]),
                 "--config", PRETRAIN_CONFIG,
                 *_sets([f"encoder.name={ENCODER}", f"encoder.image_size={a.image_size}", f"seed={a.seed}",
                         f"device={a.device}", f"train.epochs={a.pretrain_epochs}",
                         f"train.batch_size={a.pretrain_batch_size}", "schedule.warmup_steps=0",
-                        "train.progress=false", "train.plot=false"])]
+                        "train.progress=false", "train.plot=false"] + start)]
 
     def multitask_argv(self) -> list[str]:
-        """fmuia train on the source tasks, from random weights."""
+        """fmuia train on the source tasks, from ``--source-init`` weights."""
         a = self.args
         rows = a.per_task * len(source_tasks())
         return ["train", "--config", a.recipe, "--data", self.root("source"), "--out", self.run_dir(PREPARED["multitask"][0]),
-                *_sets(self.network() + ["model.pretrained=none"] + self.budget(rows, a.source_steps))]
+                *_sets(self.network() + [f"model.pretrained={PRETRAINED[a.source_init]}"]
+                       + self.budget(rows, a.source_steps))]
 
     def preparation(self, init: str) -> list[str] | None:
         """The run an initialisation learns from the source tasks (None: nothing to learn)."""
@@ -271,7 +277,7 @@ class Bench:
 
 PREPARATIONS = {"pretrain": Bench.pretrain_argv, "multitask": Bench.multitask_argv}
 # The settings an --out is made with: --reuse keeps a run only under the same ones.
-SETTINGS = ("steps", "source_steps", "pretrain_epochs", "pretrain_batch_size", "batch_size", "per_task", "test",
+SETTINGS = ("source_init", "steps", "source_steps", "pretrain_epochs", "pretrain_batch_size", "batch_size", "per_task", "test",
             "image_size", "recipe", "seed", "data_seed", "device")
 
 
@@ -394,6 +400,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="default cpu; auto with --full")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the runs (default 1 on CPU)")
     p.add_argument("--full", action="store_true", help="GPU-sized runs")
+    p.add_argument("--source-init", choices=sorted(PRETRAINED), default="random",
+                   help="the weights the pretraining and the multi-task source run start from (default random: "
+                        "ultrasound alone; imagenet: adapt the ImageNet Lite0 weights)")
     p.add_argument("--jobs", type=int, default=None,
                    help="fmuia processes at once (default: 2 on CPU where there are two cores, 1 with --full)")
     p.add_argument("--reuse", action="store_true", help="keep the runs already finished under --out")
