@@ -11,6 +11,10 @@ tasks (the "source" tasks) provide what two of the four initialisations learn fr
 * ``multitask``: ``fmuia train`` on the source tasks, then ``fmuia finetune --from RUN/best``
   (encoder and FPN kept, new heads for the held-out tasks).
 
+The two source runs start from ``--source-init`` weights: ``imagenet`` (the default, as
+fmuia's recipes train from ImageNet weights: the question is what the ultrasound
+tasks add to them) or ``random`` (what the ultrasound images alone teach).
+
 Each is fine-tuned on the held-out tasks together with 5, 20 and all training labels per
 task (``LABEL_COUNTS``; the same rows for every initialisation), at an equal budget
 (the same network, ``--steps`` optimiser steps of ``--batch-size``, seed and device; no
@@ -400,9 +404,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="default cpu; auto with --full")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the runs (default 1 on CPU)")
     p.add_argument("--full", action="store_true", help="GPU-sized runs")
-    p.add_argument("--source-init", choices=sorted(PRETRAINED), default="random",
-                   help="the weights the pretraining and the multi-task source run start from (default random: "
-                        "ultrasound alone; imagenet: adapt the ImageNet Lite0 weights)")
+    p.add_argument("--source-init", choices=sorted(PRETRAINED), default="imagenet",
+                   help="the weights the pretraining and the multi-task source run start from (default imagenet: "
+                        "adapt the ImageNet Lite0 weights to the source tasks; random: the ultrasound images alone)")
     p.add_argument("--jobs", type=int, default=None,
                    help="fmuia processes at once (default: 2 on CPU where there are two cores, 1 with --full)")
     p.add_argument("--reuse", action="store_true", help="keep the runs already finished under --out")

@@ -172,11 +172,12 @@ def test_the_plot_is_written(transfer, tmp_path):
 
 
 def test_the_source_runs_can_start_from_the_imagenet_weights(transfer, tmp_path):
-    bench = transfer.Bench(transfer.parse_args(["--out", str(tmp_path / "out"), "--source-init", "imagenet"]))
+    bench = transfer.Bench(transfer.parse_args(["--out", str(tmp_path / "out")]))  # the default
     pretrain = load_pretrain_config(transfer.PRETRAIN_CONFIG, _settings(bench.preparation("pretrain")))
     assert pretrain.encoder.pretrained == "efficientnet-lite0-package" and pretrain.optim.lr == 1e-4
     multitask = load_config(bench.args.recipe, _settings(bench.preparation("multitask")))
     assert multitask.model.pretrained == "efficientnet-lite0-package"
-    default = transfer.Bench(transfer.parse_args(["--out", str(tmp_path / "out2")]))
-    assert load_config(default.args.recipe, _settings(default.preparation("multitask"))).model.pretrained == "none"
-    assert load_pretrain_config(transfer.PRETRAIN_CONFIG, _settings(default.preparation("pretrain"))).encoder.pretrained == "none"
+    scratch = transfer.Bench(transfer.parse_args(["--out", str(tmp_path / "out2"), "--source-init", "random"]))
+    assert load_config(scratch.args.recipe, _settings(scratch.preparation("multitask"))).model.pretrained == "none"
+    pretrain = load_pretrain_config(transfer.PRETRAIN_CONFIG, _settings(scratch.preparation("pretrain")))
+    assert pretrain.encoder.pretrained == "none" and pretrain.optim.lr == 1e-3
