@@ -238,17 +238,22 @@ class Bench:
         return os.path.join(self.run_dir(folder), inside)
 
     def prepare(self, init: str) -> None:
-        """The source-task run ``init`` starts from (kept with --reuse once written)."""
-        if self.args.reuse and os.path.exists(self.prepared(init)):
+        """The source-task run ``init`` starts from, kept with --reuse once it finished (a
+        checkpoint alone does not say so: both commands write one every epoch)."""
+        done = os.path.join(self.out, "logs", f"source_{init}.done")
+        if self.args.reuse and os.path.exists(done) and os.path.exists(self.prepared(init)):
             print(f"  source_{init}: reused", flush=True)
             return
+        shutil.rmtree(self.run_dir(PREPARED[init][0]), ignore_errors=True)  # an interrupted try
         self.fmuia(f"source_{init}", self.preparation(init))
+        open(done, "w", encoding="utf-8").close()
 
     def run(self, row: Row) -> dict[str, Any]:
         results = os.path.join(self.out, "eval", row.name, "results.json")
         if self.args.reuse and os.path.exists(results):
             print(f"  {row.name}: reused", flush=True)
         else:
+            shutil.rmtree(self.run_dir(row.name), ignore_errors=True)  # an interrupted try
             self.fmuia(f"{row.name}.train", self.finetune_argv(row))
             predict, evaluate = self.score_argv(row)
             self.fmuia(f"{row.name}.predict", predict)

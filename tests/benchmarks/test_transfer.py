@@ -123,6 +123,7 @@ def _fake_fmuia(bench, calls):
     """Bench.fmuia that records the order of the runs and writes what each leaves."""
     def fmuia(name, argv):
         calls.append(name)
+        os.makedirs(os.path.join(bench.out, "logs"), exist_ok=True)
         out = argv[argv.index("--out") + 1]
         if argv[0] == "evaluate":
             os.makedirs(out, exist_ok=True)
@@ -151,6 +152,19 @@ def test_every_run_waits_for_its_preparation_and_reuse_skips_finished_runs(trans
     calls.clear()
     bench.run_all()
     assert calls == []  # everything finished is kept
+
+
+def test_an_interrupted_preparation_is_run_again(transfer, tmp_path):
+    bench = transfer.Bench(transfer.parse_args(["--out", str(tmp_path / "out"), "--jobs", "1", "--reuse"]))
+    calls = []
+    _fake_fmuia(bench, calls)
+    bench.run_all()
+    # the pretraining stopped after writing an epoch's encoder, before it finished
+    os.remove(os.path.join(bench.out, "logs", "source_pretrain.done"))
+    os.remove(os.path.join(bench.out, "eval", "pretrain_5", "results.json"))
+    calls.clear()
+    bench.run_all()
+    assert calls == ["source_pretrain", "pretrain_5.train", "pretrain_5.predict", "pretrain_5.evaluate"]
 
 
 def test_an_out_folder_made_with_other_settings_is_refused(transfer, tmp_path):
