@@ -248,9 +248,16 @@ class Bench:
         self.fmuia(f"source_{init}", self.preparation(init))
         open(done, "w", encoding="utf-8").close()
 
+    def results_path(self, row: Row) -> str:
+        return os.path.join(self.out, "eval", row.name, "results.json")
+
+    def finished(self, row: Row) -> bool:
+        """Whether --reuse keeps ``row``: it was trained, predicted and scored."""
+        return self.args.reuse and os.path.exists(self.results_path(row))
+
     def run(self, row: Row) -> dict[str, Any]:
-        results = os.path.join(self.out, "eval", row.name, "results.json")
-        if self.args.reuse and os.path.exists(results):
+        results = self.results_path(row)
+        if self.finished(row):
             print(f"  {row.name}: reused", flush=True)
         else:
             shutil.rmtree(self.run_dir(row.name), ignore_errors=True)  # an interrupted try
@@ -266,7 +273,9 @@ class Bench:
         are queued first, so a fine-tuning run that waits for one never holds a worker
         the preparation needs (the pool starts its work in queue order)."""
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.args.jobs) as pool:
-            ready = {init: pool.submit(self.prepare, init) for init in INITS if init in PREPARATIONS}
+            # a preparation is needed only by rows still to train
+            needed = {row.init for row in plan() if not self.finished(row)}
+            ready = {init: pool.submit(self.prepare, init) for init in INITS if init in PREPARATIONS and init in needed}
 
             def after_preparation(row: Row) -> dict[str, Any]:
                 if row.init in ready:

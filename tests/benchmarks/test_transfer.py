@@ -167,6 +167,18 @@ def test_an_interrupted_preparation_is_run_again(transfer, tmp_path):
     assert calls == ["source_pretrain", "pretrain_5.train", "pretrain_5.predict", "pretrain_5.evaluate"]
 
 
+def test_finished_rows_need_no_preparation(transfer, tmp_path):
+    bench = transfer.Bench(transfer.parse_args(["--out", str(tmp_path / "out"), "--jobs", "1", "--reuse"]))
+    calls = []
+    _fake_fmuia(bench, calls)
+    bench.run_all()
+    for init in ("pretrain", "multitask"):  # e.g. an --out from before the markers existed
+        os.remove(os.path.join(bench.out, "logs", f"source_{init}.done"))
+    calls.clear()
+    bench.run_all()
+    assert calls == []
+
+
 def test_an_out_folder_made_with_other_settings_is_refused(transfer, tmp_path):
     out = str(tmp_path / "out")
     transfer.Bench(transfer.parse_args(["--out", out])).check_settings()
