@@ -48,6 +48,7 @@ ablation.*, leave_out.*: the tables printed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -173,20 +174,43 @@ class Bench:
         if self.args.reuse and os.path.exists(results) and os.path.exists(path) and load_config(path) == config:
             print(f"  {name}: reused", flush=True)
         else:
+            twin = self._trained_twin(config) if self.args.reuse else None
+            # Old results go first: an interrupted run must never pass for a finished one.
+            if os.path.isdir(os.path.dirname(results)):
+                _remove_tree(os.path.dirname(results))
             save_config(config, path)
             run_dir = os.path.join(self.out, "runs", name)
             pred_dir = os.path.join(self.out, "pred", name)
-            for folder in (run_dir, pred_dir):
+            for folder in (pred_dir,) if twin == run_dir else (run_dir, pred_dir):
                 if os.path.isdir(folder):
                     _remove_tree(folder)
-            self._fmuia(f"{name}.train", ["train", "--config", path, "--data", os.path.join(self.data, "train"), "--out", run_dir])
+            if twin is None:
+                self._fmuia(f"{name}.train", ["train", "--config", path, "--data", os.path.join(self.data, "train"), "--out", run_dir])
+            else:
+                print(f"  {name}: trains as {os.path.relpath(twin, self.out)} did; its checkpoint is predicted again", flush=True)
             device = "cpu" if config.device == "cpu" else "auto"
-            self._fmuia(f"{name}.predict", ["predict", "--checkpoint", os.path.join(run_dir, "best"), "--data",
-                                            self._test_root(config), "--out", pred_dir, "--device", device, "--no-progress"])
+            tta = ["--tta"] if config.model.tta else ["--no-tta"]
+            self._fmuia(f"{name}.predict", ["predict", "--checkpoint", os.path.join(twin or run_dir, "best"), "--data",
+                                            self._test_root(config), "--out", pred_dir, "--device", device, "--no-progress", *tta])
             self._fmuia(f"{name}.evaluate", ["evaluate", "--data", self._test_root(config), "--pred", pred_dir,
                                              "--out", os.path.join(self.out, "eval", name)])
         with open(results, encoding="utf-8") as fh:
             return json.load(fh)
+
+    def _trained_twin(self, config: Config) -> str | None:
+        """The run folder of a finished run under --out whose training config equals
+        ``config``'s (they differ only in prediction settings such as ``model.tta``), or
+        None. Its checkpoint is what training ``config`` would give again."""
+        wanted = _training_part(config)
+        folder = os.path.join(self.out, "configs")
+        for entry in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            name = entry[: -len(".yaml")]
+            run_dir = os.path.join(self.out, "runs", name)
+            finished = os.path.exists(os.path.join(self.out, "eval", name, "results.json"))
+            if entry.endswith(".yaml") and finished and os.path.isdir(os.path.join(run_dir, "best")):
+                if _training_part(load_config(os.path.join(folder, entry))) == wanted:
+                    return run_dir
+        return None
 
     def _test_root(self, config: Config) -> str:
         """The test split, or a copy of it holding only the trained tasks' rows."""
@@ -198,6 +222,12 @@ class Bench:
         if not os.path.isdir(root):
             _subset_root(test, root, set(tasks))
         return root
+
+
+def _training_part(config: Config) -> Config:
+    """``config`` without its prediction-only settings: two configs equal here train the
+    same checkpoint."""
+    return dataclasses.replace(config, model=config.model.replace(tta=False))
 
 
 def _remove_tree(folder: str) -> None:

@@ -158,3 +158,64 @@ def test_network_and_image_size_override_the_demo_network(quality, tmp_path):
         quality.parse_args(["--network", str(empty)])
     with pytest.raises(SystemExit):
         quality.parse_args(["--network", str(tmp_path / "missing.yaml")])
+
+
+class FakeFmuia:
+    """Bench._fmuia stand-in: records each call; training makes a best/ folder,
+    evaluation a results.json."""
+
+    def __init__(self, bench):
+        self.bench, self.calls = bench, []
+
+    def __call__(self, name, argv):
+        import json
+
+        self.calls.append((name, argv))
+        if argv[0] == "train":
+            os.makedirs(os.path.join(argv[argv.index("--out") + 1], "best"))
+        elif argv[0] == "evaluate":
+            out = argv[argv.index("--out") + 1]
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, "results.json"), "w") as fh:
+                json.dump({"run": name}, fh)
+
+
+def _bench(quality, tmp_path):
+    bench = quality.Bench(quality.parse_args(["--out", str(tmp_path), "--steps", "10", "--reuse"]))
+    bench._fmuia = FakeFmuia(bench)
+    return bench
+
+
+def test_a_prediction_only_change_reuses_a_finished_runs_checkpoint(quality, tmp_path):
+    from fmuia.config import load_config
+
+    bench = _bench(quality, tmp_path)
+    plain = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
+    flipped = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"), overrides=["model.tta=true"])
+    bench.run("plain", plain)
+    bench.run("flipped", flipped)
+    steps = [(name, argv) for name, argv in bench._fmuia.calls]
+    assert [name for name, _ in steps] == ["plain.train", "plain.predict", "plain.evaluate", "flipped.predict", "flipped.evaluate"]
+    predict = steps[3][1]
+    assert predict[predict.index("--checkpoint") + 1] == os.path.join(str(tmp_path), "runs", "plain", "best")
+    assert "--tta" in predict and "--no-tta" in steps[1][1]
+
+
+def test_an_interrupted_rerun_is_not_taken_for_a_finished_one(quality, tmp_path):
+    from fmuia.config import load_config
+
+    bench = _bench(quality, tmp_path)
+    config = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
+    bench.run("row", config)
+    changed = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"), overrides=["seed=7"])
+
+    def interrupted(name, argv):
+        raise KeyboardInterrupt
+
+    bench._fmuia = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        bench.run("row", changed)
+    assert not os.path.exists(os.path.join(str(tmp_path), "eval", "row", "results.json"))
+    bench._fmuia = FakeFmuia(bench)
+    bench.run("row", changed)
+    assert [name for name, _ in bench._fmuia.calls] == ["row.train", "row.predict", "row.evaluate"]

@@ -135,3 +135,21 @@ def test_requirements_pin_torch_without_its_local_label(monkeypatch):
     real = metadata.version
     monkeypatch.setattr(metadata, "version", lambda name: "9.8.7+cu999" if name == "torch" else real(name))
     assert "torch==9.8.7\n" in requirements_text(scan)
+
+
+def test_export_writes_the_checkpoints_tta_choice_unless_told_otherwise(tmp_path):
+    import torch
+
+    from fmuia.model import ModelConfig, build_model, save_checkpoint
+    from fmuia.tasks import fmuia2026
+    from tiny import TINY
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY, tta=True), fmuia2026())
+    save_checkpoint(model, str(tmp_path / "ckpt"))
+    assert main(["export", "submission", "--checkpoint", str(tmp_path / "ckpt"), str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "settings.json").read_text())["tta"] is True
+    assert main(["export", "submission", "--checkpoint", str(tmp_path / "ckpt"), str(tmp_path / "b"), "--no-tta"]) == 0
+    assert json.loads((tmp_path / "b" / "settings.json").read_text())["tta"] == []
+    assert main(["export", "submission", "--checkpoint", tiny_checkpoint(), str(tmp_path / "c")]) == 0
+    assert json.loads((tmp_path / "c" / "settings.json").read_text())["tta"] == []

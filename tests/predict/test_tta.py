@@ -85,3 +85,19 @@ def test_orientation_sensitive_tasks_never_flipped():
     with pytest.raises(ConfigError, match="side_cls are orientation-sensitive"):
         tta_tasks(REGISTRY, ["cls", "side_cls"])
     assert tta_tasks(REGISTRY, False) == frozenset()
+
+
+class FlipByConfigBackend(RectangleBackend):
+    config = ModelConfig(encoder="resnet18", pretrained="none", image_size=S, tta=True)
+
+
+def test_model_config_tta_is_the_default_and_an_argument_overrides_it():
+    assert Predictor(RectangleBackend()).tta == frozenset()
+    assert Predictor(FlipByConfigBackend()).tta == tta_tasks(REGISTRY, True)
+    assert Predictor(FlipByConfigBackend(), tta=False).tta == frozenset()
+    assert Predictor(RectangleBackend(), tta=["cls"]).tta == frozenset({"cls"})
+
+
+def test_model_tta_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="model.tta"):
+        ModelConfig(encoder="resnet18", pretrained="none", tta="yes")

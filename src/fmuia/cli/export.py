@@ -1,6 +1,7 @@
 """``fmuia export submission|onnx``: package a checkpoint for the challenge or for onnxruntime."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 COMMAND = "export"
@@ -16,7 +17,8 @@ def add_arguments(p) -> None:
                                    "their imports, pinned to this environment's versions.")
     s.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint folder or .safetensors file")
     s.add_argument("out_dir", metavar="DIR", help="folder to create")
-    s.add_argument("--tta", action="store_true", help="enable horizontal-flip test-time augmentation in the submission")
+    s.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="horizontal-flip test-time augmentation in the submission (default: the checkpoint's model.tta)")
     s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device the submission uses (default auto)")
     s.add_argument("--workers", type=int, default=None, help="image-reading processes in the submission (default min(2, cores))")
     s.add_argument("--force", action="store_true", help="replace DIR if it exists")

@@ -1,6 +1,7 @@
 """``fmuia predict``: write a challenge submission for a data root."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 COMMAND = "predict"
@@ -34,8 +35,9 @@ def add_arguments(p) -> None:
                    help="torch backend precision (default: fp32 on CPU, the same numbers on every CPU; the "
                         "checkpoint's on GPU, usually bf16). bf16 is faster on CPUs with AVX512-BF16 or AMX; "
                         "auto picks it there")
-    p.add_argument("--tta", action="store_true",
-                   help="average with a horizontally flipped view (never for orientation-sensitive tasks)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with a horizontally flipped view (never for orientation-sensitive tasks); "
+                        "default: the checkpoint's model.tta")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -26,6 +26,11 @@ class ModelConfig:
     ``efficientnet-lite2-package`` (``tf_efficientnet_lite1``/``_lite2``, extra
     ``pretrained-large``), or a path to a ``.safetensors``/``.pth``/``.pt`` file.
 
+    ``tta``: predictions average a horizontally flipped view in, for every task whose
+    label survives a flip (``Task.orientation_sensitive`` false); it changes prediction
+    only, never training or validation, and travels with the checkpoint and its ONNX
+    graph so that ``fmuia predict`` and exported submissions use it by default.
+
     ``routing`` maps a task id or a kind name to a feature source (``top`` or ``fpn``) and
     overrides the per-kind default table of ``fmuia.model.routing``. ``heads`` maps a kind
     name to a head type registered in ``fmuia.model.heads``.
@@ -42,6 +47,7 @@ class ModelConfig:
     heads: dict[str, str] = field(default_factory=dict, metadata=OPEN)
     channels_last: bool = True
     precision: str = "auto"
+    tta: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -68,8 +74,9 @@ class ModelConfig:
                 fail(name, f"expected a number in [0, 1), got {value!r}")
         if self.precision not in PRECISIONS:
             fail("precision", f"expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not isinstance(self.channels_last, bool):
-            fail("channels_last", f"expected true or false, got {self.channels_last!r}")
+        for name in ("channels_last", "tta"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, f"expected true or false, got {getattr(self, name)!r}")
         for name in ("routing", "heads"):
             value = getattr(self, name)
             if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):

@@ -20,7 +20,7 @@ def load(
     device: str | None = "auto",
     backend: str | None = None,
     precision: str | None = None,
-    tta: "bool | Iterable[str]" = False,
+    tta: "bool | Iterable[str] | None" = None,
 ) -> Predictor:
     """Load a model for prediction.
 
@@ -31,7 +31,8 @@ def load(
     ``precision``: ``fp32``/``bf16``/``fp16``/``auto`` for the torch backend (default: fp32
     on CPU, identical on every CPU; the checkpoint's on GPU; ``bf16`` is faster on CPUs
     with AVX512-BF16 or AMX; ``auto`` picks bf16 there). ``tta``: horizontal-flip test-time augmentation, ``True`` for every
-    task it is valid for, or a list of task ids.
+    task it is valid for, a list of task ids, ``False`` for none, or ``None`` (default) for
+    the model config's ``model.tta``.
     """
     path = os.fspath(path)
     if not os.path.exists(path):

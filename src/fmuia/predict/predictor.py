@@ -69,11 +69,12 @@ class Predictor:
     out_dir)`` writes a challenge submission for a whole data root.
     """
 
-    def __init__(self, backend: Any, tta: "bool | Iterable[str] | None" = False) -> None:
+    def __init__(self, backend: Any, tta: "bool | Iterable[str] | None" = None) -> None:
         self.backend = backend
         self.registry: TaskRegistry = backend.registry
         self.image_size: int = backend.config.image_size
-        self.tta = tta_tasks(self.registry, tta)
+        # None: the model config's choice (``model.tta``), saved with the checkpoint.
+        self.tta = tta_tasks(self.registry, backend.config.tta if tta is None else tta)
 
     @property
     def device(self) -> torch.device:

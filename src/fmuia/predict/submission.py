@@ -66,20 +66,24 @@ def export_submission(
     checkpoint: str,
     out_dir: str,
     *,
-    tta: "bool | Iterable[str]" = False,
+    tta: "bool | Iterable[str] | None" = None,
     device: str = "auto",
     workers: int | None = None,
     force: bool = False,
 ) -> Path:
     """Assemble the submission folder ``out_dir`` for ``checkpoint``; returns its path.
 
-    ``out_dir`` must not exist (or be empty) unless ``force``, which replaces it."""
+    ``tta``: as ``fmuia.load``'s; ``None`` writes the checkpoint's ``model.tta`` into the
+    submission's settings. ``out_dir`` must not exist (or be empty) unless ``force``, which
+    replaces it."""
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{target}: exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not force:
         raise ConfigError(f"{target}: folder exists and is not empty (use --force to replace it)")
     model = load_checkpoint(checkpoint)  # fails early on a broken checkpoint
+    if tta is None:  # the checkpoint's own choice, written out so the submission does not depend on it
+        tta = model.config.tta
     tta_list = sorted(tta_tasks(model.registry, tta)) if tta is not True else True
     weights, sidecar = checkpoint_paths(checkpoint)
     templates = template_dir()
