@@ -101,3 +101,11 @@ def test_model_config_tta_is_the_default_and_an_argument_overrides_it():
 def test_model_tta_must_be_a_boolean():
     with pytest.raises(ConfigError, match="model.tta"):
         ModelConfig(encoder="resnet18", pretrained="none", tta="yes")
+
+
+@pytest.mark.parametrize("flags, expected", [([], None), (["--tta"], True), (["--no-tta"], False)])
+def test_predict_command_leaves_the_choice_to_the_checkpoint_unless_told(flags, expected):
+    from fmuia.cli.main import build_parser
+
+    args = build_parser().parse_args(["predict", "--checkpoint", "c", "--data", "d", "--out", "o", *flags])
+    assert args.tta is expected
