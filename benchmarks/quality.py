@@ -60,6 +60,7 @@ from typing import Any, Mapping, Sequence
 
 from fmuia import kinds
 from fmuia.config import Config, load_config, read_yaml, save_config
+from fmuia.errors import ConfigError
 from fmuia.evaluate.outputs import compare_summaries, format_comparison
 from fmuia.tasks import Kind, fmuia2026
 from fmuia.train.recipes import CANDIDATES, FIXES, IMPROVEMENTS, Change, apply_changes, recipe_difference
@@ -208,7 +209,11 @@ class Bench:
             run_dir = os.path.join(self.out, "runs", name)
             finished = os.path.exists(os.path.join(self.out, "eval", name, "results.json"))
             if entry.endswith(".yaml") and finished and os.path.isdir(os.path.join(run_dir, "best")):
-                if _training_part(load_config(os.path.join(folder, entry))) == wanted:
+                try:
+                    other = load_config(os.path.join(folder, entry))
+                except ConfigError:  # a row written by another fmuia version: not a twin
+                    continue
+                if _training_part(other) == wanted:
                     return run_dir
         return None
 

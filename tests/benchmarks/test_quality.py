@@ -193,6 +193,11 @@ def test_a_prediction_only_change_reuses_a_finished_runs_checkpoint(quality, tmp
     plain = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
     flipped = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"), overrides=["model.tta=true"])
     bench.run("plain", plain)
+    # A finished row whose config this fmuia cannot read is skipped, not fatal.
+    os.makedirs(os.path.join(str(tmp_path), "runs", "alien", "best"))
+    os.makedirs(os.path.join(str(tmp_path), "eval", "alien"))
+    open(os.path.join(str(tmp_path), "eval", "alien", "results.json"), "w").write("{}")
+    open(os.path.join(str(tmp_path), "configs", "alien.yaml"), "w").write("model: {no_such_key: 1}\n")
     bench.run("flipped", flipped)
     steps = [(name, argv) for name, argv in bench._fmuia.calls]
     assert [name for name, _ in steps] == ["plain.train", "plain.predict", "plain.evaluate", "flipped.predict", "flipped.evaluate"]
