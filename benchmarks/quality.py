@@ -14,6 +14,8 @@ batch size, the seed and the device.
     python benchmarks/quality.py [--out quality_out] [--steps 1200] [--per-task 30] [--test 20]
                                  # official | baseline | improved, per-kind metrics, and the
                                  # acceptance checks: official < baseline < improved per kind
+    python benchmarks/quality.py --seeds 42,43,44 # the same, each recipe trained once per
+                                 # seed: the table holds the means, then every run's figures
     python benchmarks/quality.py --full            # real size (EfficientNet-B4, 256 px) on a GPU
     python benchmarks/quality.py --ladder [--restrict]
                                  # official; official + each fix alone; baseline; baseline +
@@ -137,7 +139,7 @@ class Bench:
         os.replace(stamp + ".tmp", stamp)
 
     # -- one recipe, end to end --------------------------------------------------------
-    def budget(self, kinds: Sequence[Kind] = ()) -> dict[str, Any]:
+    def budget(self, kinds: Sequence[Kind] = (), seed: int | None = None) -> dict[str, Any]:
         """What every run shares: network size, steps, batch size, seed, device (and no
         progress bars or plots). The steps are ``train.max_steps``; ``train.epochs`` is
         the number of epochs they take, so that a schedule stepped per epoch anneals over
@@ -145,7 +147,7 @@ class Bench:
         a = self.args
         tasks = [t.task_id for t in fmuia2026() if t.kind in kinds] if kinds else None
         extra: dict[str, Any] = {
-            "seed": a.seed,
+            "seed": a.seed if seed is None else seed,
             "device": a.device,
             "train": {"max_steps": a.steps, "epochs": self._epochs(len(tasks or fmuia2026())),
                       "batch_size": a.batch_size, "progress": False, "plot": False},
@@ -331,23 +333,51 @@ def _slug(name: str) -> str:
 
 
 # -- modes -----------------------------------------------------------------------------
+def seed_run_name(recipe_name: str, seed: int, first_seed: int) -> str:
+    """The run of ``recipe_name`` trained with ``seed``: the recipe's name for the first
+    seed (so a one-seed comparison and the first seed of several share their runs)."""
+    return recipe_name if seed == first_seed else f"{recipe_name}-seed{seed}"
+
+
+def mean_results(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The mean over runs of each per-kind metric and of the challenge score (None where
+    a run lacks the value): the results.json fields the tables read."""
+    def mean(values: list[Any]) -> float | None:
+        return None if not values or any(v is None for v in values) else float(sum(values) / len(values))
+
+    per_kind: dict[str, dict[str, float | None]] = {}
+    for kind in sorted({k for r in runs for k in r.get("per_kind", {})}):
+        metrics = sorted({m for r in runs for m in (r.get("per_kind", {}).get(kind) or {})})
+        per_kind[kind] = {m: mean([_value(r, kind, m) for r in runs]) for m in metrics}
+    return {"per_kind": per_kind, "challenge_score": mean([r.get("challenge_score") for r in runs]), "runs": len(runs)}
+
+
 def compare(bench: Bench) -> dict[str, Any]:
     only = bench.args.only or RECIPE_LABELS
-    results = {name: bench.run(name, recipe(path, extra=bench.budget()))
-               for name, path in zip(RECIPE_LABELS, (OFFICIAL_CONFIG, BASELINE_CONFIG, IMPROVED_CONFIG))
-               if name in only}
+    seeds = bench.args.seeds
+    each: dict[str, list[Mapping[str, Any]]] = {
+        name: [bench.run(seed_run_name(name, seed, seeds[0]), recipe(path, extra=bench.budget(seed=seed))) for seed in seeds]
+        for name, path in zip(RECIPE_LABELS, (OFFICIAL_CONFIG, BASELINE_CONFIG, IMPROVED_CONFIG))
+        if name in only}
+    results = {name: runs[0] if len(runs) == 1 else mean_results(runs) for name, runs in each.items()}
+    # With several seeds, every run's own figures follow the table of means.
+    per_seed = "" if len(seeds) == 1 else "\n\nEach run (training seed):\n" + ablation_table(
+        [(f"{name} (seed {seed})", res, res) for name, runs in each.items() for seed, res in zip(seeds, runs)])
     if len(results) == 1:  # nothing to compare with: the one recipe's metrics
         (name, res), = results.items()
-        return {"mode": "compare", "table": ablation_table([(name, res, res)]), "rows": [], "acceptance": []}
+        label = name if len(seeds) == 1 else f"{name} (mean of {len(seeds)} seeds)"
+        return {"mode": "compare", "table": ablation_table([(label, res, res)]) + per_seed, "rows": [],
+                "acceptance": [], "seeds": seeds}
     rows = compare_summaries(*results.values(), labels=tuple(results))
-    table = format_comparison(rows, tuple(results))
+    table = ("" if len(seeds) == 1 else f"Means over training seeds {', '.join(map(str, seeds))}:\n\n") + \
+        format_comparison(rows, tuple(results))
     if len(results) < len(RECIPE_LABELS):
-        return {"mode": "compare", "table": table, "rows": rows, "acceptance": []}
+        return {"mode": "compare", "table": table + per_seed, "rows": rows, "acceptance": [], "seeds": seeds}
     checks = acceptance(*results.values())
     text = table + "\n\nAcceptance checks:\n" + "\n".join(
         f"- [{'x' if met else ' '}] {what}: {figures}{'' if met is not None else ' (not measured)'}"
-        for what, met, figures in checks)
-    return {"mode": "compare", "table": text, "rows": rows,
+        for what, met, figures in checks) + per_seed
+    return {"mode": "compare", "table": text, "rows": rows, "seeds": seeds,
             "acceptance": [{"what": w, "met": m, "figures": f} for w, m, f in checks]}
 
 
@@ -439,6 +469,16 @@ def leave_out(bench: Bench) -> dict[str, Any]:
     return _table_result("leave-out", rows)
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected one or more different seeds, got {text!r}")
+    return seeds
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="quality_out", help="folder for everything written (default quality_out)")
@@ -447,6 +487,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-task", type=int, default=None, help="synthetic training samples per task (default 30, of which the recipes hold out 20%% for validation; 120 with --full)")
     p.add_argument("--test", type=int, default=None, help="synthetic test samples per task (default 20; 30 with --full)")
     p.add_argument("--seed", type=int, default=42, help="training seed of every run (default 42)")
+    p.add_argument("--seeds", type=_seed_list, default=None, metavar="SEED[,SEED...]",
+                   help="the comparison: train each recipe once per training seed and compare the means "
+                        "(runs of seeds after the first are NAME-seedN); default: --seed alone")
     p.add_argument("--data-seed", type=int, default=1, help="seed of the synthetic data (default 1)")
     p.add_argument("--device", default=None, help="training device (default cpu; auto with --full)")
     p.add_argument("--threads", type=int, default=None,
@@ -478,6 +521,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.threads = 1
     if sum((args.ladder, args.ablation, args.leave_out)) > 1:
         p.error("--ladder, --ablation and --leave-out are three modes; give one")
+    if args.seeds is not None and (args.ladder or args.ablation or args.leave_out):
+        p.error("--seeds is for the comparison of the three recipes; the ladder, ablation and leave-out take --seed")
+    args.seeds = args.seeds or [args.seed]
     if args.image_size is not None and args.image_size < 32:
         p.error(f"--image-size must be at least 32, got {args.image_size}")
     if args.only:
@@ -511,13 +557,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     size = (f"the network of {args.network}" if args.network else "EfficientNet-B4 at 256 px" if args.full
             else "the demo network (configs/demo_cpu.yaml)")
-    print(f"quality: {size}, {args.steps} steps of batch {args.batch_size}, seed {args.seed}, "
+    seeds = f"seed {args.seeds[0]}" if len(args.seeds) == 1 else f"seeds {', '.join(map(str, args.seeds))}"
+    print(f"quality: {size}, {args.steps} steps of batch {args.batch_size}, {seeds}, "
           f"{args.per_task} training / {args.test} test samples per task -> {bench.out}", flush=True)
     bench.synth()
     name, mode = (("ladder", ladder) if args.ladder else ("ablation", ablation) if args.ablation
                   else ("leave_out", leave_out) if args.leave_out else ("quality", compare))
     result = mode(bench)
-    result.update({"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "per_task": args.per_task,
+    result.update({"steps": args.steps, "batch_size": args.batch_size, "seed": args.seeds[0], "per_task": args.per_task,
                    "test": args.test, "full": args.full, "restrict": args.restrict, "network": args.network,
                    "image_size": args.image_size,
                    "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -54,6 +54,47 @@ def test_compare_trains_the_three_recipes(quality):
     assert len(result["acceptance"]) == len(quality.ACCEPTANCE_METRICS)
 
 
+def test_compare_over_seeds_trains_each_recipe_per_seed_and_compares_the_means(quality):
+    scores = {}
+
+    class Scored(Recorder):
+        def run(self, name, config):
+            super().run(name, config)
+            # the score and keypoint error follow the seed: the means are checkable
+            scores[name] = config.seed / 100
+            return {"per_kind": {"keypoints": {"MRE": float(config.seed)}}, "challenge_score": scores[name]}
+
+    bench = Scored(quality, steps=10, seeds="42,44")
+    result = quality.compare(bench)
+    assert list(bench.runs) == ["official", "official-seed44", "baseline", "baseline-seed44", "improved",
+                                "improved-seed44"]
+    assert [c.seed for c in bench.runs.values()] == [42, 44] * 3
+    assert result["seeds"] == [42, 44]
+    score_row = next(r for r in result["rows"] if r["metric"] == "challenge score")
+    assert score_row["official"] == pytest.approx(0.43)
+    mre_row = next(r for r in result["rows"] if r["metric"] == "MRE")
+    assert mre_row["improved"] == pytest.approx(43.0)
+    assert "Means over training seeds 42, 44" in result["table"]
+    assert "| baseline (seed 44) |" in result["table"] and "| official (seed 42) |" in result["table"]
+
+
+def test_mean_results_leaves_a_metric_undefined_where_one_run_lacks_it(quality):
+    runs = [{"per_kind": {"classification": {"AUC": 0.8, "Accuracy": 0.5}}, "challenge_score": 0.6},
+            {"per_kind": {"classification": {"AUC": None, "Accuracy": 0.7}}, "challenge_score": 0.8}]
+    mean = quality.mean_results(runs)
+    assert mean["per_kind"]["classification"]["AUC"] is None
+    assert mean["per_kind"]["classification"]["Accuracy"] == pytest.approx(0.6)
+    assert mean["challenge_score"] == pytest.approx(0.7) and mean["runs"] == 2
+
+
+@pytest.mark.parametrize("argv", [["--seeds", "42,x"], ["--seeds", "42,42"], ["--seeds", ","],
+                                  ["--ladder", "--seeds", "42,43"]])
+def test_seeds_refuses_bad_lists_and_other_modes(quality, argv, capsys):
+    with pytest.raises(SystemExit):
+        quality.parse_args(argv)
+    assert "--seeds" in capsys.readouterr().err
+
+
 def test_ladder_rows_and_their_references(quality):
     bench = Recorder(quality, steps=10, ladder=True)
     result = quality.ladder(bench)

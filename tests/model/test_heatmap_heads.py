@@ -9,7 +9,7 @@ from model_helpers import SIZE, images, tiny_config
 from fmuia.model import build_model
 from fmuia.kinds.dense import soft_argmax
 from fmuia.kinds.detection import CentreDetectionHead
-from fmuia.kinds.keypoints import KeypointHeatmapHead
+from fmuia.kinds.keypoints import KeypointBoundedRegressionHead, KeypointHeatmapHead
 from fmuia.tasks import Kind, Task, TaskRegistry
 
 PLUS_HEADS = {"heads": {"keypoints": "heatmap", "detection": "centernet"}, "routing": {"keypoints": "fpn"}}
@@ -126,3 +126,21 @@ def test_head_norm_exports_to_onnx_that_takes_an_empty_batch(tmp_path):
     with torch.no_grad():
         want = module(torch.from_numpy(x), torch.tensor([2, 0])).numpy()  # nn.GroupNorm itself
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_bounded_regression_predicts_inside_the_image_and_starts_at_its_centre():
+    registry = TaskRegistry([Task("kp", Kind.KEYPOINTS, 3)])
+    torch.manual_seed(0)
+    model = build_model(tiny_config(heads={"keypoints": "bounded_regression"}), registry).eval()
+    head = model.head("kp")
+    assert isinstance(head, KeypointBoundedRegressionHead)
+    # any logits, however large, decode to points inside the image
+    points = head.decode(torch.tensor([[-80.0, 80.0, 0.0, 3.0, -3.0, 1e4]]))
+    assert points.shape == (1, 3, 2) and bool(((points >= 0) & (points <= 1)).all())
+    assert points[0, 1, 0] == pytest.approx(0.5) and 0.5 < float(points[0, 1, 1]) < 1.0
+    # with its linear layer zeroed the head points at the centre, whatever the image
+    with torch.no_grad():
+        head.linear.weight.zero_()
+        head.linear.bias.zero_()
+        decoded = model.decode(model(images(2), ["kp", "kp"]))["kp"]
+    assert torch.allclose(decoded, torch.full((2, 3, 2), 0.5))

@@ -24,7 +24,7 @@ HEAD_TYPES = [(k.name, name) for k in kinds.all_kinds() for name in k.head_types
 def test_every_built_in_kind_and_head_type_is_covered():
     covered = {(kind, head) for kind, head in HEAD_TYPES}
     assert {("segmentation", "conv"), ("classification", "linear"), ("detection", "grid"), ("detection", "centernet"),
-            ("keypoints", "regression"), ("keypoints", "heatmap")} <= covered
+            ("keypoints", "regression"), ("keypoints", "bounded_regression"), ("keypoints", "heatmap")} <= covered
 
 
 @pytest.mark.parametrize("kind, head", HEAD_TYPES, ids=[f"{k}.{h}" for k, h in HEAD_TYPES])

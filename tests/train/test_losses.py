@@ -33,6 +33,17 @@ def test_keypoint_mse_on_normalised_coordinates():
     assert value("FUGC", raw, target) == pytest.approx(0.25)
 
 
+def test_bounded_keypoint_mse_compares_the_sigmoids_with_the_targets():
+    fn = loss_for(Kind.KEYPOINTS, "bounded_regression")
+    raw = torch.tensor([[0.0, 0.0, 50.0, -50.0]])  # sigmoids 0.5, 0.5, ~1, ~0
+    target = torch.tensor([[[0.5, 0.5], [0.0, 1.0]]])
+    assert float(fn(raw, target, REG["FUGC"], {})) == pytest.approx(0.5, abs=1e-6)
+    # far outside the image, the plain loss grows with the overshoot; the bounded one cannot
+    far = torch.tensor([[9.0, 9.0, 9.0, 9.0]])
+    assert value("FUGC", far, target) > 50
+    assert float(fn(far, target, REG["FUGC"], {})) < 1
+
+
 def test_multiclass_dice_known_values():
     target = torch.ones(1, 2, 2, dtype=torch.long)
     # uniform probabilities: class 1 dice = 2 * 2 / (2 + 4); class 0 is absent and counts 0

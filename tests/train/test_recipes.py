@@ -22,7 +22,8 @@ IMPROVED = os.path.join(ROOT, "configs", "fmuia_plus.yaml")
 
 def test_the_lists_name_the_changes_in_order():
     assert [c.name for c in FIXES] == ["decoder trained", "detection negatives", "every task visited",
-                                      "per-task validation split", "balanced selection", "seeded augmentation"]
+                                      "per-task validation split", "balanced selection", "bounded keypoint regression",
+                                      "seeded augmentation"]
     assert [c.name for c in IMPROVEMENTS] == ["keypoint heatmap", "centre detection", "dice + ce", "augmentation",
                                              "classification: light augmentation", "mixed batches", "gradient clipping", "per-step cosine",
                                              "test-time flip"]
@@ -101,7 +102,7 @@ def test_every_change_is_valid_and_changes_something(change):
 def test_one_change_alone_sets_only_its_keys():
     config = apply_changes(BASELINE, [find_change("centre detection")], extra={"train": {"max_steps": 7}}).to_dict()
     baseline = load_config(BASELINE).to_dict()
-    assert config["model"]["heads"] == {"detection": "centernet"}
+    assert config["model"]["heads"] == {"keypoints": "bounded_regression", "detection": "centernet"}
     assert config["train"]["max_steps"] == 7
     config["model"]["heads"], config["train"]["max_steps"] = baseline["model"]["heads"], baseline["train"]["max_steps"]
     assert config == baseline

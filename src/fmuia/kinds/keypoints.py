@@ -3,7 +3,8 @@
 
 Label: ``np.ndarray (K, 2) float64``. Target: ``FloatTensor (K, 2)`` ``[x, y] / [S, S]``.
 Heads: ``regression`` (default; pooled features to ``2K`` normalised coordinates, loss:
-mean squared error) and ``heatmap`` (one heatmap per point on the FPN map, decoded by a
+mean squared error), ``bounded_regression`` (the same through a sigmoid, so that every
+prediction lies in the image) and ``heatmap`` (one heatmap per point on the FPN map, decoded by a
 soft-argmax near the peak; loss: DSNT, the Euclidean distance of the soft-argmax to the
 target times ``coord_weight`` plus ``reg_weight`` times the Jensen-Shannon divergence to
 a Gaussian of ``sigma`` cells).
@@ -36,8 +37,8 @@ from fmuia.tasks import Task
 if TYPE_CHECKING:
     from fmuia.model.config import ModelConfig
 
-__all__ = ["KeypointHeatmapHead", "KeypointRegressionHead", "KeypointsKind", "KeypointsResult", "POINT_COLUMN",
-           "gaussian_heatmaps", "js_divergence", "keypoint_heatmap_loss", "keypoint_mse", "keypoint_result"]
+__all__ = ["KeypointBoundedRegressionHead", "KeypointHeatmapHead", "KeypointRegressionHead", "KeypointsKind", "KeypointsResult", "POINT_COLUMN",
+           "gaussian_heatmaps", "js_divergence", "keypoint_bounded_mse", "keypoint_heatmap_loss", "keypoint_mse", "keypoint_result"]
 
 POINT_COLUMN = "point_{}_xy"
 _EPS = 1e-8
@@ -91,6 +92,19 @@ class KeypointRegressionHead(Head):
         return raw.float().view(raw.shape[0], -1, 2).clamp(0.0, 1.0)
 
 
+class KeypointBoundedRegressionHead(KeypointRegressionHead):
+    """The regression head with its coordinates squashed into the image: the linear layer
+    gives logits, and a sigmoid maps them to 0..1. It starts near the image centre (small
+    logits) and can never predict outside the image, where the plain head's raw outputs,
+    driven by a 10x learning rate on large pooled features, overshoot and end clamped to
+    the image border.
+
+    raw: ``(B, 2K)`` logits. decode: ``(B, K, 2)`` their sigmoids."""
+
+    def decode(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(raw.float()).view(raw.shape[0], -1, 2)
+
+
 class KeypointHeatmapHead(Head):
     """A 3x3 conv-GroupNorm-ReLU block and a 1x1 conv to one heatmap logit map per point.
 
@@ -116,6 +130,12 @@ class KeypointHeatmapHead(Head):
 def keypoint_mse(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:
     """raw (B, 2K) as x1, y1, x2, y2, ...; target (B, K, 2), both normalised to 0..1."""
     return F.mse_loss(raw.float(), target.float().reshape(raw.shape[0], -1))
+
+
+def keypoint_bounded_mse(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:
+    """raw (B, 2K) logits of x1, y1, x2, y2, ...; target (B, K, 2) normalised to 0..1: the
+    squared error of their sigmoids, in the units of ``keypoint_mse``."""
+    return F.mse_loss(torch.sigmoid(raw.float()), target.float().reshape(raw.shape[0], -1))
 
 
 def gaussian_heatmaps(points: torch.Tensor, h: int, w: int, sigma: float) -> torch.Tensor:
@@ -181,6 +201,7 @@ class KeypointsKind(TaskKind):
     def __init__(self) -> None:
         super().__init__()
         self.add_head("regression", KeypointRegressionHead, keypoint_mse, default=True)
+        self.add_head("bounded_regression", KeypointBoundedRegressionHead, keypoint_bounded_mse)
         self.add_head("heatmap", KeypointHeatmapHead, keypoint_heatmap_loss, coord_weight=2.0, reg_weight=1.0, sigma=1.0)
 
     # -- CSV -------------------------------------------------------------------

@@ -51,6 +51,9 @@ FIXES: tuple[Change, ...] = (
            {"data": {"val_split": "per_task"}}),
     Change("balanced selection", "best checkpoint by the chance-rescaled score averaged over kinds",
            {"train": {"select": "balanced"}}),
+    Change("bounded keypoint regression", "keypoints: the regressed coordinates pass a sigmoid, so every "
+                                          "prediction lies in the image (the official: raw outputs clamped to it)",
+           {"model": {"heads": {"keypoints": "bounded_regression"}}}, (Kind("keypoints"),)),
     Change("seeded augmentation", "augmentation drawn from (seed, epoch, sample): runs repeat exactly",
            {"augment": {"seeded": True}}),
 )
