@@ -27,7 +27,9 @@ def test_the_lists_name_the_changes_in_order():
     assert [c.name for c in IMPROVEMENTS] == ["keypoint heatmap", "centre detection", "dice + ce", "augmentation",
                                              "classification: light augmentation", "mixed batches", "gradient clipping", "per-step cosine",
                                              "test-time flip"]
-    assert [c.name for c in CANDIDATES] == ["EMA", "uncertainty weighting", "classification: no geometric augmentation",
+    assert [c.name for c in CANDIDATES] == ["EMA", "uncertainty weighting", "learning rate x3", "learning rate x5",
+                                           "classification: position pooling",
+                                           "classification: no geometric augmentation",
                                            "classification: no ultrasound photometric augmentation"]
     names = [c.name for c in FIXES + IMPROVEMENTS + CANDIDATES]
     assert len(names) == len(set(names))

@@ -1,7 +1,9 @@
 """Classification: one class per image (CSV column ``mask``, the challenge's name).
 
 Label: ``int`` class id 0..n-1. Target: ``LongTensor ()``.
-Head ``linear``: global average pool, dropout (``model.dropout``), linear; loss: cross-entropy.
+Heads: ``linear`` (default): global average pool, dropout (``model.dropout``), linear;
+``position_pooled``: the same over the mean and the x/y first moments of each channel (where
+a feature lies, not only whether); loss: cross-entropy.
 Submission: ``classification_predictions.json`` entries with ``predicted_class`` and
 ``predicted_probs`` (n probabilities summing to 1).
 Score: accuracy, macro/weighted F1, MCC and ROC AUC over the task
@@ -25,8 +27,8 @@ from fmuia.kinds.base import TOP, Head, LabelCells, LabelError, SampleScore, Tas
 from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Task
 
-__all__ = ["ClassPrediction", "ClassificationHead", "ClassificationKind", "ClassificationResult", "classification_ce",
-           "classification_result"]
+__all__ = ["ClassPrediction", "ClassificationHead", "ClassificationKind", "ClassificationResult",
+           "PositionPooledClassificationHead", "classification_ce", "classification_result"]
 
 # predicted_probs must sum to 1 within this (float32 softmax rounding is far smaller).
 PROBABILITY_SUM_TOLERANCE = 1e-3
@@ -67,6 +69,38 @@ class ClassificationHead(Head):
         return raw.float().softmax(dim=1)
 
 
+class PositionPooledClassificationHead(ClassificationHead):
+    """The linear head over position-aware pooling: besides each channel's mean, its
+    first moments along x and y (the means of the features times the column and row
+    coordinates: cell centres from -1 at the left/top edge to 1 at the right/bottom
+    edge), then dropout and
+    a linear layer on the ``3 * C`` values.
+
+    A global average says what is in the image but not where; classes that are a
+    position or a layout (where the fetal head or sacrum lies) need the where, and a CNN
+    otherwise has to smuggle it through its padding. Plain multiplies and means: any
+    input size, and it exports to ONNX as such.
+
+    raw: ``(B, n)`` logits. decode: ``(B, n)`` probabilities (softmax)."""
+
+    def __init__(self, task: Task, in_channels: int, config) -> None:
+        super().__init__(task, in_channels, config)
+        self.linear = nn.Linear(3 * in_channels, task.num_classes)
+
+    def forward(self, features: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        h, w = features.shape[-2:]
+        xs = _cell_centres(w, features).view(1, 1, 1, w)
+        ys = _cell_centres(h, features).view(1, 1, h, 1)
+        pooled = torch.cat([features.mean(dim=(2, 3)), (features * xs).mean(dim=(2, 3)),
+                            (features * ys).mean(dim=(2, 3))], dim=1)
+        return self.linear(self.dropout(pooled))
+
+
+def _cell_centres(n: int, like: torch.Tensor) -> torch.Tensor:
+    """The centres of ``n`` equal cells spanning -1..1 (a single cell: 0)."""
+    return (torch.arange(n, device=like.device, dtype=like.dtype) + 0.5) * (2.0 / n) - 1.0
+
+
 def classification_ce(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:
     """raw (B, n) logits, target (B,) class ids."""
     return F.cross_entropy(raw.float(), target.long())
@@ -98,6 +132,7 @@ class ClassificationKind(TaskKind):
     def __init__(self) -> None:
         super().__init__()
         self.add_head("linear", ClassificationHead, classification_ce, default=True)
+        self.add_head("position_pooled", PositionPooledClassificationHead, classification_ce)
 
     # -- CSV -------------------------------------------------------------------
     def parse_label(self, row, task, header, folder):
