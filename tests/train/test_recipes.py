@@ -26,9 +26,8 @@ def test_the_lists_name_the_changes_in_order():
                                       "seeded augmentation"]
     assert [c.name for c in IMPROVEMENTS] == ["keypoint heatmap", "centre detection", "dice + ce", "augmentation",
                                              "classification: light augmentation", "mixed batches", "gradient clipping", "per-step cosine",
-                                             "test-time flip"]
-    assert [c.name for c in CANDIDATES] == ["EMA", "uncertainty weighting", "learning rate x3", "learning rate x5",
-                                           "classification: position pooling",
+                                             "learning rate x5", "classification: position pooling", "test-time flip"]
+    assert [c.name for c in CANDIDATES] == ["EMA", "uncertainty weighting", "learning rate x3",
                                            "classification: no geometric augmentation",
                                            "classification: no ultrasound photometric augmentation"]
     names = [c.name for c in FIXES + IMPROVEMENTS + CANDIDATES]

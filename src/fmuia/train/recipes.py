@@ -80,6 +80,12 @@ IMPROVEMENTS: tuple[Change, ...] = (
            {"train": {"grad_clip": 1.0}}),
     Change("per-step cosine", "the cosine schedule stepped every optimiser step instead of every epoch",
            {"schedule": {"interval": "step"}}),
+    Change("learning rate x5", "the base learning rate 5e-4 instead of 1e-4 (heads and decoder still 10x), warmed up "
+                               "over the first 60 steps",
+           {"optim": {"lr": 5.0e-4}, "schedule": {"warmup_steps": 60}}),
+    Change("classification: position pooling", "classification heads pool each channel's mean and its x/y first "
+                                                "moments (where a feature lies), not the mean alone",
+           {"model": {"heads": {"classification": "position_pooled"}}}, (Kind("classification"),)),
     Change("test-time flip", "predictions average a horizontally flipped view, for the tasks whose label survives a "
                              "flip (prediction only: training is unchanged)",
            {"model": {"tta": True}}),
@@ -95,12 +101,6 @@ CANDIDATES: tuple[Change, ...] = (
     Change("learning rate x3", "the base learning rate 3e-4 instead of 1e-4 (heads and decoder still 10x), warmed up "
                                "over the first 60 steps",
            {"optim": {"lr": 3.0e-4}, "schedule": {"warmup_steps": 60}}),
-    Change("learning rate x5", "the base learning rate 5e-4 instead of 1e-4 (heads and decoder still 10x), warmed up "
-                               "over the first 60 steps",
-           {"optim": {"lr": 5.0e-4}, "schedule": {"warmup_steps": 60}}),
-    Change("classification: position pooling", "classification heads pool each channel's mean and its x/y first "
-                                                "moments (where a feature lies), not the mean alone",
-           {"model": {"heads": {"classification": "position_pooled"}}}, (Kind("classification"),)),
     Change("classification: no geometric augmentation", "classification tasks without the scale/rotation/shift",
            {"augment": {"kinds": {"classification": {"affine": 0.0}}}}, (Kind("classification"),)),
     Change("classification: no ultrasound photometric augmentation",
