@@ -73,8 +73,7 @@ class PositionPooledClassificationHead(ClassificationHead):
     """The linear head over position-aware pooling: besides each channel's mean, its
     first moments along x and y (the means of the features times the column and row
     coordinates: cell centres from -1 at the left/top edge to 1 at the right/bottom
-    edge), then dropout and
-    a linear layer on the ``3 * C`` values.
+    edge), then dropout and a linear layer on the ``3 * C`` values.
 
     A global average says what is in the image but not where; classes that are a
     position or a layout (where the fetal head or sacrum lies) need the where, and a CNN

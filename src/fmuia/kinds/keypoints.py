@@ -4,10 +4,10 @@
 Label: ``np.ndarray (K, 2) float64``. Target: ``FloatTensor (K, 2)`` ``[x, y] / [S, S]``.
 Heads: ``regression`` (default; pooled features to ``2K`` normalised coordinates, loss:
 mean squared error), ``bounded_regression`` (the same through a sigmoid, so that every
-prediction lies in the image) and ``heatmap`` (one heatmap per point on the FPN map, decoded by a
-soft-argmax near the peak; loss: DSNT, the Euclidean distance of the soft-argmax to the
-target times ``coord_weight`` plus ``reg_weight`` times the Jensen-Shannon divergence to
-a Gaussian of ``sigma`` cells).
+prediction lies in the image) and ``heatmap`` (one heatmap per point on the FPN map,
+decoded by a soft-argmax near the peak; loss: DSNT, the Euclidean distance of the
+soft-argmax to the target times ``coord_weight`` plus ``reg_weight`` times the
+Jensen-Shannon divergence to a Gaussian of ``sigma`` cells).
 Submission: ``regression_predictions.json`` entries with ``predicted_points_normalized``
 and ``predicted_points_pixels`` (``x1, y1, x2, y2, ...``).
 Score: mean radial error in pixels; the task score is the mean of
@@ -37,8 +37,9 @@ from fmuia.tasks import Task
 if TYPE_CHECKING:
     from fmuia.model.config import ModelConfig
 
-__all__ = ["KeypointBoundedRegressionHead", "KeypointHeatmapHead", "KeypointRegressionHead", "KeypointsKind", "KeypointsResult", "POINT_COLUMN",
-           "gaussian_heatmaps", "js_divergence", "keypoint_bounded_mse", "keypoint_heatmap_loss", "keypoint_mse", "keypoint_result"]
+__all__ = ["KeypointBoundedRegressionHead", "KeypointHeatmapHead", "KeypointRegressionHead", "KeypointsKind",
+           "KeypointsResult", "POINT_COLUMN", "gaussian_heatmaps", "js_divergence", "keypoint_bounded_mse",
+           "keypoint_heatmap_loss", "keypoint_mse", "keypoint_result"]
 
 POINT_COLUMN = "point_{}_xy"
 _EPS = 1e-8
@@ -95,9 +96,9 @@ class KeypointRegressionHead(Head):
 class KeypointBoundedRegressionHead(KeypointRegressionHead):
     """The regression head with its coordinates squashed into the image: the linear layer
     gives logits, and a sigmoid maps them to 0..1. It starts near the image centre (small
-    logits) and can never predict outside the image, where the plain head's raw outputs,
-    driven by a 10x learning rate on large pooled features, overshoot and end clamped to
-    the image border.
+    logits) and can never predict outside the image. The plain head's raw outputs
+    overshoot and, clamped, end on the image border (most of its predicted coordinates
+    on the synthetic benchmark).
 
     raw: ``(B, 2K)`` logits. decode: ``(B, K, 2)`` their sigmoids."""
 
