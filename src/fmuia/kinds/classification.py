@@ -24,6 +24,7 @@ from torch import nn
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import classification_metrics
 from fmuia.kinds.base import TOP, Head, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list, parse_int
+from fmuia.kinds.dense import cell_centres
 from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Task
 
@@ -88,16 +89,11 @@ class PositionPooledClassificationHead(ClassificationHead):
 
     def forward(self, features: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
         h, w = features.shape[-2:]
-        xs = _cell_centres(w, features).view(1, 1, 1, w)
-        ys = _cell_centres(h, features).view(1, 1, h, 1)
+        xs, ys = cell_centres(h, w, features.device, features.dtype)  # 0..1; the moments want -1..1
+        xs, ys = (2.0 * xs - 1.0).view(1, 1, 1, w), (2.0 * ys - 1.0).view(1, 1, h, 1)
         pooled = torch.cat([features.mean(dim=(2, 3)), (features * xs).mean(dim=(2, 3)),
                             (features * ys).mean(dim=(2, 3))], dim=1)
         return self.linear(self.dropout(pooled))
-
-
-def _cell_centres(n: int, like: torch.Tensor) -> torch.Tensor:
-    """The centres of ``n`` equal cells spanning -1..1 (a single cell: 0)."""
-    return (torch.arange(n, device=like.device, dtype=like.dtype) + 0.5) * (2.0 / n) - 1.0
 
 
 def classification_ce(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:
