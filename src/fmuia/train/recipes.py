@@ -101,6 +101,12 @@ CANDIDATES: tuple[Change, ...] = (
     Change("learning rate x3", "the base learning rate 3e-4 instead of 1e-4 (heads and decoder still 10x), warmed up "
                                "over the first 60 steps",
            {"optim": {"lr": 3.0e-4}, "schedule": {"warmup_steps": 60}}),
+    Change("learning rate x10", "the base learning rate 1e-3 instead of 1e-4 (heads and decoder still 10x), warmed up "
+                                "over the first 60 steps",
+           {"optim": {"lr": 1.0e-3}, "schedule": {"warmup_steps": 60}}),
+    Change("classification from the FPN map", "classification heads read the FPN map (stride 4) instead of the "
+                                              "encoder's top features (stride 32)",
+           {"model": {"routing": {"classification": "fpn"}}}, (Kind("classification"),)),
     Change("classification: no geometric augmentation", "classification tasks without the scale/rotation/shift",
            {"augment": {"kinds": {"classification": {"affine": 0.0}}}}, (Kind("classification"),)),
     Change("classification: no ultrasound photometric augmentation",
