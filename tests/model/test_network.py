@@ -148,3 +148,27 @@ def test_default_b4_config_builds_with_27_tasks():
     assert len(model.heads) == 27
     assert model.encoder.feature_info.reduction() == [2, 4, 8, 16, 32]
     assert 19_000_000 < sum(p.numel() for p in model.parameters()) < 20_000_000
+
+
+def test_fine_decoder_stage_doubles_the_dense_maps(small_registry):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(decoder_stride=2, heads={"keypoints": "heatmap", "detection": "centernet"}),
+                        small_registry).eval()
+    ids = ["seg", "det", "kp", "cls"]
+    out = model(images(len(ids)), ids)
+    assert out["seg"].shape == (1, 3, SIZE, SIZE)
+    assert out["det"].shape[-2:] == (SIZE // 2, SIZE // 2)
+    assert out["kp"].shape[-2:] == (SIZE // 2, SIZE // 2)  # one heatmap per point
+    assert out["cls"].shape == (1, 4)
+    # the stride-2 features reach the output: changing them changes the segmentation
+    feats = model.encoder(images(1))
+    base = model.decoder(feats)
+    feats[model.decoder.fine_level] = feats[model.decoder.fine_level] + 1.0
+    assert not torch.allclose(base, model.decoder(feats))
+
+
+def test_decoder_stride_is_checked():
+    assert ModelConfig.from_dict({"decoder_stride": 2}).decoder_stride == 2
+    for bad in (3, 8, True, "2"):
+        with pytest.raises(ConfigError, match="decoder_stride"):
+            ModelConfig.from_dict({"decoder_stride": bad})

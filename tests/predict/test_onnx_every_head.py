@@ -46,3 +46,20 @@ def test_head_type_round_trips_through_onnx(kind, head, tmp_path):
     decoded_torch, decoded_onnx = model.decode(expected), model.decode(got)
     for task_id in expected:
         assert torch.allclose(decoded_torch[task_id].float(), decoded_onnx[task_id].float(), atol=1e-4), task_id
+
+
+def test_fine_decoder_stage_round_trips_through_onnx(tmp_path):
+    torch.manual_seed(0)
+    config = ModelConfig(**TINY, decoder_stride=2, heads={"keypoints": "heatmap", "detection": "centernet"},
+                         routing={"keypoints": "fpn"})
+    model = build_model(config, REGISTRY).eval()
+    path = str(tmp_path / "model.onnx")
+    export_onnx(model, path)
+    images = normalise(torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8), torch.device("cpu"))
+    task_ids = ["FUGC", "breast_lesion", "organ_cls", "thyroid_nodule_det"]
+    expected = TorchBackend(model, "cpu", "fp32").raw(images, task_ids)
+    got = OnnxBackend(path, "cpu").raw(images, task_ids)
+    assert expected["thyroid_nodule_det"].shape[-2:] == (32, 32)  # stride 2 of 64 px
+    for task_id, raw in expected.items():
+        assert got[task_id].shape == raw.shape, task_id
+        assert float((got[task_id] - raw).abs().max()) <= 1e-4, task_id

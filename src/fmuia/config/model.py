@@ -39,8 +39,9 @@ class ModelConfig:
     encoder: str = "efficientnet_b4"
     pretrained: str = "imagenet"
     decoder_channels: int = 256  # FPN pyramid width
-    decoder_out_channels: int = 128  # width of the fused 1/4-resolution map
+    decoder_out_channels: int = 128  # width of the fused map
     decoder_dropout: float = 0.2
+    decoder_stride: int = 4  # the fused map's stride: 4 (FPN) or 2 (FPN + a stage fusing the stride-2 features)
     image_size: int = 256
     dropout: float = 0.2  # classification head
     routing: dict[str, str] = field(default_factory=dict, metadata=OPEN)
@@ -66,6 +67,8 @@ class ModelConfig:
                 fail(name, f"expected a positive integer, got {value!r}")
         if self.image_size % 32:
             fail("image_size", f"must be a multiple of 32 (the encoder's largest stride), got {self.image_size}")
+        if self.decoder_stride not in (2, 4) or isinstance(self.decoder_stride, bool):
+            fail("decoder_stride", f"expected 4 (the FPN's 1/4 map) or 2 (one finer stage), got {self.decoder_stride!r}")
         if self.decoder_out_channels % 32:
             fail("decoder_out_channels", f"must be a multiple of 32 (GroupNorm groups), got {self.decoder_out_channels}")
         for name in ("dropout", "decoder_dropout"):

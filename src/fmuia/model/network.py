@@ -44,7 +44,8 @@ class MultiTaskModel(nn.Module):
         self.routes = routing.resolve_routes(registry, {**preferred, **config.routing})
         needs_fpn = routing.FPN in self.routes.values()
         self.decoder: FPN | None = (
-            FPN(self.encoder.feature_info, config.decoder_channels, config.decoder_out_channels, config.decoder_dropout)
+            FPN(self.encoder.feature_info, config.decoder_channels, config.decoder_out_channels, config.decoder_dropout,
+                config.decoder_stride)
             if needs_fpn else None
         )
         channels = {routing.TOP: self.encoder.top_channels, routing.FPN: config.decoder_out_channels}

@@ -107,6 +107,9 @@ CANDIDATES: tuple[Change, ...] = (
     Change("classification from the FPN map", "classification heads read the FPN map (stride 4) instead of the "
                                               "encoder's top features (stride 32)",
            {"model": {"routing": {"classification": "fpn"}}}, (Kind("classification"),)),
+    Change("fine decoder stage", "dense tasks read a stride-2 map: the FPN's 1/4 map upsampled and fused with the "
+                                 "encoder's stride-2 features",
+           {"model": {"decoder_stride": 2}}, (Kind("segmentation"), Kind("detection"), Kind("keypoints"))),
     Change("classification: no geometric augmentation", "classification tasks without the scale/rotation/shift",
            {"augment": {"kinds": {"classification": {"affine": 0.0}}}}, (Kind("classification"),)),
     Change("classification: no ultrasound photometric augmentation",
