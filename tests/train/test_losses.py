@@ -27,6 +27,18 @@ def test_cross_entropy_known_value():
     assert value("breast_2cls", torch.zeros(1, 2), torch.tensor([0])) == pytest.approx(math.log(2))
 
 
+def test_label_smoothing_spreads_that_much_of_the_target_over_the_classes():
+    logits, target = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])
+    logp = torch.log_softmax(logits, dim=1)[0]
+    by_hand = -(0.9 * logp[0] + 0.1 * logp.mean())  # 0.1 of the mass spread evenly over the 3 classes
+    assert value("breast_3cls", logits, target, label_smoothing=0.1) == pytest.approx(float(by_hand), rel=1e-6)
+    assert value("breast_3cls", logits, target, label_smoothing=0.0) == pytest.approx(float(-logp[0]), rel=1e-6)
+    assert loss_params(Kind.CLASSIFICATION, "position_pooled") == {"label_smoothing": 0.0}
+    for bad in (1.0, -0.1, "0.1", True):
+        with pytest.raises(ConfigError, match="label_smoothing"):
+            value("breast_3cls", logits, target, label_smoothing=bad)
+
+
 def test_keypoint_mse_on_normalised_coordinates():
     raw = torch.tensor([[0.5, 0.5, 0.0, 0.0]])
     target = torch.tensor([[[0.5, 0.5], [1.0, 0.0]]])

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fmuia.errors import ConfigError
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import classification_metrics
 from fmuia.kinds.base import TOP, Head, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list, parse_int
@@ -97,8 +98,13 @@ class PositionPooledClassificationHead(ClassificationHead):
 
 
 def classification_ce(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:
-    """raw (B, n) logits, target (B,) class ids."""
-    return F.cross_entropy(raw.float(), target.long())
+    """raw (B, n) logits, target (B,) class ids. ``label_smoothing`` > 0 trains towards
+    that much of the target's mass spread evenly over the classes (0 keeps the plain
+    cross-entropy of the reference)."""
+    smoothing = params.get("label_smoothing", 0.0)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
+        raise ConfigError(f"loss.params.classification.*.label_smoothing: expected a number in [0, 1), got {smoothing!r}")
+    return F.cross_entropy(raw.float(), target.long(), label_smoothing=float(smoothing))
 
 
 def classification_result(task: Task, y_true, y_pred, probs) -> TaskResult:
@@ -126,8 +132,8 @@ class ClassificationKind(TaskKind):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_head("linear", ClassificationHead, classification_ce, default=True)
-        self.add_head("position_pooled", PositionPooledClassificationHead, classification_ce)
+        self.add_head("linear", ClassificationHead, classification_ce, default=True, label_smoothing=0.0)
+        self.add_head("position_pooled", PositionPooledClassificationHead, classification_ce, label_smoothing=0.0)
 
     # -- CSV -------------------------------------------------------------------
     def parse_label(self, row, task, header, folder):

@@ -110,6 +110,10 @@ CANDIDATES: tuple[Change, ...] = (
     Change("fine decoder stage", "dense tasks read a stride-2 map: the FPN's 1/4 map upsampled and fused with the "
                                  "encoder's stride-2 features",
            {"model": {"decoder_stride": 2}}, (Kind("segmentation"), Kind("detection"), Kind("keypoints"))),
+    Change("classification: label smoothing", "classification trained towards targets with 0.1 of their mass spread "
+                                              "over the classes",
+           {"loss": {"params": {"classification.position_pooled": {"label_smoothing": 0.1}}}},
+           (Kind("classification"),)),
     Change("classification: no geometric augmentation", "classification tasks without the scale/rotation/shift",
            {"augment": {"kinds": {"classification": {"affine": 0.0}}}}, (Kind("classification"),)),
     Change("classification: no ultrasound photometric augmentation",
