@@ -192,9 +192,11 @@ class Bench:
             else:
                 print(f"  {name}: trains as {os.path.relpath(twin, self.out)} did; its checkpoint is predicted again", flush=True)
             device = "cpu" if config.device == "cpu" else "auto"
-            tta = ["--tta"] if config.model.tta else ["--no-tta"]
+            decoding = ["--tta" if config.model.tta else "--no-tta",
+                        "--box-voting" if config.model.box_voting else "--no-box-voting"]
             self._fmuia(f"{name}.predict", ["predict", "--checkpoint", os.path.join(twin or run_dir, "best"), "--data",
-                                            self._test_root(config), "--out", pred_dir, "--device", device, "--no-progress", *tta])
+                                            self._test_root(config), "--out", pred_dir, "--device", device, "--no-progress",
+                                            *decoding])
             self._fmuia(f"{name}.evaluate", ["evaluate", "--data", self._test_root(config), "--pred", pred_dir,
                                              "--out", os.path.join(self.out, "eval", name)])
         with open(results, encoding="utf-8") as fh:
@@ -202,7 +204,7 @@ class Bench:
 
     def _trained_twin(self, config: Config) -> str | None:
         """The run folder of a finished run under --out whose training config equals
-        ``config``'s (they differ only in prediction settings such as ``model.tta``), or
+        ``config``'s (they differ only in prediction settings: ``model.tta``, ``model.box_voting``), or
         None. Its checkpoint is what training ``config`` would give again."""
         wanted = _training_part(config)
         folder = os.path.join(self.out, "configs")
@@ -234,7 +236,7 @@ class Bench:
 def _training_part(config: Config) -> Config:
     """``config`` without its prediction-only settings: two configs equal here train the
     same checkpoint."""
-    return dataclasses.replace(config, model=config.model.replace(tta=False))
+    return dataclasses.replace(config, model=config.model.replace(tta=False, box_voting=False))
 
 
 def _remove_tree(folder: str) -> None:

@@ -93,6 +93,32 @@ def test_centre_decode_recovers_the_box_of_the_best_cell(plus_model):
     assert decoded[0, 4].item() == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-6)
 
 
+def _cell_sides(box: torch.Tensor, row: int, col: int, h: int, w: int) -> torch.Tensor:
+    cx, cy = (col + 0.5) / w, (row + 0.5) / h
+    return _logit(torch.tensor([cx - box[0], cy - box[1], box[2] - cx, box[3] - cy]))
+
+
+def test_box_voting_averages_the_cells_around_the_peak_by_score():
+    registry = TaskRegistry([Task("det", Kind.DETECTION, 1)])
+    torch.manual_seed(0)
+    model = build_model(tiny_config(heads={"detection": "centernet"}, box_voting=True), registry).eval()
+    head, h, w = model.head("det"), GRID, GRID
+    first, second = torch.tensor([0.20, 0.30, 0.60, 0.90]), torch.tensor([0.22, 0.28, 0.64, 0.86])
+    raw = torch.full((1, 5, h, w), -6.0)
+    raw[0, 1:5, 9, 6], raw[0, 0, 9, 6] = _cell_sides(first, 9, 6, h, w), 2.0  # the peak
+    raw[0, 1:5, 9, 7], raw[0, 0, 9, 7] = _cell_sides(second, 9, 7, h, w), 1.0  # a voter: above half the peak
+    raw[0, 1:5, 10, 6], raw[0, 0, 10, 6] = _cell_sides(torch.tensor([0.0, 0.0, 1.0, 1.0]), 10, 6, h, w), -1.5
+    raw[0, 1:5, 1, 14], raw[0, 0, 1, 14] = _cell_sides(torch.tensor([0.8, 0.0, 0.95, 0.1]), 1, 14, h, w), 1.9
+    p1, p2 = torch.sigmoid(torch.tensor(2.0)), torch.sigmoid(torch.tensor(1.0))
+    expected = (p1 * first + p2 * second) / (p1 + p2)  # the weak cell and the cell outside the peak's box do not vote
+    decoded = head.decode(raw)
+    assert torch.allclose(decoded[0, :4], expected, atol=1e-5)
+    assert decoded[0, 4].item() == pytest.approx(float(p1), abs=1e-6)
+    # switched off at prediction time (fmuia.load(box_voting=False) does this): the peak cell alone
+    head.set_decoding(model.config.replace(box_voting=False))
+    assert torch.allclose(head.decode(raw)[0, :4], first, atol=1e-5)
+
+
 def test_centre_head_starts_with_a_low_score_prior(plus_model):
     head = plus_model.head("det")
     assert torch.sigmoid(head.out.bias[0]).item() == pytest.approx(0.1, abs=0.01)

@@ -38,13 +38,17 @@ def add_arguments(p) -> None:
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average with a horizontally flipped view (never for orientation-sensitive tasks); "
                         "default: the checkpoint's model.tta")
+    p.add_argument("--box-voting", action=argparse.BooleanOptionalAction, default=None,
+                   help="detection with a centre-map head: the box is the score-weighted mean of the boxes around "
+                        "the peak, not the peak cell's alone; default: the checkpoint's model.box_voting")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
     from fmuia.predict.api import load
 
-    predictor = load(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision, tta=args.tta)
+    predictor = load(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision, tta=args.tta,
+                     box_voting=args.box_voting)
     summary = predictor.predict_dataset(
         args.data, args.out, batch_size=args.batch_size, workers=args.workers,
         progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite,

@@ -31,6 +31,11 @@ class ModelConfig:
     only, never training or validation, and travels with the checkpoint and its ONNX
     graph so that ``fmuia predict`` and exported submissions use it by default.
 
+    ``box_voting``: the centre-map detection head (``heads: {detection: centernet}``)
+    decodes the score-weighted mean of the boxes of the cells around its peak instead of
+    the peak cell's box alone (see ``CentreDetectionHead``); prediction only, and it
+    travels with the checkpoint and its ONNX graph like ``tta``.
+
     ``routing`` maps a task id or a kind name to a feature source (``top`` or ``fpn``) and
     overrides the per-kind default table of ``fmuia.model.routing``. ``heads`` maps a kind
     name to a head type registered in ``fmuia.model.heads``.
@@ -44,6 +49,7 @@ class ModelConfig:
     decoder_stride: int = 4  # the fused map's stride: 4 (FPN) or 2 (FPN + a stage fusing the stride-2 features)
     image_size: int = 256
     dropout: float = 0.2  # classification head
+    box_voting: bool = False
     routing: dict[str, str] = field(default_factory=dict, metadata=OPEN)
     heads: dict[str, str] = field(default_factory=dict, metadata=OPEN)
     channels_last: bool = True
@@ -77,7 +83,7 @@ class ModelConfig:
                 fail(name, f"expected a number in [0, 1), got {value!r}")
         if self.precision not in PRECISIONS:
             fail("precision", f"expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for name in ("channels_last", "tta"):
+        for name in ("channels_last", "tta", "box_voting"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, f"expected true or false, got {getattr(self, name)!r}")
         for name in ("routing", "heads"):

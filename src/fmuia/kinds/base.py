@@ -83,6 +83,10 @@ class Head(nn.Module):
     def decode(self, raw: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def set_decoding(self, config: "ModelConfig") -> None:
+        """Take the prediction-only options of ``config`` (e.g. ``box_voting``) that this
+        head's ``decode`` reads; a head without such options ignores it."""
+
 
 @dataclass(frozen=True)
 class HeadType:

@@ -95,12 +95,17 @@ class CentreDetectionHead(Head):
 
     raw: ``(B, 5, h, w)``, channel 0 the score, 1..4 the distances (h = H/4 on the FPN map).
     decode: ``(B, 5)`` = box ``x1, y1, x2, y2`` in 0..1 (x1 <= x2, y1 <= y2 by construction)
-    and score in 0..1, from the cell with the highest score."""
+    and score in 0..1, from the cell with the highest score. With ``model.box_voting`` the
+    box is instead the score-weighted mean of the boxes of the cells that score at least
+    half the peak and lie inside the peak cell's box: every cell near the centre was
+    trained on the same box, so their mean is less noisy than one cell's guess."""
 
     feature_source = "fpn"
+    VOTE_FRACTION = 0.5  # of the peak score, for a cell to vote
 
     def __init__(self, task: Task, in_channels: int, config: "ModelConfig") -> None:
         super().__init__(task, in_channels, config)
+        self.set_decoding(config)
         self.tower = tower(in_channels, 2)
         self.out = nn.Conv2d(in_channels, 5, kernel_size=1)
         with torch.no_grad():
@@ -108,6 +113,9 @@ class CentreDetectionHead(Head):
 
     def forward(self, features: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
         return self.out(self.tower(features))
+
+    def set_decoding(self, config: "ModelConfig") -> None:
+        self.box_voting = bool(config.box_voting)
 
     @staticmethod
     def boxes(raw: torch.Tensor) -> torch.Tensor:
@@ -118,9 +126,24 @@ class CentreDetectionHead(Head):
         scores = raw[:, 0].float().flatten(1)
         best = scores.argmax(dim=1)
         boxes = self.boxes(raw).flatten(2)
-        box = boxes.gather(2, best.view(-1, 1, 1).expand(-1, 4, 1)).squeeze(2).clamp(0.0, 1.0)
+        box = boxes.gather(2, best.view(-1, 1, 1).expand(-1, 4, 1)).squeeze(2)
         score = scores.gather(1, best.view(-1, 1)).squeeze(1).sigmoid()
-        return torch.cat([box, score[:, None]], dim=1)
+        if self.box_voting:
+            box = self._vote(scores.sigmoid(), boxes, box, score, raw.shape[-2:])
+        return torch.cat([box.clamp(0.0, 1.0), score[:, None]], dim=1)
+
+    def _vote(self, probs: torch.Tensor, boxes: torch.Tensor, peak_box: torch.Tensor, peak: torch.Tensor,
+              grid: tuple[int, int]) -> torch.Tensor:
+        """``probs`` (B, h*w), ``boxes`` (B, 4, h*w), ``peak_box`` (B, 4), ``peak`` (B,) -> (B, 4)."""
+        h, w = grid
+        xs, ys = cell_centres(h, w, probs.device)
+        cx, cy = xs.view(1, w).expand(h, w).reshape(1, -1), ys.view(h, 1).expand(h, w).reshape(1, -1)
+        inside = ((cx >= peak_box[:, 0:1]) & (cx <= peak_box[:, 2:3]) & (cy >= peak_box[:, 1:2])
+                  & (cy <= peak_box[:, 3:4]))
+        # the peak cell always votes (>= its own score), so no row is left without voters
+        voters = (inside & (probs >= self.VOTE_FRACTION * peak[:, None])) | (probs >= peak[:, None])
+        weights = torch.where(voters, probs, torch.zeros_like(probs))
+        return (boxes * weights[:, None]).sum(dim=2) / weights.sum(dim=1, keepdim=True).clamp_min(_EPS)
 def centre_cells(boxes: torch.Tensor, grid_h: int, grid_w: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column of the grid cell holding each normalised box's centre: (B,), (B,)."""
     cx = (boxes[:, 0] + boxes[:, 2]) / 2

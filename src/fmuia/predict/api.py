@@ -21,6 +21,7 @@ def load(
     backend: str | None = None,
     precision: str | None = None,
     tta: "bool | Iterable[str] | None" = None,
+    box_voting: bool | None = None,
 ) -> Predictor:
     """Load a model for prediction.
 
@@ -32,7 +33,8 @@ def load(
     on CPU, identical on every CPU; the checkpoint's on GPU; ``bf16`` is faster on CPUs
     with AVX512-BF16 or AMX; ``auto`` picks bf16 there). ``tta``: horizontal-flip test-time augmentation, ``True`` for every
     task it is valid for, a list of task ids, ``False`` for none, or ``None`` (default) for
-    the model config's ``model.tta``.
+    the model config's ``model.tta``. ``box_voting``: detection boxes as the score-weighted
+    mean of the cells around the peak (centre-map heads only; ``None``: ``model.box_voting``).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -44,11 +46,11 @@ def load(
     if backend == "torch":
         if onnx_file:
             raise CheckpointError(f"{path}: an ONNX file runs with backend 'onnx', not 'torch'")
-        return Predictor(TorchBackend(load_checkpoint(path), device, precision), tta=tta)
+        return Predictor(TorchBackend(load_checkpoint(path), device, precision), tta=tta, box_voting=box_voting)
     if onnx_file:
-        return Predictor(OnnxBackend(path, device), tta=tta)
+        return Predictor(OnnxBackend(path, device), tta=tta, box_voting=box_voting)
     with tempfile.TemporaryDirectory(prefix="fmuia-onnx-") as folder:
         graph = os.path.join(folder, "model.onnx")
         export_onnx(load_checkpoint(path), graph)
         # The session holds the graph in memory; the temporary file can go.
-        return Predictor(OnnxBackend(graph, device), tta=tta)
+        return Predictor(OnnxBackend(graph, device), tta=tta, box_voting=box_voting)

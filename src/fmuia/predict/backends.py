@@ -56,6 +56,12 @@ class TorchBackend:
         with torch.inference_mode():
             return self.model.head(task_id).decode(raw)
 
+    def set_decoding(self, config: ModelConfig) -> None:
+        """Decode with ``config``'s prediction-only options (the weights stay as they are)."""
+        self.config = config
+        for task in self.registry:
+            self.model.head(task.task_id).set_decoding(config)
+
 
 class OnnxBackend:
     """onnxruntime on a graph written by ``fmuia.predict.onnx_graph.export_onnx``.
@@ -109,6 +115,12 @@ class OnnxBackend:
     def decode(self, task_id: str, raw: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self._heads[task_id].decode(raw)
+
+    def set_decoding(self, config: ModelConfig) -> None:
+        """Decode with ``config``'s prediction-only options."""
+        self.config = config
+        for head in self._heads.values():
+            head.set_decoding(config)
 
 
 def is_onnx_file(path: str) -> bool:

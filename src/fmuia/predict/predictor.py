@@ -69,7 +69,10 @@ class Predictor:
     out_dir)`` writes a challenge submission for a whole data root.
     """
 
-    def __init__(self, backend: Any, tta: "bool | Iterable[str] | None" = None) -> None:
+    def __init__(self, backend: Any, tta: "bool | Iterable[str] | None" = None,
+                 box_voting: bool | None = None) -> None:
+        if box_voting is not None:  # None: the model config's choice (``model.box_voting``)
+            backend.set_decoding(backend.config.replace(box_voting=box_voting))
         self.backend = backend
         self.registry: TaskRegistry = backend.registry
         self.image_size: int = backend.config.image_size

@@ -107,6 +107,9 @@ CANDIDATES: tuple[Change, ...] = (
     Change("classification from the FPN map", "classification heads read the FPN map (stride 4) instead of the "
                                               "encoder's top features (stride 32)",
            {"model": {"routing": {"classification": "fpn"}}}, (Kind("classification"),)),
+    Change("box voting", "detection: the box is the score-weighted mean of the boxes of the cells around the peak "
+                         "(prediction only: training is unchanged)",
+           {"model": {"box_voting": True}}, (Kind("detection"),)),
     Change("fine decoder stage", "dense tasks read a stride-2 map: the FPN's 1/4 map upsampled and fused with the "
                                  "encoder's stride-2 features",
            {"model": {"decoder_stride": 2}}, (Kind("segmentation"), Kind("detection"), Kind("keypoints"))),
