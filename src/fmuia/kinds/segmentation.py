@@ -28,9 +28,10 @@ from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import segmentation_scores
 from fmuia.kinds.base import FPN, Head, LabelCells, LabelError, SampleScore, TaskKind
 from fmuia.kinds.drawing import PALETTE, PREDICTED, TRUTH, contours, thumbnail
+from fmuia.kinds.dense import tower
 from fmuia.tasks import Task
 
-__all__ = ["SegmentationHead", "SegmentationKind", "SegmentationResult", "read_prediction_mask", "segmentation_dice", "segmentation_result"]
+__all__ = ["SegmentationHead", "SegmentationKind", "SegmentationTowerHead", "SegmentationResult", "read_prediction_mask", "segmentation_dice", "segmentation_result"]
 
 SEGMENTATION_DIR = "Segmentation"
 
@@ -59,6 +60,21 @@ class SegmentationHead(Head):
 
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
         return raw.float().softmax(dim=1)
+
+
+class SegmentationTowerHead(SegmentationHead):
+    """Two 3x3 conv-GroupNorm-ReLU blocks before the 1x1 class conv, as the centre-map and
+    heatmap heads have: each task shapes the shared map with its own context first,
+    rather than reading its classes off the shared map one pixel at a time.
+
+    raw and decode: as ``SegmentationHead``."""
+
+    def __init__(self, task: Task, in_channels: int, config) -> None:
+        super().__init__(task, in_channels, config)
+        self.tower = tower(in_channels, 2)
+
+    def forward(self, features: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        return super().forward(self.tower(features), image_size)
 
 
 _DICE: list = []  # the smp DiceLoss, built on first use (importing smp is slow)
@@ -144,6 +160,7 @@ class SegmentationKind(TaskKind):
     def __init__(self) -> None:
         super().__init__()
         self.add_head("conv", SegmentationHead, segmentation_dice, default=True, ce_weight=0.0)
+        self.add_head("tower", SegmentationTowerHead, segmentation_dice, ce_weight=0.0)
 
     # -- CSV -------------------------------------------------------------------
     def parse_label(self, row, task, header, folder):

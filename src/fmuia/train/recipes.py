@@ -110,6 +110,10 @@ CANDIDATES: tuple[Change, ...] = (
     Change("box voting", "detection: the box is the score-weighted mean of the boxes of the cells around the peak "
                          "(prediction only: training is unchanged)",
            {"model": {"box_voting": True}}, (Kind("detection"),)),
+    Change("segmentation: conv tower", "segmentation heads put two 3x3 conv-GroupNorm-ReLU blocks before the class "
+                                       "conv (Dice + cross-entropy as before)",
+           {"model": {"heads": {"segmentation": "tower"}},
+            "loss": {"params": {"segmentation.tower": {"ce_weight": 1.0}}}}, (Kind("segmentation"),)),
     Change("fine decoder stage", "dense tasks read a stride-2 map: the FPN's 1/4 map upsampled and fused with the "
                                  "encoder's stride-2 features",
            {"model": {"decoder_stride": 2}}, (Kind("segmentation"), Kind("detection"), Kind("keypoints"))),
