@@ -114,6 +114,10 @@ CANDIDATES: tuple[Change, ...] = (
                                        "conv (Dice + cross-entropy as before)",
            {"model": {"heads": {"segmentation": "tower"}},
             "loss": {"params": {"segmentation.tower": {"ce_weight": 1.0}}}}, (Kind("segmentation"),)),
+    Change("no decoder dropout", "the FPN map without its channel dropout (smp's default 0.2)",
+           {"model": {"decoder_dropout": 0.0}}, (Kind("segmentation"), Kind("detection"), Kind("keypoints"))),
+    Change("uncertainty weighting, no decoder dropout", "the two candidates together",
+           {"loss": {"balance": "uncertainty"}, "model": {"decoder_dropout": 0.0}}),
     Change("fine decoder stage", "dense tasks read a stride-2 map: the FPN's 1/4 map upsampled and fused with the "
                                  "encoder's stride-2 features",
            {"model": {"decoder_stride": 2}}, (Kind("segmentation"), Kind("detection"), Kind("keypoints"))),
