@@ -26,8 +26,11 @@ def test_the_lists_name_the_changes_in_order():
                                       "seeded augmentation"]
     assert [c.name for c in IMPROVEMENTS] == ["keypoint heatmap", "centre detection", "dice + ce", "augmentation",
                                              "classification: light augmentation", "mixed batches", "gradient clipping", "per-step cosine",
-                                             "learning rate x5", "classification: position pooling", "test-time flip"]
-    assert [c.name for c in CANDIDATES] == ["EMA", "uncertainty weighting", "learning rate x3",
+                                             "learning rate x5", "classification: position pooling", "uncertainty weighting",
+                                             "test-time flip", "box voting"]
+    assert [c.name for c in CANDIDATES] == ["EMA", "learning rate x3", "learning rate x10",
+                                           "classification from the FPN map", "segmentation: conv tower",
+                                           "no decoder dropout", "fine decoder stage", "classification: label smoothing",
                                            "classification: no geometric augmentation",
                                            "classification: no ultrasound photometric augmentation"]
     names = [c.name for c in FIXES + IMPROVEMENTS + CANDIDATES]
