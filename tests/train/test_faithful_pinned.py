@@ -53,7 +53,7 @@ def test_seed_head_output_shapes():
 
 def test_seed_loss_parameters():
     assert loss_params(Kind.SEGMENTATION, "conv") == {"ce_weight": 0.0}
-    assert loss_params(Kind.CLASSIFICATION, "linear") == {}
+    assert loss_params(Kind.CLASSIFICATION, "linear") == {"label_smoothing": 0.0}  # 0: the plain cross-entropy
     assert loss_params(Kind.KEYPOINTS, "regression") == {}
     assert loss_params(Kind.DETECTION, "grid") == {"box_weight": 8.0, "negatives": True, "positive_share": 0.0}
 
