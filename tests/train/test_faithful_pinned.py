@@ -83,7 +83,7 @@ def test_baseline_config_builds_the_seed_losses():
     registry = TaskRegistry([SEG, CLS, DET, KP])
     heads = {k: default_heads()[k] for k in Kind}
     loss = TaskLoss(registry, heads, baseline.loss)
-    assert loss.params == {"s": {"ce_weight": 0.0}, "c": {}, "d": {"box_weight": 8.0, "negatives": True, "positive_share": 0.0}, "k": {}}
+    assert loss.params == {"s": {"ce_weight": 0.0}, "c": {"label_smoothing": 0.0}, "d": {"box_weight": 8.0, "negatives": True, "positive_share": 0.0}, "k": {}}
     assert loss.balance is None and list(loss.parameters()) == []
     assert loss.fns["s"] is loss_for(Kind.SEGMENTATION, "conv")
 
@@ -162,7 +162,7 @@ def test_baseline_losses_per_task(baseline, baseline_model):
     loss = TaskLoss(REGISTRY, baseline_model.head_types, baseline.loss)
     names = {Kind.SEGMENTATION: "segmentation_dice", Kind.CLASSIFICATION: "classification_ce",
              Kind.DETECTION: "detection_grid", Kind.KEYPOINTS: "keypoint_mse"}
-    params = {Kind.SEGMENTATION: {"ce_weight": 0.0}, Kind.CLASSIFICATION: {}, Kind.DETECTION: {"box_weight": 8.0, "negatives": True, "positive_share": 0.0},
+    params = {Kind.SEGMENTATION: {"ce_weight": 0.0}, Kind.CLASSIFICATION: {"label_smoothing": 0.0}, Kind.DETECTION: {"box_weight": 8.0, "negatives": True, "positive_share": 0.0},
               Kind.KEYPOINTS: {}}
     assert {t: f.__name__ for t, f in loss.fns.items()} == {t.task_id: names[t.kind] for t in REGISTRY}
     assert loss.params == {t.task_id: params[t.kind] for t in REGISTRY}
