@@ -35,6 +35,7 @@ def test_the_lists_name_the_changes_in_order():
                                            "classification: no ultrasound photometric augmentation"]
     names = [c.name for c in FIXES + IMPROVEMENTS + CANDIDATES]
     assert len(names) == len(set(names))
+    assert not [n for n in names if "," in n]  # benchmarks/quality.py --only splits its list on commas
 
 
 def test_official_plus_the_fixes_is_the_baseline():
