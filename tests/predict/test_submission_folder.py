@@ -145,11 +145,15 @@ def test_export_writes_the_checkpoints_tta_choice_unless_told_otherwise(tmp_path
     from tiny import TINY
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**TINY, tta=True), fmuia2026())
+    model = build_model(ModelConfig(**TINY, tta=True, box_voting=True), fmuia2026())
     save_checkpoint(model, str(tmp_path / "ckpt"))
     assert main(["export", "submission", "--checkpoint", str(tmp_path / "ckpt"), str(tmp_path / "a")]) == 0
-    assert json.loads((tmp_path / "a" / "settings.json").read_text())["tta"] is True
-    assert main(["export", "submission", "--checkpoint", str(tmp_path / "ckpt"), str(tmp_path / "b"), "--no-tta"]) == 0
-    assert json.loads((tmp_path / "b" / "settings.json").read_text())["tta"] == []
+    settings = json.loads((tmp_path / "a" / "settings.json").read_text())
+    assert settings["tta"] is True and settings["box_voting"] is True
+    assert main(["export", "submission", "--checkpoint", str(tmp_path / "ckpt"), str(tmp_path / "b"), "--no-tta",
+                 "--no-box-voting"]) == 0
+    settings = json.loads((tmp_path / "b" / "settings.json").read_text())
+    assert settings["tta"] == [] and settings["box_voting"] is False
     assert main(["export", "submission", "--checkpoint", tiny_checkpoint(), str(tmp_path / "c")]) == 0
-    assert json.loads((tmp_path / "c" / "settings.json").read_text())["tta"] == []
+    settings = json.loads((tmp_path / "c" / "settings.json").read_text())
+    assert settings["tta"] == [] and settings["box_voting"] is False

@@ -19,6 +19,9 @@ def add_arguments(p) -> None:
     s.add_argument("out_dir", metavar="DIR", help="folder to create")
     s.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="horizontal-flip test-time augmentation in the submission (default: the checkpoint's model.tta)")
+    s.add_argument("--box-voting", action=argparse.BooleanOptionalAction, default=None,
+                   help="box voting of a centre-map detection head in the submission (default: the checkpoint's "
+                        "model.box_voting)")
     s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device the submission uses (default auto)")
     s.add_argument("--workers", type=int, default=None, help="image-reading processes in the submission (default min(2, cores))")
     s.add_argument("--force", action="store_true", help="replace DIR if it exists")
@@ -32,7 +35,7 @@ def run(args) -> int:
     from fmuia.predict.submission import export_onnx_file, export_submission
 
     if args.export_kind == "submission":
-        path = export_submission(args.checkpoint, args.out_dir, tta=args.tta, device=args.device,
+        path = export_submission(args.checkpoint, args.out_dir, tta=args.tta, box_voting=args.box_voting, device=args.device,
                                  workers=args.workers, force=args.force)
         print(f"wrote {path}: build with 'docker build -t fmuia-submission {path}'", file=sys.stderr)
     else:

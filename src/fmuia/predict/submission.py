@@ -67,6 +67,7 @@ def export_submission(
     out_dir: str,
     *,
     tta: "bool | Iterable[str] | None" = None,
+    box_voting: bool | None = None,
     device: str = "auto",
     workers: int | None = None,
     force: bool = False,
@@ -74,7 +75,7 @@ def export_submission(
     """Assemble the submission folder ``out_dir`` for ``checkpoint``; returns its path.
 
     ``tta``: as ``fmuia.load``'s; ``None`` writes the checkpoint's ``model.tta`` into the
-    submission's settings. ``out_dir`` must not exist (or be empty) unless ``force``, which
+    submission's settings; ``box_voting`` likewise (``model.box_voting``). ``out_dir`` must not exist (or be empty) unless ``force``, which
     replaces it."""
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
@@ -85,6 +86,8 @@ def export_submission(
     if tta is None:  # the checkpoint's own choice, written out so the submission does not depend on it
         tta = model.config.tta
     tta_list = sorted(tta_tasks(model.registry, tta)) if tta is not True else True
+    if box_voting is None:
+        box_voting = model.config.box_voting
     weights, sidecar = checkpoint_paths(checkpoint)
     templates = template_dir()
     scan = scan_imports(templates / "model.py", package_root())
@@ -98,7 +101,8 @@ def export_submission(
         _copy(Path(sidecar), staging / "checkpoint" / SIDECAR_NAME)
         for rel, source in shipped_files(scan).items():
             _copy(source, staging / "fmuia" / rel)
-        settings = {"checkpoint": "checkpoint", "device": device, "tta": tta_list, "workers": workers}
+        settings = {"checkpoint": "checkpoint", "device": device, "tta": tta_list, "box_voting": bool(box_voting),
+                    "workers": workers}
         write_json(staging / "settings.json", settings)
     return target
 

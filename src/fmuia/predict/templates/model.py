@@ -47,7 +47,7 @@ class Model:
         self.workers = settings.get("workers")
         self.predictor = fmuia.load(
             checkpoint, device=settings.get("device", "auto"), precision=settings.get("precision"),
-            tta=settings.get("tta", False),
+            tta=settings.get("tta", False), box_voting=settings.get("box_voting"),
         )
 
     def predict(self, data_root: str, output_dir: str, batch_size: int = 8, overwrite: bool = False):
