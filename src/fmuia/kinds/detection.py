@@ -144,6 +144,8 @@ class CentreDetectionHead(Head):
         voters = (inside & (probs >= self.VOTE_FRACTION * peak[:, None])) | (probs >= peak[:, None])
         weights = torch.where(voters, probs, torch.zeros_like(probs))
         return (boxes * weights[:, None]).sum(dim=2) / weights.sum(dim=1, keepdim=True).clamp_min(_EPS)
+
+
 def centre_cells(boxes: torch.Tensor, grid_h: int, grid_w: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column of the grid cell holding each normalised box's centre: (B,), (B,)."""
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
