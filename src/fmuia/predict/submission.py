@@ -75,8 +75,8 @@ def export_submission(
     """Assemble the submission folder ``out_dir`` for ``checkpoint``; returns its path.
 
     ``tta``: as ``fmuia.load``'s; ``None`` writes the checkpoint's ``model.tta`` into the
-    submission's settings; ``box_voting`` likewise (``model.box_voting``). ``out_dir`` must not exist (or be empty) unless ``force``, which
-    replaces it."""
+    submission's settings; ``box_voting`` likewise (``model.box_voting``). ``out_dir`` must
+    not exist (or be empty) unless ``force``, which replaces it."""
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{target}: exists and is not a folder")
