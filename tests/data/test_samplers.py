@@ -86,3 +86,25 @@ def test_errors():
     with pytest.raises(ConfigError, match="empty"):
         TaskBatchSampler({"a": []}, batch_size=4)
     np.testing.assert_equal(len(TaskBatchSampler(GROUPS, batch_size=8)), int(np.ceil(160 / 8)))
+
+
+def test_mixed_batches_hold_one_input_size_each():
+    sizes = {"t0": 192, "t1": 192, "t2": 128, "t3": 192, "t4": 128, "t5": 128}
+    s = TaskBatchSampler(GROUPS, batch_size=8, mode="mixed", num_batches=30, seed=2, sizes=sizes)
+    tasks = batch_tasks(s)
+    assert len(tasks) == 30 and all(len(b) == 8 for b in tasks)
+    assert all(len({sizes[t] for t in b}) == 1 for b in tasks)  # never two sizes in a batch
+    assert any(len(set(b)) > 1 for b in tasks)  # still several tasks in a batch
+    counts = Counter(t for b in tasks for t in b)
+    assert all(c == 40 for c in counts.values())  # 15 batches per size, uniform over its 3 tasks
+    big_first = [sizes[b[0]] for b in tasks]
+    assert big_first != sorted(big_first) and big_first != sorted(big_first, reverse=True)  # sizes interleaved
+    assert batch_tasks(s) == tasks  # a pure function of (seed, epoch)
+    # one size for every task is the plain mixed sampler, batch for batch
+    plain = TaskBatchSampler(GROUPS, batch_size=8, mode="mixed", num_batches=30, seed=2)
+    same = TaskBatchSampler(GROUPS, batch_size=8, mode="mixed", num_batches=30, seed=2, sizes={t: 128 for t in GROUPS})
+    plain.set_epoch(1)
+    same.set_epoch(1)
+    assert list(plain) == list(same)
+    with pytest.raises(ConfigError, match="input sizes"):
+        TaskBatchSampler(GROUPS, batch_size=8, mode="mixed", num_batches=1, seed=2, sizes=sizes)

@@ -3,6 +3,7 @@ import torch
 
 from fmuia.errors import ConfigError
 from fmuia.model import ModelConfig, build_model, group_indices, resolve_routes
+from fmuia.model.routing import resolve_input_sizes, scaled_size
 from fmuia.tasks import fmuia2026
 
 from model_helpers import SIZE, images, tiny_config
@@ -172,3 +173,25 @@ def test_decoder_stride_is_checked():
     for bad in (3, 8, True, "2"):
         with pytest.raises(ConfigError, match="decoder_stride"):
             ModelConfig.from_dict({"decoder_stride": bad})
+
+
+def test_input_scale_gives_each_task_its_input_side(small_registry):
+    config = tiny_config(input_scale={"segmentation": 1.5, "cls2": 2.0, "keypoints": 1.2})
+    model = build_model(config, small_registry)
+    size = config.image_size
+    expected = {"seg": scaled_size(size, 1.5), "cls2": 2 * size, "kp": scaled_size(size, 1.2)}
+    assert {t: s for t, s in model.input_sizes.items() if s != size} == expected
+    assert all(s % 32 == 0 for s in model.input_sizes.values())
+    assert [scaled_size(128, f) for f in (1.0, 1.5, 1.2, 0.5, 1.26)] == [128, 192, 160, 64, 192]
+    assert resolve_input_sizes(small_registry, 64) == {t.task_id: 64 for t in small_registry}
+    with pytest.raises(ConfigError, match="model.input_scale: 'nope' is neither a task id nor a kind"):
+        build_model(tiny_config(input_scale={"nope": 2.0}), small_registry)
+    for bad in (0.1, 5, True, "2", None):
+        with pytest.raises(ConfigError, match="model.input_scale.seg: expected a factor between 0.25 and 4"):
+            ModelConfig.from_dict({"input_scale": {"seg": bad}})
+    with pytest.raises(ConfigError, match="model.input_scale: expected a mapping"):
+        ModelConfig.from_dict({"input_scale": [1.5]})
+    # one set of weights serves every size: a larger input gives a larger mask
+    model.eval()
+    with torch.no_grad():
+        assert model(images(1, size=expected["seg"]), ["seg"])["seg"].shape[-2:] == (expected["seg"],) * 2

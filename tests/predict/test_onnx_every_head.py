@@ -63,3 +63,23 @@ def test_fine_decoder_stage_round_trips_through_onnx(tmp_path):
     for task_id, raw in expected.items():
         assert got[task_id].shape == raw.shape, task_id
         assert float((got[task_id] - raw).abs().max()) <= 1e-4, task_id
+
+
+def test_several_input_sizes_share_one_onnx_graph(tmp_path):
+    # model.input_scale: the dense tasks at 96 px, the others at 64; the graph takes both.
+    torch.manual_seed(0)
+    config = ModelConfig(**TINY, heads={"keypoints": "heatmap", "detection": "centernet"}, routing={"keypoints": "fpn"},
+                         input_scale={"segmentation": 1.5, "detection": 1.5, "keypoints": 1.5})
+    model = build_model(config, REGISTRY).eval()
+    assert model.input_sizes == {"FUGC": 96, "breast_lesion": 96, "organ_cls": 64, "thyroid_nodule_det": 96}
+    path = str(tmp_path / "model.onnx")
+    export_onnx(model, path)
+    torch_backend, onnx_backend = TorchBackend(model, "cpu", "fp32"), OnnxBackend(path, "cpu")
+    for side, task_ids in ((96, ["FUGC", "breast_lesion", "thyroid_nodule_det"]), (64, ["organ_cls", "organ_cls"])):
+        images = normalise(torch.randint(0, 256, (len(task_ids), side, side, 3), dtype=torch.uint8), torch.device("cpu"))
+        expected, got = torch_backend.raw(images, task_ids), onnx_backend.raw(images, task_ids)
+        for task_id, raw in expected.items():
+            assert got[task_id].shape == raw.shape, (side, task_id)
+            assert float((got[task_id] - raw).abs().max()) <= 1e-4, (side, task_id)
+        if side == 96:
+            assert expected["breast_lesion"].shape[-2:] == (96, 96)

@@ -114,3 +114,20 @@ def test_build_data_applies_val_split_and_augment_seeded(train_root):
     random = run_data("random", False)
     assert len(random.val.entries) == 6 and len(random.train.entries) == 18  # round(0.25 * 24) of all rows
     assert not random.train_loader.dataset.seeded
+
+
+def test_tasks_of_several_input_sizes_are_loaded_and_cached_at_their_own(train_root, tmp_path):
+    run = build_data(DataConfig(num_workers=0, val_fraction=0.25, cache_dir=str(tmp_path / "cache")),
+                     SamplerConfig(mode="mixed", batches_per_epoch=6), AugmentConfig(), train_root, None,
+                     image_size=64, batch_size=4, seed=0, input_scale={"segmentation": 1.5, "breast_2cls": 2.0})
+    sizes = {t.task_id: (96 if t.kind.value == "segmentation" else 128 if t.task_id == "breast_2cls" else 64)
+             for t in run.registry}
+    seen = set()
+    for batch in run.train_loader:
+        side = batch["image"].shape[-1]
+        assert {sizes[t] for t in batch["task_id"]} == {side}
+        seen.add(side)
+    for batch in run.val_loader:
+        assert {sizes[t] for t in batch["task_id"]} == {batch["image"].shape[-1]}
+    assert seen <= {64, 96, 128} and len(seen) >= 2
+    assert {d for d in os.listdir(tmp_path / "cache")} <= {"64px", "96px", "128px"}

@@ -31,7 +31,7 @@ def test_the_lists_name_the_changes_in_order():
     assert [c.name for c in CANDIDATES] == ["EMA", "learning rate x3", "learning rate x10",
                                            "classification from the FPN map", "segmentation: conv tower",
                                            "no decoder dropout", "fine decoder stage", "classification: label smoothing",
-                                           "classification: no geometric augmentation",
+                                           "dense tasks at 1.5x resolution", "classification: no geometric augmentation",
                                            "classification: no ultrasound photometric augmentation"]
     names = [c.name for c in FIXES + IMPROVEMENTS + CANDIDATES]
     assert len(names) == len(set(names))

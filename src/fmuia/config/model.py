@@ -36,6 +36,13 @@ class ModelConfig:
     the peak cell's box alone (see ``CentreDetectionHead``); prediction only, and it
     travels with the checkpoint and its ONNX graph like ``tta``.
 
+    ``input_scale`` maps a task id or a kind name to a factor on ``image_size``: those
+    tasks see a ``32 * ceil(image_size * factor / 32)`` square input (the encoder's strides
+    need a multiple of 32), in training, validation and prediction alike; e.g. ``{segmentation:
+    1.5}`` at ``image_size`` 128 gives the segmentation tasks 192 px. The network is fully
+    convolutional, so one set of weights serves every size; a training batch holds tasks of
+    one size (see ``fmuia.data.samplers``).
+
     ``routing`` maps a task id or a kind name to a feature source (``top`` or ``fpn``) and
     overrides the per-kind default table of ``fmuia.model.routing``. ``heads`` maps a kind
     name to a head type registered in ``fmuia.model.heads``.
@@ -50,6 +57,7 @@ class ModelConfig:
     image_size: int = 256
     dropout: float = 0.2  # classification head
     box_voting: bool = False
+    input_scale: dict[str, float] = field(default_factory=dict, metadata=OPEN)
     routing: dict[str, str] = field(default_factory=dict, metadata=OPEN)
     heads: dict[str, str] = field(default_factory=dict, metadata=OPEN)
     channels_last: bool = True
@@ -91,6 +99,13 @@ class ModelConfig:
             if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
                 fail(name, f"expected a mapping of names to strings, got {value!r}")
             setattr(self, name, dict(value))
+        scales = self.input_scale
+        if not isinstance(scales, Mapping) or not all(isinstance(k, str) for k in scales):
+            fail("input_scale", f"expected a mapping of task ids or kind names to factors, got {scales!r}")
+        for key, factor in scales.items():
+            if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0.25 <= factor <= 4.0:
+                fail(f"input_scale.{key}", f"expected a factor between 0.25 and 4, got {factor!r}")
+        self.input_scale = {k: float(v) for k, v in scales.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

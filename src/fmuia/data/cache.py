@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Mapping
 
 import numpy as np
 
@@ -23,14 +24,26 @@ __all__ = ["SampleCache"]
 
 
 class SampleCache:
-    """Resized samples on disk, keyed by file identity, label and size."""
+    """Resized samples on disk, keyed by file identity, label and size.
 
-    def __init__(self, root: str, image_size: int) -> None:
-        self.root = os.path.join(root, f"{image_size}px")
+    ``task_sizes`` gives the tasks whose input side is not ``image_size`` theirs
+    (``model.input_scale``); each size has its own folder."""
+
+    def __init__(self, root: str, image_size: int, task_sizes: Mapping[str, int] | None = None) -> None:
+        self.base = root
         self.image_size = image_size
+        self.task_sizes = dict(task_sizes or {})
+
+    @property
+    def root(self) -> str:
+        """The folder of the samples at ``image_size``."""
+        return os.path.join(self.base, f"{self.image_size}px")
+
+    def size_of(self, entry: Entry) -> int:
+        return self.task_sizes.get(entry.task_id, self.image_size)
 
     def _key(self, entry: Entry) -> str:
-        parts = [os.path.abspath(entry.image_file), str(self.image_size)]
+        parts = [os.path.abspath(entry.image_file), str(self.size_of(entry))]
         for path in (entry.image_file, entry.mask_file if entry.has_mask_label else None):
             if path:
                 st = os.stat(path)
@@ -41,7 +54,7 @@ class SampleCache:
 
     def path(self, entry: Entry) -> str:
         key = self._key(entry)
-        return os.path.join(self.root, key[:2], key + ".npz")
+        return os.path.join(self.base, f"{self.size_of(entry)}px", key[:2], key + ".npz")
 
     def load(self, entry: Entry) -> tuple[Sample, tuple[int, int]]:
         """The resized sample and the original (h, w), from the cache or built and stored."""
@@ -54,7 +67,7 @@ class SampleCache:
             pass  # not there yet (or a torn write from a killed run): rebuild
         sample = load_sample(entry)
         size = sample.size
-        small = resize_sample(sample, self.image_size)
+        small = resize_sample(sample, self.size_of(entry))
         write_file(path, lambda fh: np.savez(
             fh,
             image=small.image,

@@ -14,7 +14,10 @@ Modes (``sampler.mode``):
 * ``task_uniform``: one task per batch, the task drawn i.i.d. for each batch (the
   reference recipe; a short run can skip tasks);
 * ``mixed``: any tasks in a batch; the task of each slot comes from fixed quotas,
-  shuffled over the epoch.
+  shuffled over the epoch. When tasks see inputs of different sizes
+  (``model.input_scale``), a batch holds tasks of one size only: the batches are shared
+  among the sizes by their tasks' summed weights (largest remainder), each size's slots
+  are shared among its tasks likewise, and the batches of all sizes are shuffled together.
 
 Within a task, samples are taken in order from a shuffled list of its indices,
 reshuffled when used up. Task weights (``sampler.weighting``): ``uniform``,
@@ -23,7 +26,7 @@ reshuffled when used up. Task weights (``sampler.weighting``): ``uniform``,
 from __future__ import annotations
 
 import math
-from typing import Iterator, Mapping, Sequence
+from typing import Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -103,6 +106,7 @@ class TaskBatchSampler:
     ``groups`` maps task ids to dataset indices. ``num_batches`` is the global number of
     batches per epoch (default: samples / batch size, rounded up); with ``world_size`` > 1
     each rank gets ``num_batches // world_size`` of them (rank r takes r, r + W, ...).
+    ``sizes`` maps task ids to their input size where they differ: no batch mixes two.
     Call ``set_epoch`` before iterating.
     """
 
@@ -117,6 +121,7 @@ class TaskBatchSampler:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        sizes: Mapping[str, Hashable] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"sampler.mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -135,6 +140,13 @@ class TaskBatchSampler:
         self.seed = int(seed)
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        sizes = dict(sizes or {})
+        self.size_groups: dict[Hashable, list[str]] = {}
+        for t in self.groups:
+            self.size_groups.setdefault(sizes.get(t), []).append(t)
+        if mode == "mixed" and len(self.size_groups) > self.num_batches:
+            raise ConfigError(f"{self.num_batches} batches per epoch cannot hold the {len(self.size_groups)} input "
+                              f"sizes of the tasks (a batch holds one size)")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -166,7 +178,9 @@ class TaskBatchSampler:
         epoch = self.epoch if epoch is None else epoch
         rng = np.random.default_rng([self.seed, epoch])
         walks = {t: _Walk(ix, np.random.default_rng([self.seed, epoch, k + 1])) for k, (t, ix) in enumerate(self.groups.items())}
-        if self.mode == "mixed":
+        if self.mode == "mixed" and len(self.size_groups) > 1:
+            chunks = self._sized_mixed_chunks(rng, walks)
+        elif self.mode == "mixed":
             slots = self._task_sequence(rng, self.num_batches * self.batch_size)
             indices = [walks[t].take(1)[0] for t in slots]
             chunks = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
@@ -175,6 +189,19 @@ class TaskBatchSampler:
         # One augmentation seed per sample drawn: independent of workers and ranks.
         seeds = rng.integers(0, 2**31 - 1, size=(len(chunks), self.batch_size))
         return [[(i, int(s)) for i, s in zip(chunk, row)] for chunk, row in zip(chunks, seeds)]
+
+    def _sized_mixed_chunks(self, rng: np.random.Generator, walks: Mapping[str, _Walk]) -> list[list[int]]:
+        """Mixed batches of one input size each (see the module docstring)."""
+        shares = {size: sum(self.weights[t] for t in tasks) for size, tasks in self.size_groups.items()}
+        counts = quotas({str(k): w for k, w in enumerate(shares.values())}, self.num_batches)
+        chunks: list[list[int]] = []
+        for k, tasks in enumerate(self.size_groups.values()):
+            total = sum(self.weights[t] for t in tasks)
+            slots_of = quotas({t: self.weights[t] / total for t in tasks}, counts[str(k)] * self.batch_size)
+            seq = [t for t in tasks for _ in range(slots_of[t])]
+            indices = [walks[seq[i]].take(1)[0] for i in rng.permutation(len(seq))]
+            chunks += [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+        return [chunks[i] for i in rng.permutation(len(chunks))]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         batches = self.global_batches()

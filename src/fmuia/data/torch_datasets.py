@@ -71,11 +71,14 @@ class TrainSet(torch.utils.data.Dataset):
 
 class EvalSet(torch.utils.data.Dataset):
     """Validation samples: the model input (plain resize) plus the label at the original
-    size, for scoring as the challenge does."""
+    size, for scoring as the challenge does. ``transform``: one for every task, or a
+    mapping of task ids to each task's (their input sizes may differ)."""
 
-    def __init__(self, dataset: FMUIADataset, transform: A.Compose, cache: SampleCache | None = None) -> None:
+    def __init__(self, dataset: FMUIADataset, transform: "A.Compose | Mapping[str, A.Compose]",
+                 cache: SampleCache | None = None) -> None:
         self.entries = dataset.entries
-        self.transform = transform
+        self.transforms = (dict(transform) if isinstance(transform, Mapping)
+                           else {t.task_id: transform for t in dataset.registry})
         self.cache = cache
         self.num_classes = {t.task_id: t.n for t in dataset.registry}
 
@@ -91,7 +94,7 @@ class EvalSet(torch.utils.data.Dataset):
             sample = load_sample(entry)
             size, label = sample.size, sample.label
         check_label_values(entry, label, self.num_classes[entry.task_id])
-        image, _ = encode_sample(Sample(entry, sample.image, None), self.transform)
+        image, _ = encode_sample(Sample(entry, sample.image, None), self.transforms[entry.task_id])
         return {"image": image, "task_id": entry.task_id, "index": index, "size": size, "label": label}
 
 

@@ -42,6 +42,8 @@ class MultiTaskModel(nn.Module):
         preferred = {kind.value: head_class(kind, name).feature_source for kind, name in self.head_types.items()
                      if head_class(kind, name).feature_source}
         self.routes = routing.resolve_routes(registry, {**preferred, **config.routing})
+        # Each task's input side (``model.input_scale``); the weights serve every size.
+        self.input_sizes = routing.resolve_input_sizes(registry, config.image_size, config.input_scale)
         needs_fpn = routing.FPN in self.routes.values()
         self.decoder: FPN | None = (
             FPN(self.encoder.feature_info, config.decoder_channels, config.decoder_out_channels, config.decoder_dropout,

@@ -99,6 +99,8 @@ def export_onnx(model: MultiTaskModel, path: str, opset: int = 17) -> None:
     )
     input_names = [IMAGES, FPN_ROWS, *[rows_input(t) for t in task_ids]]
     dynamic = {IMAGES: {0: "batch"}, FPN_ROWS: {0: "fpn_batch"}}
+    if len(set(model.input_sizes.values())) > 1:  # ``model.input_scale``: tasks of several input sizes
+        dynamic[IMAGES].update({2: "height", 3: "width"})
     for i, t in enumerate(task_ids):
         dynamic[rows_input(t)] = {0: f"rows_{i}"}
         dynamic[t] = {0: f"rows_{i}"}

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
@@ -64,14 +64,15 @@ class PredictionSummary:
 
 
 class _Images(Dataset):
-    """Row i -> (uint8 (S, S, 3) image, i, original h, w, error message or None).
+    """Row i -> (uint8 (S, S, 3) image, i, original h, w, error message or None), S the
+    row's task's input side (``sizes``: task id -> side, or one side for all).
 
     A read error travels as a value so the main process can raise it as a
     ``DataError`` naming the CSV row (not wrapped in a worker traceback)."""
 
-    def __init__(self, entries: list[Entry], image_size: int) -> None:
+    def __init__(self, entries: list[Entry], sizes: "int | Mapping[str, int]") -> None:
         self.entries = entries
-        self.image_size = image_size
+        self.sizes = sizes
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -80,10 +81,23 @@ class _Images(Dataset):
         try:
             sample = load_sample(self.entries[i], with_label=False)
             h, w = sample.size
-            image = resize_sample(sample, self.image_size).image
+            side = self.sizes if isinstance(self.sizes, int) else self.sizes[self.entries[i].task_id]
+            image = resize_sample(sample, side).image
             return torch.from_numpy(np.ascontiguousarray(image)), i, h, w, None
         except DataError as exc:
             return None, i, 0, 0, str(exc)
+
+
+def size_runs(entries: list[Entry], sizes: Mapping[str, int], batch_size: int) -> list[list[int]]:
+    """Row batches in file order, of at most ``batch_size`` rows of one input size: a
+    batch ends where the next row's task has another size."""
+    batches: list[list[int]] = []
+    for i, entry in enumerate(entries):
+        side = sizes[entry.task_id]
+        if not batches or len(batches[-1]) == batch_size or sizes[entries[batches[-1][0]].task_id] != side:
+            batches.append([])
+        batches[-1].append(i)
+    return batches
 
 
 def _collate(items):
@@ -144,7 +158,8 @@ def predict_dataset(
     try:
         writer.start()  # before the loader: a folder that cannot be written fails without forking readers
         loader = DataLoader(
-            _Images(entries, predictor.image_size), batch_size=batch_size, shuffle=False, num_workers=workers,
+            _Images(entries, predictor.input_sizes), batch_sampler=size_runs(entries, predictor.input_sizes, batch_size),
+            num_workers=workers,
             collate_fn=_collate, pin_memory=predictor.device.type == "cuda",
             prefetch_factor=4 if workers else None, persistent_workers=False,
         )

@@ -18,7 +18,7 @@ import torch
 from fmuia.data import transforms
 from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from fmuia.errors import ConfigError, DataError
-from fmuia.model.routing import group_indices
+from fmuia.model.routing import group_indices, resolve_input_sizes
 from fmuia.predict.images import as_rgb
 from fmuia.predict.pipeline import predict_dataset
 from fmuia import kinds
@@ -76,6 +76,9 @@ class Predictor:
         self.backend = backend
         self.registry: TaskRegistry = backend.registry
         self.image_size: int = backend.config.image_size
+        # Each task's input side (``model.input_scale``; ``image_size`` for most).
+        self.input_sizes: dict[str, int] = resolve_input_sizes(self.registry, self.image_size,
+                                                               backend.config.input_scale)
         # None: the model config's choice (``model.tta``), saved with the checkpoint.
         self.tta = tta_tasks(self.registry, backend.config.tta if tta is None else tta)
 
@@ -88,7 +91,8 @@ class Predictor:
         return list(self.registry)
 
     def __repr__(self) -> str:
-        return (f"Predictor({self.backend.name}, {self.backend.config.encoder} at {self.image_size}px, "
+        sides = sorted(set(self.input_sizes.values()))
+        return (f"Predictor({self.backend.name}, {self.backend.config.encoder} at {'/'.join(map(str, sides))}px, "
                 f"{len(self.registry)} tasks, device {self.device})")
 
     def _task(self, task_id: str) -> Task:
@@ -100,7 +104,8 @@ class Predictor:
     # -- the core: one batch -------------------------------------------------
     def decoded(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
         """Decoded (normalised) predictions of a uint8 batch ``(B, S, S, 3)``, per task,
-        rows in batch order; test-time flips averaged in where enabled."""
+        rows in batch order; test-time flips averaged in where enabled. ``S`` is the
+        tasks' input side (``input_sizes``): one batch holds tasks of one size."""
         x = normalise(images, self.device)
         backend = self.backend
         out = {t: backend.decode(t, raw) for t, raw in backend.raw(x, task_ids).items()}
@@ -152,9 +157,17 @@ class Predictor:
         for t in dict.fromkeys(task_ids):
             self._task(t)
         rgbs = [as_rgb(im) for im in images]
-        batch = torch.from_numpy(np.stack([resize_image(im, self.image_size) for im in rgbs]))
         sizes = [(int(im.shape[0]), int(im.shape[1])) for im in rgbs]
-        return self.results(batch, list(task_ids), sizes, probabilities=probabilities)
+        by_size: dict[int, list[int]] = {}
+        for i, t in enumerate(task_ids):
+            by_size.setdefault(self.input_sizes[t], []).append(i)
+        results: list[Result | None] = [None] * len(rgbs)
+        for side, rows in by_size.items():  # one forward pass per input size
+            batch = torch.from_numpy(np.stack([resize_image(rgbs[i], side) for i in rows]))
+            out = self.results(batch, [task_ids[i] for i in rows], [sizes[i] for i in rows], probabilities=probabilities)
+            for i, result in zip(rows, out):
+                results[i] = result
+        return results  # type: ignore[return-value]
 
     def predict_dataset(self, data_root: str, out_dir: str, **options: Any):
         """Write a challenge submission for ``data_root`` into ``out_dir`` (what

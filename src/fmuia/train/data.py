@@ -31,6 +31,7 @@ from fmuia.data.validate import validate
 from fmuia.data.samplers import TaskBatchSampler
 from fmuia.data.transforms import build_eval_transform, build_train_transform, policy_for
 from fmuia.errors import ConfigError, DataError
+from fmuia.model.routing import resolve_input_sizes
 from fmuia.runtime import training_workers
 
 __all__ = ["RunData", "build_data", "check_data", "random_split", "stratified_split"]
@@ -143,11 +144,11 @@ class RunData:
 def build_data(
     data: DataConfig, sampler: SamplerConfig, augment: AugmentConfig, data_root: str, val_root: str | None, *,
     image_size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, local_world_size: int = 1,
-    device_type: str = "cpu",
+    device_type: str = "cpu", input_scale: Mapping[str, float] | None = None,
 ) -> RunData:
     """The datasets and loaders of a run from the ``data``, ``sampler`` and ``augment``
-    sections; ``image_size`` is the network's input side, ``batch_size`` the training
-    batch, ``seed`` the run's seed (validation split, batch order)."""
+    sections; ``image_size`` is the network's input side and ``input_scale`` its factor
+    per task or kind (``model.input_scale``), ``batch_size`` the training batch, ``seed`` the run's seed (validation split, batch order)."""
     full = FMUIADataset(data_root, tasks=data.tasks)
     _require_labels(full, "training data")
     if val_root:
@@ -167,12 +168,13 @@ def build_data(
     if not train_set.entries:
         raise DataError(f"{data_root}: no training samples")
 
-    cache = SampleCache(data.cache_dir, image_size) if data.cache_dir else None
+    sizes = resolve_input_sizes(full.registry, image_size, input_scale)
+    cache = SampleCache(data.cache_dir, image_size, sizes) if data.cache_dir else None
     policies = {t.task_id: policy_for(t, augment) for t in full.registry}
     unknown = set(augment.tasks) - set(full.registry.task_ids)
     if unknown:
         raise ConfigError(f"augment.tasks: unknown task(s) {', '.join(sorted(unknown))}")
-    transforms = {t.task_id: build_train_transform(image_size, t, policies[t.task_id]) for t in full.registry}
+    transforms = {t.task_id: build_train_transform(sizes[t.task_id], t, policies[t.task_id]) for t in full.registry}
     batches = TaskBatchSampler(
         {t: ix for t, ix in train_set.indices_by_task().items()},
         batch_size=int(batch_size),
@@ -183,6 +185,7 @@ def build_data(
         seed=int(seed),
         rank=rank,
         world_size=world_size,
+        sizes=sizes,
     )
     workers = data.num_workers if data.num_workers is not None else training_workers(local_world_size, device_type)
     pin_memory = device_type == "cuda"
@@ -197,6 +200,7 @@ def build_data(
     val_loader = None
     if val_set is not None and val_set.entries:
         val_bs = int(data.val_batch_size or batch_size)
-        val_loader = DataLoader(EvalSet(val_set, build_eval_transform(image_size), cache),
+        eval_transforms = {size: build_eval_transform(size) for size in set(sizes.values())}
+        val_loader = DataLoader(EvalSet(val_set, {t: eval_transforms[s] for t, s in sizes.items()}, cache),
                                 batch_sampler=_eval_batches(val_set.indices_by_task(), val_bs), **common)
     return RunData(train_set, val_set, batches, train_loader, val_loader, generator)

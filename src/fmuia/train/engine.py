@@ -105,7 +105,8 @@ class Trainer:
         self.data = build_data(config.data, config.sampler, config.augment, data_root, val_root,
                                image_size=config.model.image_size, batch_size=tcfg.batch_size, seed=config.seed,
                                rank=self.dist.rank, world_size=self.dist.world_size,
-                               local_world_size=self.dist.local_world_size, device_type=self.device.type)
+                               local_world_size=self.dist.local_world_size, device_type=self.device.type,
+                               input_scale=config.model.input_scale)
         self.registry = self.data.registry
         self.model = build_model(config.model, self.registry).to(self.device)
         self.initial_weights = None

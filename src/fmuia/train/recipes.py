@@ -123,6 +123,10 @@ CANDIDATES: tuple[Change, ...] = (
                                               "over the classes",
            {"loss": {"params": {"classification.position_pooled": {"label_smoothing": 0.1}}}},
            (Kind("classification"),)),
+    Change("dense tasks at 1.5x resolution", "segmentation, detection and keypoint tasks see a 1.5x larger input "
+                                             "(192 px at image_size 128); classification keeps image_size",
+           {"model": {"input_scale": {"segmentation": 1.5, "detection": 1.5, "keypoints": 1.5}}},
+           (Kind("segmentation"), Kind("detection"), Kind("keypoints"))),
     Change("classification: no geometric augmentation", "classification tasks without the scale/rotation/shift",
            {"augment": {"kinds": {"classification": {"affine": 0.0}}}}, (Kind("classification"),)),
     Change("classification: no ultrasound photometric augmentation",
