@@ -27,7 +27,7 @@ def test_the_lists_name_the_changes_in_order():
     assert [c.name for c in IMPROVEMENTS] == ["keypoint heatmap", "centre detection", "dice + ce", "augmentation",
                                              "classification: light augmentation", "mixed batches", "gradient clipping", "per-step cosine",
                                              "learning rate x5", "classification: position pooling", "uncertainty weighting",
-                                             "test-time flip", "box voting"]
+                                             "test-time flip", "box voting", "dense tasks at 1.25x resolution"]
     assert [c.name for c in CANDIDATES] == ["EMA", "learning rate x3", "learning rate x10",
                                            "classification from the FPN map", "segmentation: conv tower",
                                            "no decoder dropout", "fine decoder stage", "classification: label smoothing",
