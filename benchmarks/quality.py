@@ -31,10 +31,10 @@ What each mode trains, and the time it takes at the default size (the demo netwo
 ``configs/demo_cpu.yaml``: EfficientNet-Lite0 at 128 px, 1200 steps of batch 8): a run
 takes one CPU core for 6 to 12 minutes on the 2-core reference machine (two
 benchmarks can share it); the comparison is 3 runs (about 25 minutes); the ladder
-1 + 7 + 1 + 13 + 1 + 10 = 33 rows, of which the two prediction-only improvements reuse a
+1 + 7 + 1 + 14 + 1 + 11 = 35 rows, of which the two prediction-only improvements reuse a
 checkpoint with ``--reuse`` (``--restrict`` trains the rows of the changes that
 concern some kinds on those kinds' tasks only; ``--only`` picks rows); the ablation
-1 + 13 + 10 + 1 = 25 runs. With ``--full`` on one GPU, a run takes a few minutes.
+1 + 14 + 11 + 1 = 27 runs. With ``--full`` on one GPU, a run takes a few minutes.
 
 The recipes are ``configs/fmuia2026_official.yaml``, ``configs/fmuia2026_baseline.yaml``
 and ``configs/fmuia_plus.yaml``; ``fmuia.train.recipes`` lists the changes between them

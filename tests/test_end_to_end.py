@@ -52,6 +52,8 @@ def test_run_folder_has_config_checkpoints_and_metrics(chain):
     # The recipe, the budget overlay over it, then the overrides: each layer key by key.
     assert config["sampler"]["mode"] == "mixed" and config["model"]["heads"]["detection"] == "centernet"
     assert config["train"]["batch_size"] == 4 and config["model"]["pretrained"] == "none"
+    # the dense tasks train, validate and predict at 96 px (64 x 1.25, rounded up to 32), the others at 64
+    assert config["model"]["input_scale"] == {"segmentation": 1.25, "detection": 1.25, "keypoints": 1.25}
     for ckpt in ("best", "last"):
         assert os.path.isfile(f"{run}/{ckpt}/model.safetensors")
         meta = json.load(open(f"{run}/{ckpt}/model.json"))

@@ -55,7 +55,7 @@ def task_weights(sizes: Mapping[str, int], weighting: str = "uniform", temperatu
     return {t: float(p) for t, p in zip(sizes, w)}
 
 
-def quotas(weights: Mapping[str, float], total: int) -> dict[str, int]:
+def quotas(weights: Mapping[Hashable, float], total: int) -> dict[Hashable, int]:
     """``total`` split by ``weights`` with the largest-remainder rule (ties: task order).
 
     When ``total`` is at least the number of tasks, every task gets at least one."""
@@ -193,11 +193,10 @@ class TaskBatchSampler:
     def _sized_mixed_chunks(self, rng: np.random.Generator, walks: Mapping[str, _Walk]) -> list[list[int]]:
         """Mixed batches of one input size each (see the module docstring)."""
         shares = {size: sum(self.weights[t] for t in tasks) for size, tasks in self.size_groups.items()}
-        counts = quotas({str(k): w for k, w in enumerate(shares.values())}, self.num_batches)
+        batches_of = quotas(shares, self.num_batches)
         chunks: list[list[int]] = []
-        for k, tasks in enumerate(self.size_groups.values()):
-            total = sum(self.weights[t] for t in tasks)
-            slots_of = quotas({t: self.weights[t] / total for t in tasks}, counts[str(k)] * self.batch_size)
+        for size, tasks in self.size_groups.items():
+            slots_of = quotas({t: self.weights[t] / shares[size] for t in tasks}, batches_of[size] * self.batch_size)
             seq = [t for t in tasks for _ in range(slots_of[t])]
             indices = [walks[seq[i]].take(1)[0] for i in rng.permutation(len(seq))]
             chunks += [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
