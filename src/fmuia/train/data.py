@@ -148,7 +148,8 @@ def build_data(
 ) -> RunData:
     """The datasets and loaders of a run from the ``data``, ``sampler`` and ``augment``
     sections; ``image_size`` is the network's input side and ``input_scale`` its factor
-    per task or kind (``model.input_scale``), ``batch_size`` the training batch, ``seed`` the run's seed (validation split, batch order)."""
+    per task or kind (``model.input_scale``), ``batch_size`` the training batch, ``seed``
+    the run's seed (validation split, batch order)."""
     full = FMUIADataset(data_root, tasks=data.tasks)
     _require_labels(full, "training data")
     if val_root:
