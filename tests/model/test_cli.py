@@ -11,6 +11,10 @@ def test_model_summary_on_a_config(tmp_path, capsys):
         assert kind in out
     encoder_line = next(line for line in out.splitlines() if line.startswith("encoder (resnet18)"))
     assert "11,176,512" in encoder_line  # resnet18 without its classifier
+    assert "x96 for" not in out
+    cfg.write_text("model:\n  encoder: resnet18\n  image_size: 64\n  input_scale: {keypoints: 1.5}\n")
+    assert main(["model", "summary", "--config", str(cfg)]) == 0
+    assert "  96x96 for 3 task(s): FUGC, IUGC, fetal_femur" in capsys.readouterr().out
 
 
 def test_model_summary_errors_are_clean(tmp_path, capsys):

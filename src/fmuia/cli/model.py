@@ -53,5 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--config {args.config}: tasks: {exc}") from None
     model = build_model(config, registry)
     print(f"encoder {config.encoder}, {len(registry)} tasks, image {config.image_size}x{config.image_size}")
+    other_sizes = {side: [t for t, s in model.input_sizes.items() if s == side]
+              for side in sorted(set(model.input_sizes.values())) if side != config.image_size}
+    for side, task_ids in other_sizes.items():  # model.input_scale
+        print(f"  {side}x{side} for {len(task_ids)} task(s): {', '.join(task_ids)}")
     print(format_table(summarise(model, config.image_size), config.image_size))
     return 0
