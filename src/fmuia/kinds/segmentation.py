@@ -150,6 +150,7 @@ class SegmentationKind(TaskKind):
     min_n = 2
     metric_names = ("DSC", "HD")
     lower_is_better = frozenset({"HD", "HD_norm"})
+    pixel_metrics = frozenset({"HD"})
     prediction_file = None  # one PNG per row
     prediction_dir = SEGMENTATION_DIR
     default_route = FPN
