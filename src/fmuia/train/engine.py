@@ -71,6 +71,7 @@ class RunResult:
     best_checkpoint: str | None
     history: list[dict[str, Any]] = field(default_factory=list)
     validation: Validation | None = None
+    select: str = "challenge"  # train.select: the rule that chose best_score
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -405,7 +406,7 @@ class Trainer:
             run_dir=self.run_dir, best_score=best[0], best_epoch=best[1], epochs=self.epoch, steps=self.step,
             last_checkpoint=self.last_dir,
             best_checkpoint=self.best_dir if os.path.isdir(self.best_dir) else None,
-            history=history, validation=self.last_validation,
+            history=history, validation=self.last_validation, select=self.config.train.select,
         )
         return result
 
