@@ -120,7 +120,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# The layering of README's "Architecture" section: the packages a package's modules may
+# The layering of docs/architecture.md's package table: the packages a package's modules may
 # import at module level (besides its own modules and the shared leaves below).
 SHARED = {"fmuia", "errors", "_version", "imagenet"}
 LAYERS = {
