@@ -6,6 +6,7 @@ stated in one place of the repository: its catalogue entry in configs/changes/."
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 from typing import Any, Iterator, Mapping
@@ -54,7 +55,8 @@ def test_the_recipes_are_built_from_the_named_changes():
     assert "extends" not in read_yaml(OFFICIAL) and "changes" not in read_yaml(OFFICIAL)
 
 
-@pytest.mark.parametrize("label, path", [("official", OFFICIAL), ("baseline", BASELINE), ("improved", IMPROVED)])
+@pytest.mark.parametrize("label, path", [("official", OFFICIAL), ("baseline", BASELINE), ("improved", IMPROVED)],
+                         ids=["official", "baseline", "improved"])
 def test_the_recipes_resolve_as_frozen(label, path):
     with open(os.path.join(ROOT, "tests", "snapshots", "recipes.yaml"), encoding="utf-8") as fh:
         frozen = yaml.safe_load(fh)[label]
@@ -168,30 +170,36 @@ def test_a_restated_change_is_found(tmp_path):
 def _places_restating(change: Change, root: str) -> list[str]:
     """The files under ``root``'s configs/, src/ and benchmarks/ (the catalogues of
     configs/changes/ aside) that state every one of ``change``'s overrides: a YAML file
-    holding each at its dotted key, or a Python file writing each key with its value
-    (``"key": value`` or ``key=value``)."""
+    holding each at its dotted key, or a Python file writing each key with its value."""
     leaves = list(_leaves(change.overrides))
     found = []
-    for folder in SCANNED:
-        for where, _, files in os.walk(os.path.join(root, folder)):
-            if os.path.basename(where) == "changes" and os.path.dirname(where) == os.path.join(root, "configs"):
-                continue
-            for name in sorted(files):
-                path = os.path.join(where, name)
-                if name.endswith((".yaml", ".yml")):
-                    with open(path, encoding="utf-8") as fh:
-                        data = yaml.safe_load(fh)
-                    stated = dict(_leaves(data)) if isinstance(data, Mapping) else {}
-                    hit = all(key in stated and stated[key] == value for key, value in leaves)
-                elif name.endswith(".py"):
-                    with open(path, encoding="utf-8") as fh:
-                        text = fh.read()
-                    hit = all(_written(text, key, value) for key, value in leaves)
-                else:
-                    continue
-                if hit:
-                    found.append(os.path.relpath(path, root))
+    for path, content in _scanned_files(root):
+        if isinstance(content, str):
+            hit = all(_written(content, key, value) for key, value in leaves)
+        else:
+            hit = all(key in content and content[key] == value for key, value in leaves)
+        if hit:
+            found.append(path)
     return found
+
+
+@functools.lru_cache(maxsize=4)
+def _scanned_files(root: str) -> tuple[tuple[str, Any], ...]:
+    """(path under ``root``, content): a Python file's text, a YAML file's leaves by key path."""
+    files = []
+    for folder in SCANNED:
+        for where, _, names in os.walk(os.path.join(root, folder)):
+            if where == os.path.join(root, "configs", "changes"):
+                continue
+            for name in sorted(names):
+                path = os.path.join(where, name)
+                with open(path, encoding="utf-8") as fh:
+                    if name.endswith((".yaml", ".yml")):
+                        data = yaml.safe_load(fh)
+                        files.append((os.path.relpath(path, root), dict(_leaves(data)) if isinstance(data, Mapping) else {}))
+                    elif name.endswith(".py"):
+                        files.append((os.path.relpath(path, root), fh.read()))
+    return tuple(files)
 
 
 def _leaves(tree: Mapping[str, Any], prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:

@@ -20,6 +20,8 @@ Overrides are ``dotted.key=value`` strings, the value parsed as a YAML scalar
 """
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -166,14 +168,15 @@ def _file_layers(path: str, chain: tuple[str, ...]) -> tuple[list[tuple[str, Map
     names = data.pop("changes", None) or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) < len(names):
         raise ConfigError(f"{path}: changes: expected a list of different change names, got {names!r}")
-    layers += [(f"{path}: recipe change {c.name!r}", c.overrides) for c in _find_changes(names, folders, path)]
+    # a copy: the parsed catalogues are cached and shared
+    layers += [(f"{path}: recipe change {c.name!r}", copy.deepcopy(c.overrides)) for c in _find_changes(names, folders, path)]
     layers.append((path, data))
     return layers, folders
 
 
 def _find_changes(names: list[str], folders: list[str], path: str) -> list[Change]:
     """Each of ``names`` from the catalogues of the nearest of ``folders`` that has it."""
-    catalogues = [_catalogue(os.path.join(folder, CHANGES_FOLDER)) for folder in folders]
+    catalogues = [_catalogue(os.path.join(folder, CHANGES_FOLDER)) for folder in dict.fromkeys(folders)]
     found = []
     for name in names:
         change = next((c[name] for c in catalogues if name in c), None)
@@ -192,7 +195,8 @@ def _catalogue(folder: str) -> dict[str, Change]:
     files = sorted(f for f in os.listdir(folder) if f.endswith(".yaml")) if os.path.isdir(folder) else []
     for entry in files:
         path = os.path.join(folder, entry)
-        for change in read_changes(path):
+        stat = os.stat(path)
+        for change in _read_changes_cached(path, stat.st_mtime_ns, stat.st_size):
             if change.name in by_name:
                 raise ConfigError(f"{path}: change {change.name!r} is also in {where[change.name]}")
             by_name[change.name], where[change.name] = change, path
@@ -202,6 +206,13 @@ def _catalogue(folder: str) -> dict[str, Change]:
 def read_changes(path: str) -> tuple[Change, ...]:
     """The named changes of the catalogue file at ``path``, in file order."""
     return parse_catalogue(read_yaml(path), path)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_changes_cached(path: str, mtime_ns: int, size: int) -> tuple[Change, ...]:
+    # A recipe resolves its chain's catalogues again at each load (the quality benchmark
+    # resolves hundreds of configs); a file is parsed again only once it has changed.
+    return read_changes(path)
 
 
 def dump_config(config: "Section | Mapping[str, Any]") -> str:
