@@ -112,6 +112,8 @@ class Bench:
         self.args = args
         self.out = os.path.abspath(args.out)
         self.planned: list[str] = []
+        if args.dry_run and os.path.isdir(os.path.join(self.out, "planned")):
+            _remove_tree(os.path.join(self.out, "planned"))  # the plan of this invocation alone
         for sub in ("planned",) if args.dry_run else ("configs", "runs", "pred", "eval", "logs"):
             os.makedirs(os.path.join(self.out, sub), exist_ok=True)
         self.data = os.path.join(self.out, "data")

@@ -283,6 +283,8 @@ def test_dry_run_writes_each_planned_config_and_trains_nothing(quality, tmp_path
     from fmuia.config import load_config
 
     out = tmp_path / "out"
+    (out / "planned").mkdir(parents=True)
+    (out / "planned" / "earlier-plan.yaml").write_text("seed: 1\n")
     assert quality.main(["--ladder", "--restrict", "--only", "dice + ce,EMA", "--dry-run", "--out", str(out)]) == 0
     assert os.listdir(out) == ["planned"]
     planned = sorted(os.listdir(out / "planned"))
