@@ -27,7 +27,7 @@ def test_build_data_takes_its_sections_and_the_input_sizes(train_root):
     sizes = {t.task_id: 96 for t in datasets.registry}
     missing = sorted(sizes)[0]
     sizes.pop(missing)
-    with pytest.raises(ConfigError, match=rf"the model has no input size for task\(s\) {missing}$"):
+    with pytest.raises(ConfigError, match=rf"the model has no input size for task\(s\) {missing} of the data$"):
         build_data(data, SamplerConfig(), AugmentConfig(), datasets, input_sizes=sizes, batch_size=5, seed=1)
 
 

@@ -10,7 +10,8 @@ non-finite loss, a file that fails when read). A run (``fmuia.train.engine.Train
 ``prepare``, and fills in the hooks for what differs:
 
 * ``_batch_loss(batch)``: the loss of one batch (the forward pass under ``autocast()``);
-* ``_set_epoch(epoch)``: the epoch's batch order and augmentation seeds;
+* ``_loader()``, ``_set_epoch(epoch)``: the training batches, and the epoch's batch order
+  and augmentation seeds;
 * ``_validate()``, ``_epoch_row``: the validation after an epoch and its metrics row;
 * ``_save(row, validation)``, ``_restore()``: what a checkpoint carries, written and read
   back (``_loop_state``/``_restore_loop_state`` and ``_restore_weights`` are the shared part);
