@@ -114,6 +114,7 @@ def export_onnx(model: MultiTaskModel, path: str, opset: int = 17) -> None:
         "registry": model.registry.to_list(),
         "model_config": model.config.to_dict(),
         "routes": dict(model.routes),
+        "input_sizes": dict(model.input_sizes),
     }
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
