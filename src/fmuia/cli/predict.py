@@ -37,10 +37,10 @@ def add_arguments(p) -> None:
                         "auto picks it there")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average with a horizontally flipped view (never for orientation-sensitive tasks); "
-                        "default: the checkpoint's model.tta")
+                        "default: the checkpoint's predict.tta")
     p.add_argument("--box-voting", action=argparse.BooleanOptionalAction, default=None,
                    help="detection with a centre-map head: the box is the score-weighted mean of the boxes around "
-                        "the peak, not the peak cell's alone; default: the checkpoint's model.box_voting")
+                        "the peak, not the peak cell's alone; default: the checkpoint's predict.box_voting")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -47,6 +47,7 @@ from fmuia.tasks import Kind, Task
 if TYPE_CHECKING:
     from fmuia.data.records import Entry
     from fmuia.metrics.results import TaskResult
+    from fmuia.config.predict import PredictConfig
     from fmuia.model.config import ModelConfig
 
 __all__ = ["Head", "HeadType", "LabelCells", "LabelError", "LossFn", "SampleScore", "TaskKind", "TOP", "FPN"]
@@ -83,9 +84,9 @@ class Head(nn.Module):
     def decode(self, raw: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def set_decoding(self, config: "ModelConfig") -> None:
-        """Take the prediction-only options of ``config`` (e.g. ``box_voting``) that this
-        head's ``decode`` reads; a head without such options ignores it."""
+    def set_decoding(self, predict: "PredictConfig") -> None:
+        """Take the prediction-only settings of ``predict`` (the ``predict:`` section, e.g.
+        ``box_voting``) that this head's ``decode`` reads; a head without any ignores it."""
 
 
 @dataclass(frozen=True)

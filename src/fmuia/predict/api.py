@@ -33,8 +33,8 @@ def load(
     on CPU, identical on every CPU; the checkpoint's on GPU; ``bf16`` is faster on CPUs
     with AVX512-BF16 or AMX; ``auto`` picks bf16 there). ``tta``: horizontal-flip test-time augmentation, ``True`` for every
     task it is valid for, a list of task ids, ``False`` for none, or ``None`` (default) for
-    the model config's ``model.tta``. ``box_voting``: detection boxes as the score-weighted
-    mean of the cells around the peak (centre-map heads only; ``None``: ``model.box_voting``).
+    the checkpoint's ``predict.tta``. ``box_voting``: detection boxes as the score-weighted
+    mean of the cells around the peak (centre-map heads only; ``None``: the checkpoint's ``predict.box_voting``).
     """
     path = os.fspath(path)
     if not os.path.exists(path):

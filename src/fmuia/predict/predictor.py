@@ -71,16 +71,16 @@ class Predictor:
 
     def __init__(self, backend: Any, tta: "bool | Iterable[str] | None" = None,
                  box_voting: bool | None = None) -> None:
-        if box_voting is not None:  # None: the model config's choice (``model.box_voting``)
-            backend.set_decoding(backend.config.replace(box_voting=box_voting))
+        if box_voting is not None:  # None: the saved prediction settings' (``predict.box_voting``)
+            backend.set_decoding(backend.predict.replace(box_voting=box_voting))
         self.backend = backend
         self.registry: TaskRegistry = backend.registry
         self.image_size: int = backend.config.image_size
         # Each task's input side (``model.input_scale``; ``image_size`` for most).
         self.input_sizes: dict[str, int] = resolve_input_sizes(self.registry, self.image_size,
                                                                backend.config.input_scale)
-        # None: the model config's choice (``model.tta``), saved with the checkpoint.
-        self.tta = tta_tasks(self.registry, backend.config.tta if tta is None else tta)
+        # None: the saved prediction settings' choice (``predict.tta``), saved with the checkpoint.
+        self.tta = tta_tasks(self.registry, backend.predict.tta if tta is None else tta)
 
     @property
     def device(self) -> torch.device:

@@ -85,8 +85,8 @@ class Pretrainer:
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         random.seed(seed)
-        enc = config.encoder
-        encoder = Encoder(enc.name, enc.image_size, enc.pretrained)
+        enc = config.model
+        encoder = Encoder(enc.encoder, enc.image_size, enc.pretrained)
         self.model = SimCLR(encoder, config.method).to(self.device)
         if enc.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -132,7 +132,7 @@ class Pretrainer:
     # -- steps and epochs ------------------------------------------------------------------
     def _train_step(self, batch: Mapping[str, torch.Tensor]) -> float:
         views = torch.cat([batch["view1"], batch["view2"]]).to(self.device, non_blocking=True)
-        if self.config.encoder.channels_last:
+        if self.config.model.channels_last:
             views = views.contiguous(memory_format=torch.channels_last)
         with autocast(self.precision, self.device):
             projections = self.forward_model(views)
@@ -214,8 +214,8 @@ class Pretrainer:
                  "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": capture_rng(),
                  "history": [dict(r) for r in self.history]}
         save_pretraining_checkpoint(self.last_dir, self.model, state, self.config.to_dict())
-        enc = self.config.encoder
-        save_encoder(self.model.encoder, os.path.join(self.run_dir, ENCODER_NAME), enc.name, {
+        enc = self.config.model
+        save_encoder(self.model.encoder, os.path.join(self.run_dir, ENCODER_NAME), enc.encoder, {
             "image_size": enc.image_size, "method": self.config.method.name, "epochs": self.epoch,
             "steps": self.step, "images": len(self.files)})
 
@@ -225,7 +225,7 @@ class Pretrainer:
             self.model.load_state_dict(load_safetensors(weights))
         except RuntimeError as exc:
             raise CheckpointError(f"{self.last_dir}: its weights do not fit the configured encoder "
-                                  f"{self.config.encoder.name} and method: {str(exc).splitlines()[0]}") from None
+                                  f"{self.config.model.encoder} and method: {str(exc).splitlines()[0]}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

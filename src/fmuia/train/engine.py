@@ -108,7 +108,7 @@ class Trainer:
                                local_world_size=self.dist.local_world_size, device_type=self.device.type,
                                input_scale=config.model.input_scale)
         self.registry = self.data.registry
-        self.model = build_model(config.model, self.registry).to(self.device)
+        self.model = build_model(config.model, self.registry, config.predict).to(self.device)
         self.initial_weights = None
         if config.finetune.init_from and not resume:  # a resumed run restores its own weights
             self.initial_weights = load_initial_weights(self.model, config.finetune.init_from)

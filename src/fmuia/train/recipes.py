@@ -90,10 +90,10 @@ IMPROVEMENTS: tuple[Change, ...] = (
            {"loss": {"balance": "uncertainty"}}),
     Change("test-time flip", "predictions average a horizontally flipped view, for the tasks whose label survives a "
                              "flip (prediction only: training is unchanged)",
-           {"model": {"tta": True}}),
+           {"predict": {"tta": True}}),
     Change("box voting", "detection: the box is the score-weighted mean of the boxes of the cells around the peak "
                          "(prediction only: training is unchanged)",
-           {"model": {"box_voting": True}}, (Kind("detection"),)),
+           {"predict": {"box_voting": True}}, (Kind("detection"),)),
     Change("dense tasks at 1.25x resolution", "segmentation, detection and keypoint tasks see a 1.25x larger "
                                               "input (160 px at image_size 128); classification keeps image_size",
            {"model": {"input_scale": {"segmentation": 1.25, "detection": 1.25, "keypoints": 1.25}}},

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from fmuia import kinds
-from fmuia.config.checks import check_choice
+from fmuia.config.schema import check_choice
 from fmuia.config.sections import TrainConfig
 from fmuia.evaluate import aggregate
 from fmuia.evaluate.aggregate import Summary, TaskResult
