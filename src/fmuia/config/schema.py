@@ -246,7 +246,7 @@ class Section:
     @classmethod
     def summary(cls) -> str:
         """The section's help line: the first sentence of its docstring."""
-        text = " ".join((cls.__doc__ or "").split())
+        text = " ".join((cls.__doc__ or "").replace("``", "").split())
         return text.split(". ")[0].rstrip(".") + "." if text else ""
 
 

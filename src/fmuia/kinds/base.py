@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fmuia.config import catalogue
 from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Kind, Task
 
@@ -263,9 +264,17 @@ class TaskKind:
 
     # -- 4. model --------------------------------------------------------------
     def add_head(self, name: str, head: type[Head], loss: LossFn, default: bool = False, **loss_defaults: Any) -> type[Head]:
-        """Register a head type with its loss; ``loss_defaults`` are the loss's parameters."""
+        """Register a head type with its loss. The loss's parameters and their defaults are
+        the config catalogue's (``fmuia.config.catalogue.LOSS_PARAMS``, where the built-in
+        heads are listed with their help); a head type not listed there brings them as
+        ``loss_defaults``, and they are added to it."""
         if name in self.head_types:
             raise ValueError(f"head type {name!r} is already registered for {self.name}")
+        listed = catalogue.LOSS_PARAMS.get(f"{self.name}.{name}")
+        if listed is None:
+            catalogue.register_head_type(self.name, name, f"the {name} head ({head.__name__})", loss_defaults)
+        elif not loss_defaults:
+            loss_defaults = {p: param.default for p, param in listed.items()}
         head.kind, head.type_name = self.kind, name
         self.head_types[name] = HeadType(name, head, loss, dict(loss_defaults))
         if default or not self.default_head:

@@ -277,10 +277,8 @@ class DetectionKind(TaskKind):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_head("grid", DetectionGridHead, detection_grid, default=True, box_weight=8.0, negatives=True,
-                      positive_share=0.0)
-        self.add_head("centernet", CentreDetectionHead, centernet_loss, score_weight=1.0, giou_weight=2.0, l1_weight=5.0,
-                      alpha=2.0, beta=4.0, gaussian_scale=0.15, box_threshold=0.3)
+        self.add_head("grid", DetectionGridHead, detection_grid, default=True)
+        self.add_head("centernet", CentreDetectionHead, centernet_loss)
 
     # -- CSV -------------------------------------------------------------------
     def parse_label(self, row, task, header, folder):
