@@ -244,6 +244,13 @@ class Section:
         return build(cls, merge(cls().to_dict(), data or {}, join(cls.path, ""), schema=cls))
 
     @classmethod
+    def choices(cls, name: str) -> tuple:
+        """The values key ``name`` of this section may take (its ``Spec.choices``)."""
+        (f,) = [f for f in dataclasses.fields(cls) if f.name == name]
+        choices = spec_of(f).choices
+        return tuple(choices() if callable(choices) else choices or ())
+
+    @classmethod
     def summary(cls) -> str:
         """The section's help line: the first sentence of its docstring."""
         text = " ".join((cls.__doc__ or "").replace("``", "").split())
