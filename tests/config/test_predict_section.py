@@ -22,5 +22,5 @@ def test_old_model_keys_move_to_predict_with_one_note(tmp_path, caplog):
 
 
 def test_predict_defaults():
-    assert PredictConfig() == PredictConfig(tta=False, box_voting=False, batch_size=16, backend="torch", precision="fp32")
+    assert PredictConfig() == PredictConfig(tta=False, box_voting=False, batch_size=8, backend="torch", precision="fp32")
     assert load_config(None, ["predict.batch_size=4"]).predict.batch_size == 4

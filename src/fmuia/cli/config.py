@@ -7,8 +7,8 @@ COMMAND = "config"
 HELP = "show a resolved config with each key's help (show), or write docs/config.md (docs)"
 ORDER = 25
 DESCRIPTION = (
-    "show: the config that --config FILE(s) and --set KEY=VALUE overrides resolve to (the "
-    "defaults are the official recipe), as YAML with each key's help as a comment; the output "
+    "show: the config that --config FILE(s) and --set KEY=VALUE overrides resolve to (over the "
+    "defaults), as YAML with each key's help as a comment; the output "
     "loads back to the same config. docs: write the configuration reference generated from "
     "the same help."
 )

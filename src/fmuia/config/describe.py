@@ -127,8 +127,7 @@ def reference_markdown() -> str:
         "Generated from the help of the schema (`src/fmuia/config/`) by `fmuia config docs`; "
         "do not edit by hand (a test fails when this page is stale).",
         "",
-        "A config is YAML: any subset of the keys below, laid over the defaults (the official recipe, "
-        "`configs/fmuia2026_official.yaml`). `fmuia config show --config FILE --set KEY=VALUE` prints "
+        "A config is YAML: any subset of the keys below, laid over the defaults. `fmuia config show --config FILE --set KEY=VALUE` prints "
         "the resolved config with each key's help. Every key is checked when the config is loaded "
         "(types, choices, ranges, and the names open mappings accept); an error names the file or "
         "override and the dotted key. Keys of older versions (`model.tta`, `model.box_voting`, the "

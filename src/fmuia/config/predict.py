@@ -31,7 +31,7 @@ class PredictConfig(Section):
     tta: bool = key(False, "average a horizontally flipped view in, for every task whose label survives a flip")
     box_voting: bool = key(False, "centre-map detection heads: the box is the score-weighted mean of the boxes of the "
                                   "cells around the peak, not the peak cell's alone")
-    batch_size: int = key(16, "images per forward pass", ge=1)
+    batch_size: int = key(8, "images per forward pass of fmuia predict (a batch may mix tasks)", ge=1)
     backend: str = key("torch", "runtime: torch, onnxruntime (an exported graph) or openvino",
                        choices=("torch", "onnxruntime", "openvino"))
     precision: str = key("fp32", "arithmetic of the exported backends: fp32, or int8 (a quantised graph)",

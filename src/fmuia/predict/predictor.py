@@ -172,5 +172,8 @@ class Predictor:
     def predict_dataset(self, data_root: str, out_dir: str, **options: Any):
         """Write a challenge submission for ``data_root`` into ``out_dir`` (what
         ``fmuia predict`` runs); options as ``fmuia.predict.pipeline.predict_dataset``
-        (``batch_size``, ``workers``, ``progress``, ``overwrite``)."""
+        (``batch_size``, ``workers``, ``progress``, ``overwrite``); ``batch_size`` None or
+        left out: the saved ``predict.batch_size``."""
+        if options.get("batch_size") is None:
+            options["batch_size"] = self.backend.predict.batch_size
         return predict_dataset(self, data_root, out_dir, **options)
