@@ -34,3 +34,8 @@ def test_open_mapping_values_are_normalised():
     assert config.loss.params == {"detection.grid": {"box_weight": 4.0}}
     assert isinstance(config.loss.params["detection.grid"]["box_weight"], float)
     assert config.model.input_scale == {"lung": 2.0}
+
+
+def test_a_dotted_override_reaches_a_loss_parameter():
+    config = load_config(None, ["loss.params.detection.grid.box_weight=4", "loss.params.keypoints.heatmap.sigma=2"])
+    assert config.loss.params == {"detection.grid": {"box_weight": 4.0}, "keypoints.heatmap": {"sigma": 2.0}}

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import yaml
 
 from fmuia.config.catalogue import AUGMENTATIONS, HEAD_TYPES, LOSS_PARAMS
-from fmuia.config.schema import Section, hints, join, section_type, spec_of, walk
+from fmuia.config.schema import Section, Spec, hints, join, section_type, spec_of, walk
 
 __all__ = ["annotated_yaml", "entry_help", "leaf_keys", "reference_markdown"]
 
@@ -102,17 +102,32 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _allowed(spec: Spec) -> str:
+    """The rules of a key in words: its choices, its bounds, its step."""
+    parts = []
+    if spec.choices is not None:
+        parts.append(" \\| ".join(map(str, spec.choices() if callable(spec.choices) else spec.choices)))
+    low = f">= {spec.ge:g}" if spec.ge is not None else f"> {spec.gt:g}" if spec.gt is not None else ""
+    high = f"<= {spec.le:g}" if spec.le is not None else f"< {spec.lt:g}" if spec.lt is not None else ""
+    parts += [b for b in (low, high) if b]
+    if spec.multiple_of:
+        parts.append(f"multiple of {spec.multiple_of}")
+    if spec.keys:
+        parts.append("keys: " + " / ".join(n.noun for n in spec.keys))
+    return ", ".join(parts)
+
+
 def _schema_table(schema: type) -> list[str]:
-    rows = ["| key | default | help |", "| --- | --- | --- |"]
+    rows = ["| key | default | allowed | help |", "| --- | --- | --- | --- |"]
     defaults = schema()
     for path, f, _hint, spec in walk(schema):
         if f is None:
-            rows.append(f"| **`{path}`** | | {_cell(spec.help)} |")
+            rows.append(f"| **`{path}`** | | | {_cell(spec.help)} |")
             continue
         value = defaults
         for part in path.split("."):
             value = getattr(value, part)
-        rows.append(f"| `{path}` | `{_cell(_flow(value))}` | {_cell(spec.help)} |")
+        rows.append(f"| `{path}` | `{_cell(_flow(value))}` | {_allowed(spec)} | {_cell(spec.help)} |")
     return rows
 
 

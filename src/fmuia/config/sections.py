@@ -242,8 +242,23 @@ class Config(RunConfig):
 
     @staticmethod
     def migrate(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
-        """``model.tta``/``model.box_voting`` of older configs moved to ``predict:``."""
-        return migrate_model_keys(data, where)
+        """``model.tta``/``model.box_voting`` of older configs moved to ``predict:``; loss
+        names split by a dotted override (``loss.params.detection.grid.box_weight=4``) joined."""
+        return _join_loss_names(migrate_model_keys(data, where))
+
+
+def _join_loss_names(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    loss = data.get("loss")
+    params = loss.get("params") if isinstance(loss, Mapping) else None
+    if not isinstance(params, Mapping):
+        return data
+    joined: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in kind_names() and isinstance(value, Mapping):
+            joined.update({f"{name}.{head}": part for head, part in value.items()})
+        else:
+            joined[name] = value
+    return {**data, "loss": {**loss, "params": joined}}
 
 
 def build_config(tree: Any) -> Config:
