@@ -15,8 +15,8 @@ from typing import Any
 
 from fmuia.tasks import Kind
 
-__all__ = ["AUGMENTATIONS", "HEAD_TYPES", "LOSS_PARAMS", "Param", "augmentation_names", "head_type_names",
-           "kind_names", "loss_param_names", "register_head_type"]
+__all__ = ["AUGMENTATIONS", "HEAD_TYPES", "LOSS_PARAMS", "Param", "augmentation_names", "forget_head_type",
+           "head_type_names", "kind_names", "loss_param_names", "loss_params", "register_head_type"]
 
 
 @dataclass(frozen=True)
@@ -106,16 +106,32 @@ LOSS_PARAMS: dict[str, dict[str, Param]] = {
 }
 
 
+# Head types added at run time (a kind or head defined outside this package), beside the built-in ones above.
+_ADDED_HEADS: dict[str, dict[str, str]] = {}
+_ADDED_PARAMS: dict[str, dict[str, Param]] = {}
+
+
 def head_type_names(kind: str) -> list[str]:
-    return list(HEAD_TYPES.get(kind, {}))
+    return [*HEAD_TYPES.get(kind, {}), *_ADDED_HEADS.get(kind, {})]
 
 
 def loss_param_names() -> list[str]:
-    return list(LOSS_PARAMS)
+    return [*LOSS_PARAMS, *_ADDED_PARAMS]
+
+
+def loss_params(name: str) -> "dict[str, Param] | None":
+    """The parameters of the loss ``<kind>.<head type>``; None for an unknown one."""
+    return LOSS_PARAMS.get(name, _ADDED_PARAMS.get(name))
 
 
 def register_head_type(kind: str, name: str, help: str, params: "dict[str, Any] | None" = None) -> None:
     """Add a head type at run time (``fmuia.kinds`` does, for a head not listed above):
-    its loss parameters' defaults become known to the config checks."""
-    HEAD_TYPES.setdefault(kind, {}).setdefault(name, help)
-    LOSS_PARAMS.setdefault(f"{kind}.{name}", {p: Param(v, f"parameter of the {kind} {name} loss") for p, v in (params or {}).items()})
+    its name and its loss parameters' defaults become known to the config checks."""
+    _ADDED_HEADS.setdefault(kind, {})[name] = help
+    _ADDED_PARAMS[f"{kind}.{name}"] = {p: Param(v, f"parameter of the {kind} {name} loss") for p, v in (params or {}).items()}
+
+
+def forget_head_type(kind: str, name: str) -> None:
+    """Remove a head type added at run time (``fmuia.kinds.unregister_kind``, tests)."""
+    _ADDED_HEADS.get(kind, {}).pop(name, None)
+    _ADDED_PARAMS.pop(f"{kind}.{name}", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from fmuia.config.catalogue import LOSS_PARAMS, augmentation_names, kind_names, loss_param_names
+from fmuia.config.catalogue import augmentation_names, kind_names, loss_param_names, loss_params
 from fmuia.config.model import ModelConfig
 from fmuia.config.predict import PredictConfig, migrate_model_keys
 from fmuia.config.schema import PRECISIONS, Names, Section, Spec, build, check, key, merge
@@ -78,7 +78,7 @@ def _check_loss_params(path: str, params: dict[str, dict[str, Any]]) -> dict[str
     """Each head type's parameters: known names, each of the type and range of its default."""
     out = {}
     for name, values in params.items():
-        known = LOSS_PARAMS[name]
+        known = loss_params(name) or {}
         out[name] = {}
         for p, value in values.items():
             where = f"{path}.{name}.{p}"

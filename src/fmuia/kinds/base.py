@@ -270,7 +270,7 @@ class TaskKind:
         ``loss_defaults``, and they are added to it."""
         if name in self.head_types:
             raise ValueError(f"head type {name!r} is already registered for {self.name}")
-        listed = catalogue.LOSS_PARAMS.get(f"{self.name}.{name}")
+        listed = catalogue.loss_params(f"{self.name}.{name}")
         if listed is None:
             catalogue.register_head_type(self.name, name, f"the {name} head ({head.__name__})", loss_defaults)
         elif not loss_defaults:
