@@ -67,7 +67,7 @@ import time
 from typing import Any, Mapping, Sequence
 
 from fmuia import kinds
-from fmuia.config import Config, load_config, read_yaml, save_config
+from fmuia.config import Config, PredictConfig, load_config, read_yaml, save_config
 from fmuia.config.changes import Change
 from fmuia.config.loading import read_changes
 from fmuia.errors import ConfigError
@@ -213,8 +213,8 @@ class Bench:
             else:
                 print(f"  {name}: trains as {os.path.relpath(twin, self.out)} did; its checkpoint is predicted again", flush=True)
             device = "cpu" if config.device == "cpu" else "auto"
-            decoding = ["--tta" if config.model.tta else "--no-tta",
-                        "--box-voting" if config.model.box_voting else "--no-box-voting"]
+            decoding = ["--tta" if config.predict.tta else "--no-tta",
+                        "--box-voting" if config.predict.box_voting else "--no-box-voting"]
             self._fmuia(f"{name}.predict", ["predict", "--checkpoint", os.path.join(twin or run_dir, "best"), "--data",
                                             self._test_root(config), "--out", pred_dir, "--device", device, "--no-progress",
                                             *decoding])
@@ -225,7 +225,7 @@ class Bench:
 
     def _trained_twin(self, config: Config) -> str | None:
         """The run folder of a finished run under --out whose training config equals
-        ``config``'s (they differ only in prediction settings: ``model.tta``, ``model.box_voting``), or
+        ``config``'s (they differ only in prediction settings: the ``predict:`` section), or
         None. Its checkpoint is what training ``config`` would give again."""
         wanted = _training_part(config)
         folder = os.path.join(self.out, "configs")
@@ -264,9 +264,7 @@ def _is_kind(name: str) -> bool:
 def _training_part(config: Config) -> Config:
     """``config`` without its prediction-only settings: two configs equal here train the
     same checkpoint."""
-    # To simplify once the prediction settings have their own section (predict:): this is
-    # then the config without that section, and Bench.run's decoding flags read it.
-    return dataclasses.replace(config, model=config.model.replace(tta=False, box_voting=False))
+    return dataclasses.replace(config, predict=PredictConfig())
 
 
 def _remove_tree(folder: str) -> None:

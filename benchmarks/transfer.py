@@ -141,12 +141,12 @@ class Bench:
         weights. From ImageNet weights it adapts them at a tenth of the rate (1e-4), so
         that a few epochs refine the features rather than overwrite them."""
         a = self.args
-        start = [f"encoder.pretrained={PRETRAINED[a.source_init]}"]
+        start = [f"model.pretrained={PRETRAINED[a.source_init]}"]
         if a.source_init == "imagenet":
             start.append("optim.lr=1e-4")
         return ["pretrain", "--images", self.root("source"), "--out", self.run_dir(PREPARED["pretrain"][0]),
                 "--config", PRETRAIN_CONFIG,
-                *_sets([f"encoder.name={ENCODER}", f"encoder.image_size={a.image_size}", f"seed={a.seed}",
+                *_sets([f"model.encoder={ENCODER}", f"model.image_size={a.image_size}", f"seed={a.seed}",
                         f"device={a.device}", f"train.epochs={a.pretrain_epochs}",
                         f"train.batch_size={a.pretrain_batch_size}", "schedule.warmup_steps=0",
                         "train.progress=false", "train.plot=false"] + start)]

@@ -5,8 +5,8 @@ import pytest
 import yaml
 
 from fmuia.config import (AugmentConfig, Config, DataConfig, FinetuneConfig, LossConfig, LrMultipliers, ModelConfig, OptimConfig,
-                          SamplerConfig, ScheduleConfig, TrainConfig, dump_config, load_config, merge, parse_override,
-                          save_config)
+                          PredictConfig, SamplerConfig, ScheduleConfig, TrainConfig, dump_config, load_config, merge,
+                          parse_override, save_config)
 from fmuia.errors import ConfigError
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -18,7 +18,7 @@ def test_sections_are_dataclasses():
     c = load_config(None)
     sections = {"model": ModelConfig, "data": DataConfig, "augment": AugmentConfig, "sampler": SamplerConfig,
                 "loss": LossConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "train": TrainConfig,
-                "finetune": FinetuneConfig}
+                "finetune": FinetuneConfig, "predict": PredictConfig}
     assert [f.name for f in dataclasses.fields(Config)] == ["seed", "device", *sections]
     for name, cls in sections.items():
         assert type(getattr(c, name)) is cls and dataclasses.is_dataclass(cls), name
@@ -64,20 +64,25 @@ def test_bad_keys_and_values_are_named(override, named):
                        "compile, ema_decay, epochs, grad_clip, log_dir, max_steps, plot, precision, progress, select, val_every)"),
     ("train.epochs=two", "override train.epochs='two': train.epochs: expected an integer, got 'two'"),
     ("optim.lr=fast", "override optim.lr='fast': optim.lr: expected a number, got 'fast'"),
-    ("train.ema_decay=yes", "override train.ema_decay=True: train.ema_decay: expected an integer or a number or null, got True"),
+    ("train.ema_decay=yes", "override train.ema_decay=True: train.ema_decay: expected a number or null, got True"),
     ("data.tasks=lung", "override data.tasks='lung': data.tasks: expected a list or null, got 'lung'"),
     ("train.compile=1", "override train.compile=1: train.compile: expected true or false, got 1"),
     ("optim.betas=0.9", "override optim.betas=0.9: optim.betas: expected a list, got 0.9"),
     ("optim=3", "override optim=3: optim: expected a mapping, got 3"),
-    ("train.batch_size=0", "train.batch_size: must be at least 1, got 0"),
-    ("sampler.mode=random", "sampler.mode: expected one of round_robin, task_uniform, mixed, got 'random'"),
-    ("train.ema_decay=1.5", "train.ema_decay: expected a number in (0, 1) or null, got 1.5"),
-    ("optim.betas=[0.9]", "optim.betas: expected two numbers in [0, 1), got [0.9]"),
-    ("loss.kind_weights.detection=-1", "loss.kind_weights.detection: expected a number >= 0, got -1"),
-    ("loss.params={x: 3}", "loss.params.x: expected a mapping of loss parameters, got 3"),
-    ("optim.lr_multipliers.heads=-1", "optim.lr_multipliers.heads: must be >= 0, got -1.0"),
-    ("data.val_fraction=1", "data.val_fraction: expected a number in [0, 1), got 1.0"),
-    ("model.image_size=100", "model.image_size: must be a multiple of 32 (the encoder's largest stride), got 100"),
+    ("train.batch_size=0", "override train.batch_size=0: train.batch_size: must be at least 1, got 0"),
+    ("sampler.mode=random", "override sampler.mode='random': sampler.mode: expected one of round_robin, task_uniform, mixed, "
+                            "got 'random'"),
+    ("train.ema_decay=1.5", "override train.ema_decay=1.5: train.ema_decay: expected a number in (0, 1) or null, got 1.5"),
+    ("optim.betas=[0.9]", "override optim.betas=[0.9]: optim.betas: expected two numbers in [0, 1), got [0.9]"),
+    ("loss.kind_weights.detection=-1", "override loss.kind_weights.detection=-1: loss.kind_weights.detection: must be >= 0, "
+                                        "got -1.0"),
+    ("loss.params={detection.grid: 3}", "override loss.params={'detection.grid': 3}: loss.params.detection.grid: expected a "
+                                         "mapping, got 3"),
+    ("optim.lr_multipliers.heads=-1", "override optim.lr_multipliers.heads=-1: optim.lr_multipliers.heads: must be >= 0, "
+                                       "got -1.0"),
+    ("data.val_fraction=1", "override data.val_fraction=1: data.val_fraction: expected a number in [0, 1), got 1.0"),
+    ("model.image_size=100", "override model.image_size=100: model.image_size: must be a multiple of 32 (the encoder's "
+                             "largest stride), got 100"),
 ])
 def test_error_messages_are_unchanged(override, message):
     with pytest.raises(ConfigError) as err:
@@ -132,7 +137,7 @@ def test_resolved_yaml_is_in_schema_order():
     c = load_config(os.path.join(CONFIGS, "fmuia_plus.yaml"), ["train.epochs=3"])
     text = dump_config(c)
     assert list(yaml.safe_load(text)) == ["seed", "device", "model", "data", "augment", "sampler", "loss", "optim",
-                                          "schedule", "train", "finetune"]
+                                          "schedule", "train", "finetune", "predict"]
     assert text.splitlines()[:3] == ["seed: 42", "device: auto", "model:"]
     assert "train:\n  epochs: 3\n  batch_size: 8\n" in text
     assert "  betas:\n  - 0.9\n  - 0.999\n" in text

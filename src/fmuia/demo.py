@@ -48,7 +48,7 @@ def _untrained_checkpoint(run_dir: str, out_dir: str) -> str:
     config = load_config(trained.checkpoint_meta["training_config"])
     torch.manual_seed(config.seed)
     model_config = trained.config.replace(pretrained=config.model.pretrained)
-    untrained = build_model(model_config, trained.registry)
+    untrained = build_model(model_config, trained.registry, trained.predict)
     return str(save_checkpoint(untrained, out_dir, training_config=config.to_dict()))
 
 

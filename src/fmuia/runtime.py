@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from fmuia.config.checks import PRECISIONS
+from fmuia.config.schema import PRECISIONS
 from fmuia.errors import ConfigError
 
 __all__ = [

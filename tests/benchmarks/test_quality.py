@@ -237,7 +237,7 @@ def test_a_prediction_only_change_reuses_a_finished_runs_checkpoint(quality, tmp
 
     bench = _bench(quality, tmp_path)
     plain = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"))
-    flipped = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"), overrides=["model.tta=true"])
+    flipped = load_config(os.path.join(ROOT, "configs", "fmuia2026_baseline.yaml"), overrides=["predict.tta=true"])
     bench.run("plain", plain)
     # A finished row whose config this fmuia cannot read is skipped, not fatal.
     os.makedirs(os.path.join(str(tmp_path), "runs", "alien", "best"))

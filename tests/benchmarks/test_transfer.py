@@ -82,7 +82,7 @@ def test_the_preparations_learn_from_the_source_tasks_only(transfer, bench):
         parser.parse_args(argv)
         assert bench.root("source") in argv
     config = load_pretrain_config(transfer.PRETRAIN_CONFIG, _settings(pretrain))
-    assert config.encoder.name == transfer.ENCODER and config.encoder.image_size == 96
+    assert config.model.encoder == transfer.ENCODER and config.model.image_size == 96
     trained = load_config(bench.args.recipe, _settings(multitask))
     assert trained.model.encoder == transfer.ENCODER and trained.train.max_steps == bench.args.source_steps
 
@@ -200,10 +200,10 @@ def test_the_plot_is_written(transfer, tmp_path):
 def test_the_source_runs_can_start_from_the_imagenet_weights(transfer, tmp_path):
     bench = transfer.Bench(transfer.parse_args(["--out", str(tmp_path / "out")]))  # the default
     pretrain = load_pretrain_config(transfer.PRETRAIN_CONFIG, _settings(bench.preparation("pretrain")))
-    assert pretrain.encoder.pretrained == "efficientnet-lite0-package" and pretrain.optim.lr == 1e-4
+    assert pretrain.model.pretrained == "efficientnet-lite0-package" and pretrain.optim.lr == 1e-4
     multitask = load_config(bench.args.recipe, _settings(bench.preparation("multitask")))
     assert multitask.model.pretrained == "efficientnet-lite0-package"
     scratch = transfer.Bench(transfer.parse_args(["--out", str(tmp_path / "out2"), "--source-init", "random"]))
     assert load_config(scratch.args.recipe, _settings(scratch.preparation("multitask"))).model.pretrained == "none"
     pretrain = load_pretrain_config(transfer.PRETRAIN_CONFIG, _settings(scratch.preparation("pretrain")))
-    assert pretrain.encoder.pretrained == "none" and pretrain.optim.lr == 1e-3
+    assert pretrain.model.pretrained == "none" and pretrain.optim.lr == 1e-3

@@ -40,7 +40,7 @@ def test_a_users_config_extends_the_improved_recipe_with_a_candidate_and_overrid
     config = load_config(mine)
     # The change is found in configs/changes/, beside the file it extends; the file's own keys win.
     assert config == load_config([PLUS, ema, {"train": {"epochs": 20, "ema_decay": 0.99}}])
-    assert (config.train.epochs, config.train.ema_decay, config.model.tta) == (20, 0.99, True)
+    assert (config.train.epochs, config.train.ema_decay, config.predict.tta) == (20, 0.99, True)
 
 
 def test_changes_beside_the_file_come_before_those_beside_what_it_extends(tmp_path):

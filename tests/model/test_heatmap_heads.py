@@ -4,8 +4,10 @@ import math
 
 import pytest
 import torch
+
 from model_helpers import SIZE, images, tiny_config
 
+from fmuia.config import PredictConfig
 from fmuia.model import build_model
 from fmuia.kinds.dense import soft_argmax
 from fmuia.kinds.detection import CentreDetectionHead
@@ -101,7 +103,7 @@ def _cell_sides(box: torch.Tensor, row: int, col: int, h: int, w: int) -> torch.
 def test_box_voting_averages_the_cells_around_the_peak_by_score():
     registry = TaskRegistry([Task("det", Kind.DETECTION, 1)])
     torch.manual_seed(0)
-    model = build_model(tiny_config(heads={"detection": "centernet"}, box_voting=True), registry).eval()
+    model = build_model(tiny_config(heads={"detection": "centernet"}), registry, PredictConfig(box_voting=True)).eval()
     head, h, w = model.head("det"), GRID, GRID
     first, second = torch.tensor([0.20, 0.30, 0.60, 0.90]), torch.tensor([0.22, 0.28, 0.64, 0.86])
     raw = torch.full((1, 5, h, w), -6.0)
@@ -115,7 +117,7 @@ def test_box_voting_averages_the_cells_around_the_peak_by_score():
     assert torch.allclose(decoded[0, :4], expected, atol=1e-5)
     assert decoded[0, 4].item() == pytest.approx(float(p1), abs=1e-6)
     # switched off at prediction time (fmuia.load(box_voting=False) does this): the peak cell alone
-    head.set_decoding(model.config.replace(box_voting=False))
+    head.set_decoding(model.predict.replace(box_voting=False))
     assert torch.allclose(head.decode(raw)[0, :4], first, atol=1e-5)
 
 

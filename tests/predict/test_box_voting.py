@@ -4,6 +4,7 @@ overridden by ``fmuia.load(box_voting=...)`` and ``fmuia predict --[no-]box-voti
 import pytest
 import torch
 
+from fmuia.config import PredictConfig
 from fmuia.model import ModelConfig, build_model
 from fmuia.model.checkpoint import save_checkpoint
 from fmuia.predict.api import load
@@ -19,7 +20,7 @@ REGISTRY = TaskRegistry(t for t in fmuia2026() if t.task_id in ("thyroid_nodule_
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("voting")
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**TINY, heads={"detection": "centernet"}, box_voting=True), REGISTRY).eval()
+    model = build_model(ModelConfig(**TINY, heads={"detection": "centernet"}), REGISTRY, PredictConfig(box_voting=True)).eval()
     checkpoint = str(folder / "ckpt")
     save_checkpoint(model, checkpoint)
     graph = str(folder / "model.onnx")
@@ -28,7 +29,7 @@ def saved(tmp_path_factory):
 
 
 def _voting(predictor) -> bool:
-    return predictor.backend.config.box_voting
+    return predictor.backend.predict.box_voting
 
 
 @pytest.mark.parametrize("which", ["checkpoint", "onnx"])
@@ -59,8 +60,8 @@ def test_predict_command_leaves_the_choice_to_the_checkpoint_unless_told(flags, 
     assert args.box_voting is expected
 
 
-def test_model_box_voting_must_be_a_boolean():
+def test_predict_box_voting_must_be_a_boolean():
     from fmuia.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="model.box_voting"):
-        ModelConfig(encoder="resnet18", pretrained="none", box_voting="yes")
+    with pytest.raises(ConfigError, match="predict.box_voting"):
+        PredictConfig(box_voting="yes")

@@ -140,12 +140,13 @@ def test_requirements_pin_torch_without_its_local_label(monkeypatch):
 def test_export_writes_the_checkpoints_tta_choice_unless_told_otherwise(tmp_path):
     import torch
 
+    from fmuia.config import PredictConfig
     from fmuia.model import ModelConfig, build_model, save_checkpoint
     from fmuia.tasks import fmuia2026
     from tiny import TINY
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**TINY, tta=True, box_voting=True), fmuia2026())
+    model = build_model(ModelConfig(**TINY), fmuia2026(), PredictConfig(tta=True, box_voting=True))
     save_checkpoint(model, str(tmp_path / "ckpt"))
     assert main(["export", "submission", "--checkpoint", str(tmp_path / "ckpt"), str(tmp_path / "a")]) == 0
     settings = json.loads((tmp_path / "a" / "settings.json").read_text())

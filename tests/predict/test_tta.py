@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fmuia.config import PredictConfig
 from fmuia.errors import ConfigError
 from fmuia.model.config import ModelConfig
 from fmuia.predict.predictor import Predictor, tta_tasks
@@ -26,6 +27,7 @@ class RectangleBackend:
     registry = REGISTRY
     config = ModelConfig(encoder="resnet18", pretrained="none", image_size=S)
     input_sizes = {t.task_id: S for t in REGISTRY}
+    predict = PredictConfig()
     device = torch.device("cpu")
 
     def __init__(self):
@@ -89,19 +91,19 @@ def test_orientation_sensitive_tasks_never_flipped():
 
 
 class FlipByConfigBackend(RectangleBackend):
-    config = ModelConfig(encoder="resnet18", pretrained="none", image_size=S, tta=True)
+    predict = PredictConfig(tta=True)
 
 
-def test_model_config_tta_is_the_default_and_an_argument_overrides_it():
+def test_saved_predict_tta_is_the_default_and_an_argument_overrides_it():
     assert Predictor(RectangleBackend()).tta == frozenset()
     assert Predictor(FlipByConfigBackend()).tta == tta_tasks(REGISTRY, True)
     assert Predictor(FlipByConfigBackend(), tta=False).tta == frozenset()
     assert Predictor(RectangleBackend(), tta=["cls"]).tta == frozenset({"cls"})
 
 
-def test_model_tta_must_be_a_boolean():
-    with pytest.raises(ConfigError, match="model.tta"):
-        ModelConfig(encoder="resnet18", pretrained="none", tta="yes")
+def test_predict_tta_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="predict.tta"):
+        PredictConfig(tta="yes")
 
 
 @pytest.mark.parametrize("flags, expected", [([], None), (["--tta"], True), (["--no-tta"], False)])

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 TINY_PRETRAIN = [
-    "encoder.name=resnet18", "encoder.image_size=64", "method.hidden_dim=32", "method.projection_dim=16",
+    "model.encoder=resnet18", "model.image_size=64", "method.hidden_dim=32", "method.projection_dim=16",
     "train.batch_size=3", "train.epochs=2", "train.progress=false", "train.plot=false", "data.num_workers=0",
     "device=cpu", "seed=5",
 ]

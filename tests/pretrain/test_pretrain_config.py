@@ -26,10 +26,21 @@ def test_shipped_pretraining_configs_load_and_round_trip(name, tmp_path):
     ("views.crop_scale=[0.5, 2]", "views.crop_scale: the area fraction cannot exceed 1"),
     ("method.name=byol", "method.name: expected one of simclr"),
     ("train.batch_size=1", "train.batch_size: must be at least 2"),
-    ("encoder.image_size=100", "encoder.image_size: must be a positive multiple of 32"),
+    ("model.image_size=100", "model.image_size: must be a multiple of 32"),
+    ("model.image_size=0", "model.image_size: must be at least 32"),
     ("train.max_steps=0", "train.max_steps: expected a positive integer or null"),
 ])
 def test_bad_values_name_their_key(override, message):
     with pytest.raises(ConfigError) as info:
         load_pretrain_config(None, [override])
     assert message in str(info.value)
+
+
+def test_pretraining_names_the_encoder_as_training_does(caplog):
+    config = load_pretrain_config(None, ["model.encoder=resnet18", "model.pretrained=none", "model.image_size=64"])
+    assert (config.model.encoder, config.model.pretrained, config.model.image_size) == ("resnet18", "none", 64)
+    assert not caplog.records
+    # An older file's encoder: section still loads, read as model:, with one note saying how to convert.
+    old = load_pretrain_config({"encoder": {"name": "resnet18", "image_size": 64}})
+    assert (old.model.encoder, old.model.image_size) == ("resnet18", 64) and "model" in old.to_dict()
+    assert len(caplog.records) == 1 and "encoder.name -> model.encoder" in caplog.records[0].getMessage()

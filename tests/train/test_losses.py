@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fmuia.errors import CheckpointError, ConfigError
-from fmuia.config import load_config
+from fmuia.config import catalogue, load_config
 from fmuia.config.sections import LossConfig
 from fmuia.tasks import Kind, fmuia2026
 from fmuia.kinds import kind_of
@@ -187,6 +187,7 @@ def test_loss_config_errors_and_registry_is_open():
         assert float(total) == 3.0
     finally:
         del kind_of(Kind.KEYPOINTS).head_types["heatmap_test"]
+        catalogue.forget_head_type("keypoints", "heatmap_test")
 
 
 def test_default_kind_weights_follow_the_registered_kinds():

@@ -18,10 +18,10 @@ def add_arguments(p) -> None:
     s.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint folder or .safetensors file")
     s.add_argument("out_dir", metavar="DIR", help="folder to create")
     s.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="horizontal-flip test-time augmentation in the submission (default: the checkpoint's model.tta)")
+                   help="horizontal-flip test-time augmentation in the submission (default: the checkpoint's predict.tta)")
     s.add_argument("--box-voting", action=argparse.BooleanOptionalAction, default=None,
                    help="box voting of a centre-map detection head in the submission (default: the checkpoint's "
-                        "model.box_voting)")
+                        "predict.box_voting)")
     s.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="device the submission uses (default auto)")
     s.add_argument("--workers", type=int, default=None, help="image-reading processes in the submission (default min(2, cores))")
     s.add_argument("--force", action="store_true", help="replace DIR if it exists")

@@ -26,7 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="accept a non-empty OUT_DIR: first remove the prediction files of an earlier run from it "
                         "(the three *_predictions.json files and the PNG files under Segmentation/), never anything else")
-    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="images per forward pass (default 8; batches may mix tasks)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="images per forward pass (default: the checkpoint's predict.batch_size, 8 unless its config "
+                        "set another; batches may mix tasks)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="image-reading processes (default min(2, CPU cores); 0 reads in the main process)")
     p.add_argument("--backend", default=None, choices=("torch", "onnx"),
@@ -37,10 +39,10 @@ def add_arguments(p) -> None:
                         "auto picks it there")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average with a horizontally flipped view (never for orientation-sensitive tasks); "
-                        "default: the checkpoint's model.tta")
+                        "default: the checkpoint's predict.tta")
     p.add_argument("--box-voting", action=argparse.BooleanOptionalAction, default=None,
                    help="detection with a centre-map head: the box is the score-weighted mean of the boxes around "
-                        "the peak, not the peak cell's alone; default: the checkpoint's model.box_voting")
+                        "the peak, not the peak cell's alone; default: the checkpoint's predict.box_voting")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

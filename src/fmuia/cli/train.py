@@ -10,7 +10,8 @@ DESCRIPTION = (
     "RUN_DIR/config.yaml (several --config files are merged in order, each later one "
     "overriding the earlier ones key by key: a recipe, then a budget); checkpoints go to "
     "RUN_DIR/best (highest validation score under train.select) and RUN_DIR/last; metrics.csv and "
-    "curves.png describe the run. Several processes: torchrun --nproc_per_node N -m fmuia train ..."
+    "curves.png describe the run. Several processes: torchrun --nproc_per_node N -m fmuia train ... "
+    "Every config key, its default and its help: fmuia config show [--config FILE] [--set KEY=VALUE]."
 )
 
 
@@ -23,7 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", metavar="RUN_DIR", help="output folder of the run")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, value parsed as YAML (repeatable): --set train.epochs=2")
+                   help="override a config key, value parsed as YAML (repeatable): --set train.epochs=2; "
+                        "'fmuia config show' lists every key with its help and default, docs/config.md too")
 
 
 def run(args) -> int:

@@ -29,8 +29,8 @@ import yaml
 
 from fmuia.io.atomic import write_text
 from fmuia.config.changes import CHANGES_FOLDER, Change, parse_catalogue
-from fmuia.config.checks import FLOAT_TEXT
-from fmuia.config.sections import Config, Section, build_config, merge
+from fmuia.config.schema import FLOAT_TEXT, Section, build, merge
+from fmuia.config.sections import Config
 from fmuia.errors import ConfigError
 
 __all__ = ["defaults", "dump_config", "load_config", "merge_layers", "parse_override", "read_changes", "read_yaml",
@@ -93,31 +93,32 @@ def load_config(
     ``overrides`` is a list of ``"dotted.key=value"`` strings or a mapping of dotted keys
     to values. Unknown keys and wrong types are ``ConfigError``s naming the file or
     override and the dotted key."""
-    return build_config(merge_layers(defaults(), source, overrides))
+    return merge_layers(Config, source, overrides)
 
 
 def merge_layers(
-    tree: Mapping[str, Any],
+    schema: type,
     source: "ConfigSource | Sequence[ConfigSource] | None" = None,
     overrides: "Iterable[str] | Mapping[str, Any] | None" = None,
-) -> dict[str, Any]:
-    """``tree`` (a schema's defaults) <- each layer of ``source`` <- ``overrides``, checked
-    key by key as ``load_config`` describes; any config schema built from ``Section``s
-    (the training ``Config``, ``fmuia.config.pretrain.PretrainConfig``) reads its files this way."""
-    tree = dict(tree)
-    for layer in _layers(source):
-        for where, data in _expand(layer):
-            try:
-                tree = merge(tree, data)
-            except ConfigError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
+) -> Any:
+    """The ``schema`` section (``Config``, ``fmuia.config.pretrain.PretrainConfig``) of its
+    defaults <- each layer of ``source`` (a file's ``extends`` chain and ``changes`` first)
+    <- ``overrides``. Each layer is checked as it is laid on (so an error names the file,
+    change or override it comes from) after the schema's ``migrate`` has put keys of older
+    schemas in their place."""
+    tree, config = schema().to_dict(), schema()
+    layers = [item for layer in _layers(source) for item in _expand(layer)]
     items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides or ())
-    for key, value in items:
+    layers += [(f"override {key}={value!r}", _nest(key, value)) for key, value in items]
+    for where, data in layers:
         try:
-            tree = merge(tree, _nest(key, value))
+            if isinstance(data, Mapping):
+                data = schema.migrate(data, where)
+            tree = merge(tree, data, schema=schema)
+            config = build(schema, tree)
         except ConfigError as exc:
-            raise ConfigError(f"override {key}={value!r}: {exc}") from None
-    return tree
+            raise ConfigError(f"{where}: {exc}") from None
+    return config
 
 
 def _layers(source: Any) -> list[Any]:

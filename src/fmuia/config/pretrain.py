@@ -1,41 +1,42 @@
 """The pretraining config (``fmuia pretrain``): self-supervised training of the shared
 encoder alone, on unlabelled images.
 
-Same rules as the training ``Config``: the dataclasses are the schema, a YAML file and
-``dotted.key=value`` overrides are merged over the defaults (``load_pretrain_config``),
-and an unknown key or a value of the wrong type is a ``ConfigError`` naming the dotted key.
-The learning-rate schedule is the training one (``ScheduleConfig``)."""
+Same rules and the same names as the training ``Config``: the network is ``model:``
+(``model.encoder``, ``model.pretrained``, ``model.image_size``, ``model.channels_last``,
+each with training's help and rules), the schedule is training's ``ScheduleConfig``; a
+YAML file and ``dotted.key=value`` overrides are merged over the defaults
+(``load_pretrain_config``). Files written before the ``model:`` section named it
+``encoder:`` (``encoder.name`` for ``model.encoder``); they still load, with a note."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
-from fmuia.config.checks import PRECISIONS, check_choice, check_positive_or_null
 from fmuia.config.loading import ConfigSource, merge_layers
-from fmuia.config.sections import ScheduleConfig, Section, build_section
+from fmuia.config.model import ENCODER_KEYS
+from fmuia.config.schema import PRECISIONS, Section, key
+from fmuia.config.sections import RunConfig, ScheduleConfig
 from fmuia.errors import ConfigError
 
 __all__ = ["PretrainConfig", "load_pretrain_config"]
 
+log = logging.getLogger(__name__)
+
+# The encoder: section of older pretraining configs -> the model: keys of today.
+OLD_ENCODER_KEYS = {"name": "encoder", "pretrained": "pretrained", "image_size": "image_size", "channels_last": "channels_last"}
+
 
 @dataclass
-class EncoderSection(Section):
-    """The encoder to pretrain; ``fmuia train`` then uses the same ``model.encoder``."""
+class PretrainModelSection(Section):
+    """The encoder to pretrain, named as training names it; ``fmuia train`` then uses the same ``model.encoder``."""
 
-    path: ClassVar[str] = "encoder"
+    path: ClassVar[str] = "model"
 
-    name: str = "tf_efficientnet_lite0"  # a timm model name (model.encoder of the later training)
-    # Where its weights start: none, imagenet, a -package source or a weights file
-    # (model.pretrained's values); pretraining from ImageNet weights adapts them to ultrasound.
-    pretrained: str = "none"
-    image_size: int = 224  # the side of each view
-    channels_last: bool = False
-
-    def validate(self) -> None:
-        if not self.name:
-            raise ConfigError("encoder.name: expected a timm model name")
-        if self.image_size < 32 or self.image_size % 32:
-            raise ConfigError(f"encoder.image_size: must be a positive multiple of 32, got {self.image_size}")
+    encoder: str = key("tf_efficientnet_lite0", **ENCODER_KEYS["encoder"])
+    pretrained: str = key("none", **ENCODER_KEYS["pretrained"])
+    image_size: int = key(224, **{**ENCODER_KEYS["image_size"], "help": "side of each view, pixels"})
+    channels_last: bool = key(False, **ENCODER_KEYS["channels_last"])
 
 
 @dataclass
@@ -44,20 +45,14 @@ class MethodSection(Section):
     the NT-Xent (normalised temperature-scaled cross-entropy) loss."""
 
     path: ClassVar[str] = "method"
-    NAMES: ClassVar[tuple[str, ...]] = ("simclr",)
 
-    name: str = "simclr"
-    projection_dim: int = 128
-    hidden_dim: int = 512
-    temperature: float = 0.2
+    name: str = key("simclr", "the method: simclr", choices=("simclr",))
+    projection_dim: int = key(128, "width of the projection's output", ge=1)
+    hidden_dim: int = key(512, "width of the projection MLP's hidden layer", ge=1)
+    temperature: float = key(0.2, "NT-Xent temperature", gt=0)
 
-    def validate(self) -> None:
-        check_choice("method.name", self.name, self.NAMES)
-        for key in ("projection_dim", "hidden_dim"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"method.{key}: must be at least 1, got {getattr(self, key)}")
-        if self.temperature <= 0:
-            raise ConfigError(f"method.temperature: must be > 0, got {self.temperature}")
+
+PROBABILITY = dict(what="a probability", ge=0, le=1)
 
 
 @dataclass
@@ -69,103 +64,97 @@ class ViewsSection(Section):
 
     path: ClassVar[str] = "views"
 
-    crop_scale: list[float] = field(default_factory=lambda: [0.3, 1.0])  # area fraction of the crop
-    crop_ratio: list[float] = field(default_factory=lambda: [0.75, 1.333])  # aspect ratio of the crop
-    hflip: float = 0.0
-    brightness_contrast: float = 0.8
-    gamma: float = 0.5
-    blur: float = 0.3
-    noise: float = 0.0
-    speckle: float = 0.5
-    gain: float = 0.5
+    crop_scale: list[float] = key([0.3, 1.0], "area fraction of the crop, [low, high]")
+    crop_ratio: list[float] = key([0.75, 1.333], "aspect ratio of the crop, [low, high]")
+    hflip: float = key(0.0, "probability of a horizontal flip", **PROBABILITY)
+    brightness_contrast: float = key(0.8, "probability of RandomBrightnessContrast", **PROBABILITY)
+    gamma: float = key(0.5, "probability of RandomGamma (the log-compression curve)", **PROBABILITY)
+    blur: float = key(0.3, "probability of GaussianBlur (lateral/axial resolution)", **PROBABILITY)
+    noise: float = key(0.0, "probability of GaussNoise (additive grain)", **PROBABILITY)
+    speckle: float = key(0.5, "probability of multiplicative per-pixel noise", **PROBABILITY)
+    gain: float = key(0.5, "probability of a global multiplicative gain", **PROBABILITY)
 
     PHOTOMETRIC: ClassVar[tuple[str, ...]] = ("brightness_contrast", "gamma", "blur", "noise", "speckle", "gain")
 
     def validate(self) -> None:
-        for key in ("crop_scale", "crop_ratio"):
-            value = getattr(self, key)
-            if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value) \
-                    or value[0] > value[1]:
-                raise ConfigError(f"views.{key}: expected two positive numbers [low, high], got {value!r}")
+        for name in ("crop_scale", "crop_ratio"):
+            value = getattr(self, name)
+            if len(value) != 2 or not all(v > 0 for v in value) or value[0] > value[1]:
+                raise ConfigError(f"views.{name}: expected two positive numbers [low, high], got {value!r}")
         if self.crop_scale[1] > 1:
             raise ConfigError(f"views.crop_scale: the area fraction cannot exceed 1, got {self.crop_scale!r}")
-        for key in ("hflip", *self.PHOTOMETRIC):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ConfigError(f"views.{key}: expected a probability in [0, 1], got {getattr(self, key)}")
 
     def photometric_policy(self) -> dict[str, float]:
         """The photometric entries as an augmentation policy of ``fmuia.data.transforms``."""
-        return {key: float(getattr(self, key)) for key in self.PHOTOMETRIC}
+        return {name: float(getattr(self, name)) for name in self.PHOTOMETRIC}
 
 
 @dataclass
 class PretrainDataSection(Section):
+    """How the images are read."""
+
     path: ClassVar[str] = "data"
 
-    num_workers: int | None = None  # None: fmuia.runtime.training_workers
-    min_images: int = 2  # fewer images than this is an error (a contrastive batch needs two)
-
-    def validate(self) -> None:
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ConfigError(f"data.num_workers: must be >= 0, got {self.num_workers}")
-        if self.min_images < 2:
-            raise ConfigError(f"data.min_images: must be at least 2, got {self.min_images}")
+    num_workers: int | None = key(None, "data-loading processes; null: fmuia.runtime.training_workers", ge=0)
+    min_images: int = key(2, "fewer images than this is an error (a contrastive batch needs two)", ge=2)
 
 
 @dataclass
 class PretrainOptimSection(Section):
+    """The optimiser."""
+
     path: ClassVar[str] = "optim"
-    NAMES: ClassVar[tuple[str, ...]] = ("adamw", "sgd")
 
-    name: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-
-    def validate(self) -> None:
-        check_choice("optim.name", self.name, self.NAMES)
-        if self.lr <= 0:
-            raise ConfigError(f"optim.lr: must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"optim.weight_decay: must be >= 0, got {self.weight_decay}")
+    name: str = key("adamw", "adamw or sgd", choices=("adamw", "sgd"))
+    lr: float = key(1e-3, "learning rate", gt=0)
+    weight_decay: float = key(1e-4, "weight decay", ge=0)
 
 
 @dataclass
 class PretrainTrainSection(Section):
+    """The pretraining run: length, batch, precision."""
+
     path: ClassVar[str] = "train"
 
-    epochs: int = 100
-    batch_size: int = 64  # images per step (each gives two views)
-    max_steps: int | None = None  # stop after this many optimiser steps (smoke runs)
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    grad_clip: float | None = None
-    progress: bool = True
-    plot: bool = True
-
-    def validate(self) -> None:
-        check_choice("train.precision", self.precision, PRECISIONS)
-        if self.batch_size < 2:
-            raise ConfigError(f"train.batch_size: must be at least 2 (the other images of a batch are the negatives), "
-                              f"got {self.batch_size}")
-        if self.epochs < 1:
-            raise ConfigError(f"train.epochs: must be at least 1, got {self.epochs}")
-        check_positive_or_null("train.max_steps", self.max_steps)
+    epochs: int = key(100, "passes over the images", ge=1)
+    batch_size: int = key(64, "images per step (each gives two views)", ge=2,
+                          why="the other images of a batch are the negatives")
+    max_steps: int | None = key(None, "stop after this many optimiser steps (smoke runs); null: no limit", ge=1)
+    precision: str = key("auto", "auto (bf16 on GPUs, fp32 on CPUs), fp32, bf16 or fp16", choices=PRECISIONS)
+    grad_clip: float | None = key(None, "clip the gradients' global norm to this; null: no clipping", gt=0)
+    progress: bool = key(True, "show a progress bar")
+    plot: bool = key(True, "write RUN/curves.png after each epoch")
 
 
 @dataclass
-class PretrainConfig(Section):
+class PretrainConfig(RunConfig):
     """The resolved pretraining config, saved as ``RUN/config.yaml``."""
 
-    path: ClassVar[str] = ""
+    model: PretrainModelSection = key(PretrainModelSection, "the encoder")
+    method: MethodSection = key(MethodSection, "the objective")
+    views: ViewsSection = key(ViewsSection, "the views")
+    data: PretrainDataSection = key(PretrainDataSection, "the images")
+    optim: PretrainOptimSection = key(PretrainOptimSection, "optimiser")
+    schedule: ScheduleConfig = key(ScheduleConfig, "schedule")
+    train: PretrainTrainSection = key(PretrainTrainSection, "the run")
 
-    seed: int = 42
-    device: str = "auto"
-    encoder: EncoderSection = field(default_factory=EncoderSection)
-    method: MethodSection = field(default_factory=MethodSection)
-    views: ViewsSection = field(default_factory=ViewsSection)
-    data: PretrainDataSection = field(default_factory=PretrainDataSection)
-    optim: PretrainOptimSection = field(default_factory=PretrainOptimSection)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: PretrainTrainSection = field(default_factory=PretrainTrainSection)
+    @staticmethod
+    def migrate(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+        """An ``encoder:`` section of older pretraining configs moved to ``model:`` with training's names."""
+        old = data.get("encoder")
+        if not isinstance(old, Mapping):
+            return data
+        unknown = [k for k in old if k not in OLD_ENCODER_KEYS]
+        if unknown:
+            raise ConfigError(f"unknown config key 'encoder.{unknown[0]}' (the encoder: section is now model:, "
+                              f"with keys {', '.join(OLD_ENCODER_KEYS.values())})")
+        model = data.get("model", {})
+        moved = {OLD_ENCODER_KEYS[k]: v for k, v in old.items()}
+        log.warning("%s: the encoder: section is now model: with training's names (%s); read as such "
+                    "(rename it to silence this note)", where,
+                    ", ".join(f"encoder.{k} -> model.{v}" for k, v in OLD_ENCODER_KEYS.items() if k in old))
+        return {**{k: v for k, v in data.items() if k != "encoder"},
+                "model": {**moved, **(model if isinstance(model, Mapping) else {})}}
 
 
 def load_pretrain_config(
@@ -174,4 +163,4 @@ def load_pretrain_config(
 ) -> PretrainConfig:
     """Defaults <- ``source`` (YAML files or mappings, in order) <- ``overrides``, as
     ``fmuia.config.load_config`` does for training."""
-    return build_section(PretrainConfig, merge_layers(PretrainConfig().to_dict(), source, overrides))
+    return merge_layers(PretrainConfig, source, overrides)

@@ -30,14 +30,10 @@ import cv2
 from fmuia import kinds
 from fmuia.tasks import Task
 
-__all__ = ["AFFINE_LIMITS", "EXTRA_POLICY", "geometric_steps", "ultrasound_steps"]
+__all__ = ["AFFINE_LIMITS", "geometric_steps", "ultrasound_steps"]
 
-# The policy entries this module adds (probabilities; 0 disables).
-EXTRA_POLICY: dict[str, float] = {
-    "affine": 0.0,  # scale / rotation / shift moving image, mask, box and points together
-    "speckle": 0.0,  # multiplicative per-pixel noise
-    "gain": 0.0,  # global multiplicative gain
-}
+# The policy entries this module reads (affine, speckle, gain) are declared with the
+# others in fmuia.config.catalogue.AUGMENTATIONS.
 
 AFFINE_LIMITS = {
     "scale": (0.85, 1.15),

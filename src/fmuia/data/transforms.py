@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 from fmuia.config.sections import AugmentConfig
-from fmuia.data.augment import EXTRA_POLICY, geometric_steps, ultrasound_steps
+from fmuia.config.catalogue import AUGMENTATIONS
+from fmuia.data.augment import geometric_steps, ultrasound_steps
 from fmuia.data.records import Sample
 from fmuia.errors import ConfigError, DataError
 from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
@@ -49,16 +50,9 @@ from fmuia import kinds
 from fmuia.tasks import Task
 
 
-# Probability of each augmentation; 0 disables it. Every key of a config policy must
-# be one of these (unknown keys are a ConfigError naming them).
-DEFAULT_POLICY: dict[str, float] = {
-    "brightness_contrast": 0.5,  # RandomBrightnessContrast(+-0.2)
-    "gamma": 0.0,  # RandomGamma(80..120)
-    "blur": 0.0,  # GaussianBlur(3..5)
-    "noise": 0.0,  # GaussNoise (speckle-like grain)
-    "hflip": 0.0,  # horizontal flip; ignored for orientation-sensitive tasks
-    **EXTRA_POLICY,  # affine, speckle, gain: fmuia.data.augment
-}
+# Probability of each augmentation; 0 disables it. The names, defaults and help are the
+# config catalogue's (a config policy naming another is refused when it is loaded).
+DEFAULT_POLICY: dict[str, float] = {name: param.default for name, param in AUGMENTATIONS.items()}
 
 __all__ = [
     "DEFAULT_POLICY",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from fmuia.config import catalogue
 from fmuia.kinds.base import FPN, TOP, Head, HeadType, LabelCells, LabelError, SampleScore, TaskKind
 from fmuia.kinds.classification import ClassificationKind
 from fmuia.kinds.detection import DetectionKind
@@ -36,7 +37,9 @@ def register_kind(kind: TaskKind) -> TaskKind:
 def unregister_kind(name: str) -> None:
     """Remove a kind added at run time (tests); built-in kinds stay."""
     Kind.unregister(name)
-    _KINDS.pop(name, None)
+    kind = _KINDS.pop(name, None)
+    for head in kind.head_types if kind is not None else ():
+        catalogue.forget_head_type(name, head)
 
 
 def kind_of(value: "Task | Kind | str") -> TaskKind:

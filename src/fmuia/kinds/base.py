@@ -41,12 +41,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from fmuia.config import catalogue
 from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Kind, Task
 
 if TYPE_CHECKING:
     from fmuia.data.records import Entry
     from fmuia.metrics.results import TaskResult
+    from fmuia.config.predict import PredictConfig
     from fmuia.model.config import ModelConfig
 
 __all__ = ["Head", "HeadType", "LabelCells", "LabelError", "LossFn", "SampleScore", "TaskKind", "TOP", "FPN"]
@@ -83,9 +85,9 @@ class Head(nn.Module):
     def decode(self, raw: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def set_decoding(self, config: "ModelConfig") -> None:
-        """Take the prediction-only options of ``config`` (e.g. ``box_voting``) that this
-        head's ``decode`` reads; a head without such options ignores it."""
+    def set_decoding(self, predict: "PredictConfig") -> None:
+        """Take the prediction-only settings of ``predict`` (the ``predict:`` section, e.g.
+        ``box_voting``) that this head's ``decode`` reads; a head without any ignores it."""
 
 
 @dataclass(frozen=True)
@@ -263,9 +265,17 @@ class TaskKind:
 
     # -- 4. model --------------------------------------------------------------
     def add_head(self, name: str, head: type[Head], loss: LossFn, default: bool = False, **loss_defaults: Any) -> type[Head]:
-        """Register a head type with its loss; ``loss_defaults`` are the loss's parameters."""
+        """Register a head type with its loss. The loss's parameters and their defaults are
+        the config catalogue's (``fmuia.config.catalogue.LOSS_PARAMS``, where the built-in
+        heads are listed with their help); a head type not listed there brings them as
+        ``loss_defaults``, and they are added to it."""
         if name in self.head_types:
             raise ValueError(f"head type {name!r} is already registered for {self.name}")
+        listed = catalogue.loss_params(f"{self.name}.{name}")
+        if listed is None:
+            catalogue.register_head_type(self.name, name, f"the {name} head ({head.__name__})", loss_defaults)
+        elif not loss_defaults:
+            loss_defaults = {p: param.default for p, param in listed.items()}
         head.kind, head.type_name = self.kind, name
         self.head_types[name] = HeadType(name, head, loss, dict(loss_defaults))
         if default or not self.default_head:

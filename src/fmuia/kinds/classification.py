@@ -132,8 +132,8 @@ class ClassificationKind(TaskKind):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_head("linear", ClassificationHead, classification_ce, default=True, label_smoothing=0.0)
-        self.add_head("position_pooled", PositionPooledClassificationHead, classification_ce, label_smoothing=0.0)
+        self.add_head("linear", ClassificationHead, classification_ce, default=True)
+        self.add_head("position_pooled", PositionPooledClassificationHead, classification_ce)
 
     # -- CSV -------------------------------------------------------------------
     def parse_label(self, row, task, header, folder):

@@ -33,6 +33,7 @@ from fmuia.kinds.drawing import ACCENT, PREDICTED, TRUTH, thumbnail
 from fmuia.tasks import Task
 
 if TYPE_CHECKING:
+    from fmuia.config.predict import PredictConfig
     from fmuia.model.config import ModelConfig
 
 __all__ = ["BOX_COLUMNS", "CentreDetectionHead", "DetectionGridHead", "DetectionKind", "DetectionResult",
@@ -95,7 +96,7 @@ class CentreDetectionHead(Head):
 
     raw: ``(B, 5, h, w)``, channel 0 the score, 1..4 the distances (h = H/4 on the FPN map).
     decode: ``(B, 5)`` = box ``x1, y1, x2, y2`` in 0..1 (x1 <= x2, y1 <= y2 by construction)
-    and score in 0..1, from the cell with the highest score. With ``model.box_voting`` the
+    and score in 0..1, from the cell with the highest score. With ``predict.box_voting`` the
     box is instead the score-weighted mean of the boxes of the cells that score at least
     half the peak and lie inside the peak cell's box: every cell near the centre was
     trained on the same box, so their mean is less noisy than one cell's guess."""
@@ -105,7 +106,7 @@ class CentreDetectionHead(Head):
 
     def __init__(self, task: Task, in_channels: int, config: "ModelConfig") -> None:
         super().__init__(task, in_channels, config)
-        self.set_decoding(config)
+        self.box_voting = False  # the model's predict settings switch it on (set_decoding)
         self.tower = tower(in_channels, 2)
         self.out = nn.Conv2d(in_channels, 5, kernel_size=1)
         with torch.no_grad():
@@ -114,8 +115,8 @@ class CentreDetectionHead(Head):
     def forward(self, features: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
         return self.out(self.tower(features))
 
-    def set_decoding(self, config: "ModelConfig") -> None:
-        self.box_voting = bool(config.box_voting)
+    def set_decoding(self, predict: "PredictConfig") -> None:
+        self.box_voting = bool(predict.box_voting)
 
     @staticmethod
     def boxes(raw: torch.Tensor) -> torch.Tensor:
@@ -276,10 +277,8 @@ class DetectionKind(TaskKind):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_head("grid", DetectionGridHead, detection_grid, default=True, box_weight=8.0, negatives=True,
-                      positive_share=0.0)
-        self.add_head("centernet", CentreDetectionHead, centernet_loss, score_weight=1.0, giou_weight=2.0, l1_weight=5.0,
-                      alpha=2.0, beta=4.0, gaussian_scale=0.15, box_threshold=0.3)
+        self.add_head("grid", DetectionGridHead, detection_grid, default=True)
+        self.add_head("centernet", CentreDetectionHead, centernet_loss)
 
     # -- CSV -------------------------------------------------------------------
     def parse_label(self, row, task, header, folder):

@@ -204,7 +204,7 @@ class KeypointsKind(TaskKind):
         super().__init__()
         self.add_head("regression", KeypointRegressionHead, keypoint_mse, default=True)
         self.add_head("bounded_regression", KeypointBoundedRegressionHead, keypoint_bounded_mse)
-        self.add_head("heatmap", KeypointHeatmapHead, keypoint_heatmap_loss, coord_weight=2.0, reg_weight=1.0, sigma=1.0)
+        self.add_head("heatmap", KeypointHeatmapHead, keypoint_heatmap_loss)
 
     # -- CSV -------------------------------------------------------------------
     def is_label_column(self, column):

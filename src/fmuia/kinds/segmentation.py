@@ -160,8 +160,8 @@ class SegmentationKind(TaskKind):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_head("conv", SegmentationHead, segmentation_dice, default=True, ce_weight=0.0)
-        self.add_head("tower", SegmentationTowerHead, segmentation_dice, ce_weight=0.0)
+        self.add_head("conv", SegmentationHead, segmentation_dice, default=True)
+        self.add_head("tower", SegmentationTowerHead, segmentation_dice)
 
     # -- CSV -------------------------------------------------------------------
     def parse_label(self, row, task, header, folder):

@@ -5,7 +5,8 @@ Layout (the file names are defined here only): a checkpoint folder holds
 checkpoint of a training run, ``training_state.pt``; a file checkpoint (``path`` a
 ``.safetensors`` or ``.json`` file) is ``<name>.safetensors`` + ``<name>.json``.
 
-The sidecar holds the task registry, the model config, versions, the training config if
+The sidecar holds the task registry, the model config, the prediction settings
+(``predict_config``: the ``predict:`` section), versions, the training config if
 any, free extra metadata, the SHA-256 of the weights (and of the training state when
 there is one), ``field_sha256`` (the SHA-256 of the canonical JSON of each of its other
 fields) and ``checkpoint_sha256`` (the SHA-256 of the canonical JSON of
@@ -39,6 +40,7 @@ from safetensors.torch import save as dump_safetensors
 from fmuia._version import __version__
 from fmuia.errors import CheckpointError, ConfigError
 from fmuia.io.atomic import find_folder, publish_folder, write_bytes, write_json
+from fmuia.config.predict import saved_settings
 from fmuia.model.config import ModelConfig
 from fmuia.model.network import MultiTaskModel
 from fmuia.tasks import TaskRegistry
@@ -213,6 +215,7 @@ def save_checkpoint(
         WEIGHTS_HASH: _sha256(weights),
         "registry": model.registry.to_list(),
         "model_config": model.config.to_dict(),
+        "predict_config": model.predict.to_dict(),
         "training_config": dict(training_config) if training_config is not None else None,
         "extra": dict(extra or {}),
     }
@@ -298,13 +301,14 @@ def load_checkpoint(
     meta, weights_path, meta_path = files.meta, files.weights_path, files.sidecar_path
     try:
         saved_registry = TaskRegistry.from_list(meta["registry"])
-        config = ModelConfig.from_dict({**meta["model_config"], "pretrained": "none"})
+        model_config, predict = saved_settings(meta["model_config"], meta.get("predict_config"), str(meta_path))
+        config = ModelConfig.from_dict({**model_config, "pretrained": "none"})
     except (ConfigError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{meta_path}: invalid registry or model config: {exc}") from None
     if registry is not None and registry != saved_registry:
         raise CheckpointError(f"{path}: task registry mismatch: {_registry_difference(saved_registry, registry)}")
     try:
-        model = MultiTaskModel(saved_registry, config)
+        model = MultiTaskModel(saved_registry, config, predict)
     except ConfigError as exc:
         raise CheckpointError(f"{meta_path}: cannot rebuild the model: {exc}") from None
     try:

@@ -10,6 +10,7 @@ from torch import nn
 from fmuia import kinds
 from fmuia.errors import ConfigError
 import fmuia.model.routing as routing
+from fmuia.config.predict import PredictConfig
 from fmuia.model.config import ModelConfig
 from fmuia.model.decoder import FPN
 from fmuia.model.encoder import Encoder
@@ -54,9 +55,12 @@ class MultiTaskModel(nn.Module):
     the whole batch, the FPN once on the samples whose task reads it, each head on its own
     samples. ``out[t]`` holds task ``t``'s rows in batch order (see ``group_indices``), as
     float32 even under autocast. Raw output shapes are documented on each head class.
+
+    ``predict``: the prediction-only settings the model carries (the ``predict:`` section;
+    saved with the checkpoint); the heads decode with them (``set_decoding``).
     """
 
-    def __init__(self, registry: TaskRegistry, config: ModelConfig) -> None:
+    def __init__(self, registry: TaskRegistry, config: ModelConfig, predict: PredictConfig | None = None) -> None:
         super().__init__()
         if len(registry) == 0:
             raise ConfigError("the model needs at least one task")
@@ -83,8 +87,15 @@ class MultiTaskModel(nn.Module):
             _module_key(t.task_id): build_head(t, channels[self.routes[t.task_id]], config, self.head_types[t.kind])
             for t in registry
         })
+        self.set_decoding(predict or PredictConfig())
         if config.channels_last:
             self.to(memory_format=torch.channels_last)
+
+    def set_decoding(self, predict: PredictConfig) -> None:
+        """Decode with ``predict``'s settings (box voting); the weights stay as they are."""
+        self.predict = predict
+        for head in self.heads.values():
+            head.set_decoding(predict)
 
     def head(self, task_id: str) -> Head:
         if task_id not in self.registry:
@@ -132,8 +143,10 @@ def _rows(tensors: list[torch.Tensor], rows: list[int], batch: int) -> list[torc
     return [t.index_select(0, index) for t in tensors]
 
 
-def build_model(config: "ModelConfig | Mapping | None", registry: TaskRegistry) -> MultiTaskModel:
-    """Build the network for ``registry`` from a ``ModelConfig`` or the ``model:`` mapping."""
+def build_model(config: "ModelConfig | Mapping | None", registry: TaskRegistry,
+                predict: PredictConfig | None = None) -> MultiTaskModel:
+    """Build the network for ``registry`` from a ``ModelConfig`` or the ``model:`` mapping,
+    carrying the prediction settings ``predict`` (default: the ``predict:`` defaults)."""
     if not isinstance(config, ModelConfig):
         config = ModelConfig.from_dict(config)
-    return MultiTaskModel(registry, config)
+    return MultiTaskModel(registry, config, predict)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from fmuia.errors import CheckpointError
+from fmuia.config.predict import PredictConfig, saved_settings
 from fmuia.model.config import ModelConfig
 from fmuia.model.heads import Head, build_head, head_types
 from fmuia.model.network import MultiTaskModel, task_input_sizes
@@ -48,6 +49,7 @@ class TorchBackend:
         self.registry: TaskRegistry = model.registry
         self.config: ModelConfig = model.config
         self.input_sizes: dict[str, int] = model.input_sizes  # each task's input side
+        self.predict: PredictConfig = model.predict
         self.precision = inference_precision(precision, model.config.precision, self.device)
 
     def raw(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -58,11 +60,10 @@ class TorchBackend:
         with torch.inference_mode():
             return self.model.head(task_id).decode(raw)
 
-    def set_decoding(self, config: ModelConfig) -> None:
-        """Decode with ``config``'s prediction-only options (the weights stay as they are)."""
-        self.config = config
-        for task in self.registry:
-            self.model.head(task.task_id).set_decoding(config)
+    def set_decoding(self, predict: PredictConfig) -> None:
+        """Decode with ``predict``'s settings (the weights stay as they are)."""
+        self.predict = predict
+        self.model.set_decoding(predict)
 
 
 class OnnxBackend:
@@ -93,7 +94,8 @@ class OnnxBackend:
             self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
             meta = onnx_graph.read_onnx_meta(self.session)
             self.registry = TaskRegistry.from_list(meta["registry"])
-            self.config = ModelConfig.from_dict({**meta["model_config"], "pretrained": "none"})
+            model_config, self.predict = saved_settings(meta["model_config"], meta.get("predict_config"), path)
+            self.config = ModelConfig.from_dict({**model_config, "pretrained": "none"})
             self.routes: dict[str, str] = dict(meta["routes"])
             # The exported model's input sides; a graph exported without them: the model's rule.
             self.input_sizes: dict[str, int] = ({t: int(side) for t, side in meta["input_sizes"].items()}
@@ -105,6 +107,7 @@ class OnnxBackend:
         self.precision = "fp32"
         types = head_types(self.config.heads)
         self._heads: dict[str, Head] = {t.task_id: build_head(t, 1, self.config, types[t.kind]).eval() for t in self.registry}
+        self.set_decoding(self.predict)
         self._outputs = [o.name for o in self.session.get_outputs()]
 
     def raw(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -121,11 +124,11 @@ class OnnxBackend:
         with torch.inference_mode():
             return self._heads[task_id].decode(raw)
 
-    def set_decoding(self, config: ModelConfig) -> None:
-        """Decode with ``config``'s prediction-only options."""
-        self.config = config
+    def set_decoding(self, predict: PredictConfig) -> None:
+        """Decode with ``predict``'s settings."""
+        self.predict = predict
         for head in self._heads.values():
-            head.set_decoding(config)
+            head.set_decoding(predict)
 
 
 def is_onnx_file(path: str) -> bool:

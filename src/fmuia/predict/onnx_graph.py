@@ -113,6 +113,7 @@ def export_onnx(model: MultiTaskModel, path: str, opset: int = 17) -> None:
     meta = {
         "registry": model.registry.to_list(),
         "model_config": model.config.to_dict(),
+        "predict_config": model.predict.to_dict(),
         "routes": dict(model.routes),
         "input_sizes": dict(model.input_sizes),
     }

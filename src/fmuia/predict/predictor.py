@@ -73,16 +73,16 @@ class Predictor:
 
     def __init__(self, backend: Any, tta: "bool | Iterable[str] | None" = None,
                  box_voting: bool | None = None, input_sizes: "Mapping[str, int] | None" = None) -> None:
-        if box_voting is not None:  # None: the model config's choice (``model.box_voting``)
-            backend.set_decoding(backend.config.replace(box_voting=box_voting))
+        if box_voting is not None:  # None: the saved prediction settings' (``predict.box_voting``)
+            backend.set_decoding(backend.predict.replace(box_voting=box_voting))
         self.backend = backend
         self.registry: TaskRegistry = backend.registry
         self.image_size: int = backend.config.image_size
         # Each task's input side (``model.input_scale``; ``image_size`` for most): the
         # model's own mapping, which the backend carries, unless given here.
         self.input_sizes: dict[str, int] = dict(backend.input_sizes if input_sizes is None else input_sizes)
-        # None: the model config's choice (``model.tta``), saved with the checkpoint.
-        self.tta = tta_tasks(self.registry, backend.config.tta if tta is None else tta)
+        # None: the saved prediction settings' choice (``predict.tta``), saved with the checkpoint.
+        self.tta = tta_tasks(self.registry, backend.predict.tta if tta is None else tta)
 
     @property
     def device(self) -> torch.device:
@@ -174,5 +174,8 @@ class Predictor:
     def predict_dataset(self, data_root: str, out_dir: str, **options: Any):
         """Write a challenge submission for ``data_root`` into ``out_dir`` (what
         ``fmuia predict`` runs); options as ``fmuia.predict.pipeline.predict_dataset``
-        (``batch_size``, ``workers``, ``progress``, ``overwrite``)."""
+        (``batch_size``, ``workers``, ``progress``, ``overwrite``); ``batch_size`` None or
+        left out: the saved ``predict.batch_size``."""
+        if options.get("batch_size") is None:
+            options["batch_size"] = self.backend.predict.batch_size
         return predict_dataset(self, data_root, out_dir, **options)

@@ -74,8 +74,8 @@ def export_submission(
 ) -> Path:
     """Assemble the submission folder ``out_dir`` for ``checkpoint``; returns its path.
 
-    ``tta``: as ``fmuia.load``'s; ``None`` writes the checkpoint's ``model.tta`` into the
-    submission's settings; ``box_voting`` likewise (``model.box_voting``). ``out_dir`` must
+    ``tta``: as ``fmuia.load``'s; ``None`` writes the checkpoint's ``predict.tta`` into the
+    submission's settings; ``box_voting`` likewise (``predict.box_voting``). ``out_dir`` must
     not exist (or be empty) unless ``force``, which replaces it."""
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
@@ -84,10 +84,10 @@ def export_submission(
         raise ConfigError(f"{target}: folder exists and is not empty (use --force to replace it)")
     model = load_checkpoint(checkpoint)  # fails early on a broken checkpoint
     if tta is None:  # the checkpoint's own choice, written out so the submission does not depend on it
-        tta = model.config.tta
+        tta = model.predict.tta
     tta_list = sorted(tta_tasks(model.registry, tta)) if tta is not True else True
     if box_voting is None:
-        box_voting = model.config.box_voting
+        box_voting = model.predict.box_voting
     weights, sidecar = checkpoint_paths(checkpoint)
     templates = template_dir()
     scan = scan_imports(templates / "model.py", package_root())

@@ -68,8 +68,8 @@ class EncoderSettings:
 
 def encoder_settings(config: PretrainConfig) -> EncoderSettings:
     """The encoder keys of a pretraining config; the one place that reads them."""
-    enc = config.encoder
-    return EncoderSettings(enc.name, enc.image_size, enc.pretrained, enc.channels_last)
+    enc = config.model
+    return EncoderSettings(enc.encoder, enc.image_size, enc.pretrained, enc.channels_last)
 
 
 class Pretrainer(TrainingLoop):

@@ -84,7 +84,7 @@ class Trainer(TrainingLoop):
         self.seed_everything()
         datasets = read_datasets(config.data, data_root, val_root, seed=config.seed)
         self.registry = datasets.registry
-        self.model = build_model(config.model, self.registry).to(self.device)
+        self.model = build_model(config.model, self.registry, config.predict).to(self.device)
         # The model owns each task's input side; the loaders take it from there.
         self.data = build_data(config.data, config.sampler, config.augment, datasets, input_sizes=self.model.input_sizes,
                                batch_size=tcfg.batch_size, seed=config.seed, rank=self.dist.rank,

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from fmuia import kinds
-from fmuia.config.checks import check_choice
+from fmuia.config.schema import check_choice
 from fmuia.config.sections import TrainConfig
 from fmuia.evaluate import aggregate
 from fmuia.evaluate.aggregate import Summary, TaskResult
@@ -88,7 +88,7 @@ class Validation:
             return self.score
         if rule == "official":
             return official_score(self.results, {k.kind: k.official_selection_metrics for k in kinds.all_kinds()})
-        check_choice("train.select", rule, TrainConfig.SELECTIONS)
+        check_choice("train.select", rule, TrainConfig.choices("select"))
         return self._balanced().score
 
     def _balanced(self) -> BalancedScore:
@@ -130,7 +130,7 @@ def run_validation(model, loader, registry: TaskRegistry, device: torch.device, 
     the precision context; ``progress`` wraps the loader (e.g. tqdm) when given.
     ``select`` is the selection rule; for ``balanced``, ``chance`` (task id -> chance
     score) of an earlier validation on the same loader, or None to compute it here."""
-    check_choice("train.select", select, TrainConfig.SELECTIONS)
+    check_choice("train.select", select, TrainConfig.choices("select"))
     was_training = model.training
     model.eval()
     scores: dict[str, list[SampleScore]] = {t.task_id: [] for t in registry}
