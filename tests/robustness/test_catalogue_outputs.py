@@ -12,7 +12,6 @@ from dataset_builders import materialise, seg_row, valid_rows
 from tiny import tiny_checkpoint
 
 import fmuia
-from fmuia.predict import writer as writer_module
 
 JSONS = ("classification_predictions.json", "detection_predictions.json", "regression_predictions.json")
 
@@ -65,14 +64,10 @@ def test_overwrite_removes_only_stale_prediction_files(tmp_path, capsys, root):
     assert (out / "Segmentation/Two/breast_lesion/MASKS/000.png").is_file()
 
 
-def test_read_only_out_is_an_error_naming_the_file(tmp_path, capsys, root, monkeypatch):
+def test_read_only_out_is_an_error_naming_the_file(tmp_path, capsys, root, failing_writes):
     """A read-only file system (EROFS, as root meets it too) at the first mask written."""
     out = str(tmp_path / "out")
-
-    def read_only(path, *args, **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
-
-    monkeypatch.setattr(writer_module, "atomic_write_bytes", read_only)
+    failing_writes(errno.EROFS, ".png")
     code, _out, err = _predict(root, out, capsys)
     assert code == 2 and err.startswith("error: " + out) and ".png: cannot write the mask" in err
     assert "Read-only file system" in err and "Traceback" not in err

@@ -15,7 +15,7 @@ import os
 from fmuia.data.layout import Layout, csv_dir
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
-from fmuia.predict.writer import os_error
+from fmuia.io.outputs import output_error
 
 
 def _input_folders(layout: Layout) -> dict[str, str]:
@@ -54,7 +54,7 @@ def check_output_folder(layout: Layout, out_dir: str, overwrite: bool = False) -
     try:
         present = sorted(os.listdir(out_dir))
     except OSError as exc:
-        raise os_error(out_dir, "list the output folder", exc) from None
+        raise output_error(out_dir, "list the output folder", exc) from None
     if present:
         shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
         raise DataError(f"{out_dir}: the output folder is not empty ({shown}); choose a new or empty folder, or pass "

@@ -35,6 +35,8 @@ from fmuia.config.pretrain import PretrainConfig, load_pretrain_config
 from fmuia.data.torch_datasets import seed_worker
 from fmuia.errors import CheckpointError, ConfigError, FmuiaError
 from fmuia.io.atomic import write_json
+from fmuia.io.lock import claim_output
+from fmuia.io.outputs import writing
 from fmuia.model.encoder import Encoder
 from fmuia.model.encoder_file import save_encoder
 from fmuia.pretrain.checkpoint import RECORD_NAME, read_pretraining_checkpoint, save_pretraining_checkpoint
@@ -124,7 +126,8 @@ class Pretrainer:
         self.epoch, self.step = 0, 0
         self.history: list[dict[str, Any]] = self._restore() if resume else []
         if self.dist.is_main:  # only once the images are found and a resumed checkpoint verified
-            os.makedirs(run_dir, exist_ok=True)
+            with writing(run_dir, "create the run folder"):
+                os.makedirs(run_dir, exist_ok=True)
             save_config(config, os.path.join(run_dir, "config.yaml"))
             write_json(os.path.join(run_dir, "run.json"), {"images": [os.path.abspath(s) for s in self.sources]})
         self.metrics = MetricsLog(run_dir, self.history) if self.dist.is_main else None
@@ -268,9 +271,10 @@ def pretrain(
     if not images or not out_dir:
         raise ConfigError("pretrain needs --images and --out (or --resume RUN)")
     resolved = load_pretrain_config(config, overrides)
-    trainer = Pretrainer(resolved, list(images), out_dir, resume=bool(resume))
-    try:
-        return trainer.fit()
-    finally:
-        trainer.dist.close()
+    with claim_output(out_dir, "pretrain", "the run folder", lock=distributed.is_first_process()):
+        trainer = Pretrainer(resolved, list(images), out_dir, resume=bool(resume))
+        try:
+            return trainer.fit()
+        finally:
+            trainer.dist.close()
 

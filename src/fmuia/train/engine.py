@@ -38,6 +38,8 @@ from safetensors.torch import load as load_safetensors
 from fmuia.config import Config, load_config, save_config
 from fmuia.errors import CheckpointError, ConfigError, DataError, FmuiaError
 from fmuia.io.atomic import write_json
+from fmuia.io.lock import claim_output
+from fmuia.io.outputs import writing
 from fmuia.model import build_model, save_checkpoint
 from fmuia.model.checkpoint import checkpoint_paths, open_checkpoint
 from fmuia.model.routing import group_indices
@@ -161,7 +163,8 @@ class Trainer:
         # Only once the data is checked and loaded and a resumed checkpoint verified: a bad
         # dataset leaves no run folder behind, a refused resume leaves its run as it was.
         if self.dist.is_main:
-            os.makedirs(run_dir, exist_ok=True)
+            with writing(run_dir, "create the run folder"):
+                os.makedirs(run_dir, exist_ok=True)
             save_config(config, os.path.join(run_dir, "config.yaml"))
             self._write_run_info()
         self.metrics = MetricsLog(run_dir, history, tcfg.log_dir) if self.dist.is_main else None
@@ -467,8 +470,11 @@ def train(
     if not data_root or not out_dir:
         raise ConfigError("train needs a data root and an output folder")
     resolved = load_config(config, overrides)
-    trainer = Trainer(resolved, data_root, out_dir, val_root=val_root, resume=bool(resume))
-    try:
-        return trainer.fit()
-    finally:
-        trainer.close()
+    # Checked and locked before the data is read: a run folder that cannot be written
+    # fails at once, and a second run into it is refused (docs/robustness.md).
+    with claim_output(out_dir, "train", "the run folder", lock=distributed.is_first_process()):
+        trainer = Trainer(resolved, data_root, out_dir, val_root=val_root, resume=bool(resume))
+        try:
+            return trainer.fit()
+        finally:
+            trainer.close()
