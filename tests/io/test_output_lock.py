@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from fmuia.errors import FolderInUseError
-from fmuia.io.lock import OutputLock, claim_output, lock_path
+from fmuia.io.lock import INNER_LOCK_NAME, OutputLock, claim_output, lock_path
 
 SRC = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "src")
 
@@ -84,11 +85,11 @@ def test_two_processes_racing_for_a_stale_lock_one_wins(tmp_path, caplog):
     target = tmp_path / "out"
     dead = _dead_pid()
     with open(lock_path(target), "w") as fh:
-        json.dump({"pid": dead, "host": "here", "command": "train"}, fh)
+        json.dump({"pid": dead, "host": socket.gethostname(), "command": "train"}, fh)
     results = _race(tmp_path, target)
-    _assert_one_winner(results)
+    _assert_one_winner(results)  # the one refused names the new holder, never the dead one
     winner_err = next(err for _pid, out, err in results if out.startswith("won"))
-    assert f"taking over the lock left by process {dead} on here" in winner_err
+    assert f"taking over the lock left by process {dead} on {socket.gethostname()}" in winner_err
 
 
 def test_a_killed_holder_leaves_a_lock_that_is_taken_over(tmp_path, caplog):
@@ -122,3 +123,22 @@ def test_the_lock_is_released_when_the_block_fails(tmp_path):
 def test_a_long_name_gets_a_hashed_lock_name(tmp_path):
     path = lock_path(tmp_path / ("x" * 250))
     assert os.path.dirname(path) == str(tmp_path) and len(os.path.basename(path)) < 255
+
+
+def test_under_a_parent_that_takes_no_files_the_lock_goes_inside(tmp_path):
+    """A container's /output under a read-only /: the lock is kept in the folder itself."""
+    import shutil
+
+    parent, target = tmp_path / "ro", tmp_path / "ro" / "out"
+    target.mkdir(parents=True)
+    if os.geteuid() != 0 or not shutil.which("chattr") or \
+            subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode:
+        pytest.skip("needs chattr as root")
+    try:
+        with OutputLock(target, "predict") as lock:
+            assert lock.path == str(target / INNER_LOCK_NAME)
+            with pytest.raises(FolderInUseError, match=f"process {os.getpid()} on "):
+                OutputLock(target, "predict").acquire()
+        assert os.listdir(target) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(parent)], check=False)

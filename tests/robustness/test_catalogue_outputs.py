@@ -106,3 +106,23 @@ def test_a_symlink_leaving_the_output_folder_is_not_followed(tmp_path, capsys, r
 def test_predict_batch_of_nothing_is_an_empty_list():
     predictor = fmuia.load(tiny_checkpoint(), device="cpu")
     assert predictor.predict_batch([], []) == []
+
+
+def test_an_empty_out_under_a_read_only_parent_is_predicted_into(tmp_path, capsys, root):
+    """A container's /output under a read-only /: the run's lock lives in the folder for
+    the run's length, and the folder ends with the predictions alone."""
+    import shutil
+    import subprocess
+
+    parent = tmp_path / "ro"
+    out = parent / "out"
+    out.mkdir(parents=True)
+    if os.geteuid() != 0 or not shutil.which("chattr") or \
+            subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode:
+        pytest.skip("needs chattr as root")
+    try:
+        code, _out, err = _predict(root, out, capsys)
+    finally:
+        subprocess.run(["chattr", "-i", str(parent)], check=False)
+    assert code == 0, err
+    assert sorted(os.listdir(out)) == ["Segmentation", *JSONS]

@@ -4,7 +4,8 @@ The lock is an ``fcntl.flock`` on a small file beside the output, ``.<name>.lock
 holding the holder's process id, host, command and start time. Beside, not inside:
 the output folder stays exactly what the command writes (a prediction folder must be
 empty, an exported folder is replaced by a rename), and the lock also guards an
-output that does not exist yet.
+output that does not exist yet. Only where the parent folder takes no new files does
+the lock go inside an existing output folder (``INNER_LOCK_NAME``).
 
 Why ``flock`` and not a file created with ``O_CREAT | O_EXCL``: the kernel releases a
 ``flock`` when its holder ends in any way (a crash, ``kill -9``), so a lock left by a
@@ -41,10 +42,14 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OutputLock", "claim_output", "lock_path"]
+__all__ = ["INNER_LOCK_NAME", "OutputLock", "claim_output", "lock_path"]
 
 # File systems without flock support (some network mounts) answer with one of these.
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
+# A folder that takes no new files.
+_REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
+# The lock inside an output folder whose parent takes no new files (see OutputLock._open).
+INNER_LOCK_NAME = ".fmuia.lock"
 
 
 def lock_path(target: "str | os.PathLike[str]") -> str:
@@ -67,16 +72,32 @@ def _missing_folders(folder: str) -> list[str]:
     return missing[::-1]
 
 
+def _may_be_running(holder: dict) -> bool:
+    """False when ``holder`` names a process of this host that has ended."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return True
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, owned by another user
+    return True
+
+
 def _read_holder(fd: int, wait_s: float = 0.0) -> dict:
-    """The holder record in the lock file; a holder that has just taken the lock writes
-    it a moment later, so this waits up to ``wait_s`` for it."""
+    """The holder record in the lock file. A holder that has just taken the lock writes
+    its record a moment later, over an empty file or the record of a killed holder
+    before it, so this waits up to ``wait_s`` for a record of a live process."""
     deadline = time.monotonic() + wait_s
+    holder: dict = {}
     while True:
         try:
-            return json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+            holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
         except (OSError, ValueError):
-            if time.monotonic() >= deadline:
-                return {}
+            holder = {}
+        if (holder and _may_be_running(holder)) or time.monotonic() >= deadline:
+            return holder
         time.sleep(0.02)
 
 
@@ -112,7 +133,7 @@ class OutputLock:
             self._created = _missing_folders(parent)
             os.makedirs(parent, exist_ok=True)
             while True:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                fd = self._open()
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -148,6 +169,20 @@ class OutputLock:
             except OSError:
                 self.release()
                 raise
+
+    def _open(self) -> int:
+        """The lock file, opened (created when missing). Where the output's parent
+        refuses new files but the output folder exists and takes them (a container's
+        ``/output`` under a read-only ``/``), the lock lives inside the folder, as
+        ``INNER_LOCK_NAME``, which the folder checks ignore."""
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            inner = os.path.join(self.target, INNER_LOCK_NAME)
+            if exc.errno not in _REFUSED or not os.path.isdir(self.target) or self.path == inner:
+                raise
+            self.path = inner
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
     def release(self) -> None:
         """Remove the lock file and let go; a forked child (data loader worker) that

@@ -15,6 +15,7 @@ import os
 from fmuia.data.layout import Layout, csv_dir
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
+from fmuia.io.lock import INNER_LOCK_NAME
 from fmuia.io.outputs import output_error
 
 
@@ -52,7 +53,7 @@ def check_output_folder(layout: Layout, out_dir: str, overwrite: bool = False) -
     if not os.path.isdir(out_dir) or overwrite:
         return
     try:
-        present = sorted(os.listdir(out_dir))
+        present = sorted(name for name in os.listdir(out_dir) if name != INNER_LOCK_NAME)
     except OSError as exc:
         raise output_error(out_dir, "list the output folder", exc) from None
     if present:

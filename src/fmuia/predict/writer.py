@@ -112,7 +112,9 @@ class SubmissionWriter:
         remove_stale_predictions(self.out_dir)
 
     def add_mask(self, path: str, mask: np.ndarray) -> None:
-        while len(self._pending) >= self._max_pending:
+        # Written masks are collected as they finish, so a failed write (a full disk)
+        # stops the run at the next mask rather than after the last prediction.
+        while self._pending and (len(self._pending) >= self._max_pending or self._pending[0].done()):
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(write_mask_png, path, mask))
 
