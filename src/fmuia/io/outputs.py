@@ -101,8 +101,8 @@ def check_writable(path: "str | os.PathLike[str]", what: str = "the output folde
         raise OutputError(f"{path}: cannot write {what} ({existing} is a file, not a folder)", errno.ENOTDIR)
     into = existing if os.path.isdir(existing) else os.path.dirname(existing)
     probe = os.path.join(into, f".fmuia-probe-{uuid.uuid4().hex}")
-    action = f"write {what}" if existing == absolute or into == os.path.dirname(absolute) else \
-        f"create {what} in {into}"
+    action = f"write {what}" if existing == absolute else f"create {what}" + (
+        "" if into == os.path.dirname(absolute) else f" in {into}")
     with writing(path, action):
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe)
