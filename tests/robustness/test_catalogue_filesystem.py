@@ -16,54 +16,7 @@ import subprocess
 import uuid
 
 import pytest
-import torch
-from catalogue_helpers import TINY_TRAIN, fingerprint, run_cli
-from pretrain_helpers import TINY_PRETRAIN, write_grey_images
-from tiny import TINY
-
-from fmuia.data.layout import read_layout
-from fmuia.evaluate.truth_submission import write_truth_submission
-from fmuia.model import ModelConfig, build_model, save_checkpoint
-from fmuia.tasks import fmuia2026
-
-FAST_TRAIN = [*TINY_TRAIN, "--set", "train.epochs=1", "--set", "data.check=none"]
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory, train_root):
-    """Inputs every command reads, made once: a labelled root, a checkpoint, grey
-    images for pretraining and a prediction folder (the ground truth as predictions)."""
-    base = tmp_path_factory.mktemp("fs-inputs")
-    pred = str(base / "pred")
-    write_truth_submission(train_root, pred)
-    # The tiny model with only the root's four tasks: quicker to load and export than all 27.
-    torch.manual_seed(0)
-    registry = fmuia2026().subset(read_layout(train_root).registry.task_ids)
-    checkpoint = str(base / "ckpt")
-    save_checkpoint(build_model(ModelConfig(**TINY), registry).eval(), checkpoint)
-    return {"data": train_root, "ckpt": checkpoint, "images": write_grey_images(str(base / "images")), "pred": pred}
-
-
-# command: (argv for an output path, the output's own name, argv to accept a non-empty output)
-COMMANDS = {
-    "train": (lambda i, o: ["train", "--data", i["data"], "--out", o, *FAST_TRAIN], "run", ()),
-    "finetune": (lambda i, o: ["finetune", "--from", i["ckpt"], "--data", i["data"], "--out", o, *FAST_TRAIN], "run", ()),
-    "pretrain": (lambda i, o: ["pretrain", "--images", i["images"], "--out", o,
-                               *[a for kv in TINY_PRETRAIN for a in ("--set", kv)]], "run", ()),
-    "predict": (lambda i, o: ["predict", "--checkpoint", i["ckpt"], "--data", i["data"], "--out", o, "--workers", "0",
-                              "--no-progress", "--device", "cpu"], "pred", ("--overwrite",)),
-    "evaluate": (lambda i, o: ["evaluate", "--data", i["data"], "--pred", i["pred"], "--out", o, "--workers", "1"],
-                 "eval", ()),
-    "report": (lambda i, o: ["report", "--data", i["data"], "--pred", i["pred"], "--out", o, "--workers", "1",
-                             "--per-task", "1"], "report", ()),
-    "export submission": (lambda i, o: ["export", "submission", "--checkpoint", i["ckpt"], o], "submission",
-                          ("--force",)),
-    "export onnx": (lambda i, o: ["export", "onnx", "--checkpoint", i["ckpt"], o], "model.onnx", ()),
-    "synth": (lambda i, o: ["synth", o, "--per-task", "1", "--val", "0", "--test", "0", "--tasks", "breast_2cls",
-                            "--workers", "1"], "synthetic", ()),
-    "validate --json": (lambda i, o: ["validate", i["data"], "--quick", "--json", o], "report.json", ()),
-}
-FILE_OUTPUTS = ("model.onnx", "report.json")
+from catalogue_helpers import COMMANDS, FILE_OUTPUTS, fingerprint, run_cli
 
 
 def _read_only_folder(folder) -> "callable | None":
@@ -95,7 +48,7 @@ def _assert_refused(code, err, path, because) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("failure", ["parent is a file", "name too long", "missing parent", "read-only", "disk full"])
-def test_an_output_the_file_system_refuses(command, failure, inputs, tmp_path, capsys, failing_writes):
+def test_an_output_the_file_system_refuses(command, failure, command_inputs, tmp_path, capsys, failing_writes):
     argv_for, name, accept_existing = COMMANDS[command]
     suffix = os.path.splitext(name)[1]
     extra: tuple = ()
@@ -128,7 +81,7 @@ def test_an_output_the_file_system_refuses(command, failure, inputs, tmp_path, c
         failing_writes(errno.ENOSPC)
     before = fingerprint(tmp_path)
     try:
-        code, _out, err = run_cli([*argv_for(inputs, str(out)), *extra], capsys)
+        code, _out, err = run_cli([*argv_for(command_inputs, str(out)), *extra], capsys)
         _assert_refused(code, err, out, because)
         assert fingerprint(tmp_path) == before
     finally:
