@@ -33,3 +33,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def failing_writes(monkeypatch):
+    """``failing_writes(errno_code, suffix)``: from then on every file fmuia writes whose
+    name ends in ``suffix`` fails as the OS fails it (EROFS, EACCES, ENOSPC...), where
+    the atomic writer creates it."""
+    import errno as errno_names
+    import os
+
+    from fmuia.io import atomic
+
+    create = atomic._temporary_file
+
+    def install(code: int = errno_names.ENOSPC, suffix: str = "") -> None:
+        def failing(path: str) -> str:
+            if path.endswith(suffix):
+                raise OSError(code, os.strerror(code), path)
+            return create(path)
+
+        monkeypatch.setattr(atomic, "_temporary_file", failing)
+
+    return install

@@ -3,6 +3,7 @@ import os
 import numpy as np
 import pytest
 
+from fmuia.errors import OutputError
 from fmuia.io.atomic import find_folder, publish_folder, recover_folder, write_bytes, write_file, write_json, write_with
 
 
@@ -57,11 +58,11 @@ def test_publish_folder_failure_keeps_the_old_folder(tmp_path):
 
 def test_publish_folder_refuses_to_replace_a_file_or_symlink(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(FileExistsError, match="not a folder"):
+    with pytest.raises(OutputError, match="not a folder"):
         with publish_folder(tmp_path / "file"):
             pass
     os.symlink(tmp_path, tmp_path / "link")
-    with pytest.raises(FileExistsError, match="not a folder"):
+    with pytest.raises(OutputError, match="not a folder"):
         with publish_folder(tmp_path / "link"):
             pass
 

@@ -9,7 +9,7 @@ from tiny import tiny_checkpoint
 
 import fmuia
 from fmuia.cli.main import main
-from fmuia.errors import DataError
+from fmuia.errors import DataError, OutputError
 from fmuia.predict import writer as writer_module
 from fmuia.predict.pipeline import predict_dataset
 from fmuia.tasks import fmuia2026
@@ -116,9 +116,9 @@ def test_output_path_that_is_a_file_is_refused(tmp_path):
     root, out = str(tmp_path / "data"), tmp_path / "out"
     materialise(root, [seg_row(0)])
     out.write_text("x")
-    with pytest.raises(DataError, match="out: the output path exists and is not a folder"):
+    with pytest.raises(OutputError, match="out: cannot write the output folder .it exists and is not a folder"):
         predict_dataset(_NoModel(), root, str(out), workers=0, progress=False, overwrite=True)
-    with pytest.raises(DataError, match=r"out/sub: cannot create the output folder \(Not a directory\)"):
+    with pytest.raises(OutputError, match=f"out/sub: cannot write the output folder .{out} is a file, not a folder"):
         predict_dataset(_NoModel(), root, str(out / "sub"), workers=0, progress=False)
 
 
@@ -140,25 +140,21 @@ def test_mask_names_too_long_are_refused_naming_the_row(tmp_path, mask_name, len
     assert not os.path.exists(out)
 
 
-def test_a_name_too_long_at_write_time_is_a_data_error_naming_the_file(tmp_path):
+def test_a_name_too_long_at_write_time_is_an_output_error_naming_the_file(tmp_path):
     import numpy as np
 
     path = str(tmp_path / ("x" * 300 + ".png"))
-    with pytest.raises(DataError, match=r"xxx\.png: cannot write the mask \(File name too long\)"):
+    with pytest.raises(OutputError, match=r"xxx\.png: cannot write the mask \(File name too long: a name of 304 bytes"):
         writer_module.write_mask_png(path, np.zeros((4, 4), np.uint8))
 
 
 @pytest.mark.parametrize("target, code", [("mask", errno.EROFS), ("mask", errno.EACCES), ("json", errno.ENOSPC)])
-def test_os_errors_while_writing_become_data_errors(tmp_path, predictor, monkeypatch, capsys, target, code):
+def test_os_errors_while_writing_become_output_errors(tmp_path, predictor, failing_writes, capsys, target, code):
     """Read-only file system, permission denied, disk full: an `error:` line naming the
     path, exit 2, no traceback."""
     root, out = str(tmp_path / "data"), str(tmp_path / "out")
     materialise(root, valid_rows())
-
-    def failing(path, *args, **kwargs):
-        raise OSError(code, os.strerror(code), path)
-
-    monkeypatch.setattr(writer_module, "atomic_write_bytes" if target == "mask" else "atomic_write_json", failing)
+    failing_writes(code, ".png" if target == "mask" else ".json")
     assert main(["predict", "--checkpoint", tiny_checkpoint(), "--data", root, "--out", out,
                  "--device", "cpu", "--workers", "0", "--no-progress"]) == 2
     err = capsys.readouterr().err
@@ -169,13 +165,13 @@ def test_os_errors_while_writing_become_data_errors(tmp_path, predictor, monkeyp
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_read_only_output_folder_is_a_data_error(tmp_path, predictor):
+def test_a_read_only_output_folder_is_an_output_error(tmp_path, predictor):
     root, out = str(tmp_path / "data"), tmp_path / "out"
     materialise(root, valid_rows())
     out.mkdir()
     out.chmod(0o555)
     try:
-        with pytest.raises(DataError, match=f"{out}/.*: cannot write .*Permission denied"):
+        with pytest.raises(OutputError, match=f"{out}.*: cannot write .*Permission denied"):
             predictor.predict_dataset(root, str(out), workers=0, progress=False)
     finally:
         out.chmod(0o755)

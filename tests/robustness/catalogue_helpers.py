@@ -8,6 +8,7 @@ import io
 import os
 
 from dataset_builders import COLUMNS, materialise, valid_rows
+from pretrain_helpers import TINY_PRETRAIN
 
 from fmuia.cli.main import main
 
@@ -31,6 +32,32 @@ TINY_TRAIN = ["--set", "device=cpu", "--set", "model.encoder=resnet18", "--set",
               "--set", "model.image_size=64", "--set", "model.decoder_channels=32", "--set", "model.decoder_out_channels=32",
               "--set", "model.channels_last=false", "--set", "data.num_workers=0", "--set", "train.progress=false",
               "--set", "train.plot=false", "--set", "train.batch_size=4"]
+
+
+# The writing commands, run as a user runs them on the inputs of conftest's command_inputs.
+FAST_TRAIN = [*TINY_TRAIN, "--set", "train.epochs=1", "--set", "data.check=none"]
+
+
+# command: (argv for an output path, the output's own name, argv to accept a non-empty output)
+COMMANDS = {
+    "train": (lambda i, o: ["train", "--data", i["data"], "--out", o, *FAST_TRAIN], "run", ()),
+    "finetune": (lambda i, o: ["finetune", "--from", i["ckpt"], "--data", i["data"], "--out", o, *FAST_TRAIN], "run", ()),
+    "pretrain": (lambda i, o: ["pretrain", "--images", i["images"], "--out", o,
+                               *[a for kv in TINY_PRETRAIN for a in ("--set", kv)]], "run", ()),
+    "predict": (lambda i, o: ["predict", "--checkpoint", i["ckpt"], "--data", i["data"], "--out", o, "--workers", "0",
+                              "--no-progress", "--device", "cpu"], "pred", ("--overwrite",)),
+    "evaluate": (lambda i, o: ["evaluate", "--data", i["data"], "--pred", i["pred"], "--out", o, "--workers", "1"],
+                 "eval", ()),
+    "report": (lambda i, o: ["report", "--data", i["data"], "--pred", i["pred"], "--out", o, "--workers", "1",
+                             "--per-task", "1"], "report", ()),
+    "export submission": (lambda i, o: ["export", "submission", "--checkpoint", i["ckpt"], o], "submission",
+                          ("--force",)),
+    "export onnx": (lambda i, o: ["export", "onnx", "--checkpoint", i["ckpt"], o], "model.onnx", ()),
+    "synth": (lambda i, o: ["synth", o, "--per-task", "1", "--val", "0", "--test", "0", "--tasks", "breast_2cls",
+                            "--workers", "1"], "synthetic", ()),
+    "validate --json": (lambda i, o: ["validate", i["data"], "--quick", "--json", o], "report.json", ()),
+}
+FILE_OUTPUTS = ("model.onnx", "report.json")
 
 
 def fingerprint(folder) -> dict[str, str]:

@@ -12,7 +12,6 @@ from dataset_builders import materialise, seg_row, valid_rows
 from tiny import tiny_checkpoint
 
 import fmuia
-from fmuia.predict import writer as writer_module
 
 JSONS = ("classification_predictions.json", "detection_predictions.json", "regression_predictions.json")
 
@@ -65,14 +64,10 @@ def test_overwrite_removes_only_stale_prediction_files(tmp_path, capsys, root):
     assert (out / "Segmentation/Two/breast_lesion/MASKS/000.png").is_file()
 
 
-def test_read_only_out_is_an_error_naming_the_file(tmp_path, capsys, root, monkeypatch):
+def test_read_only_out_is_an_error_naming_the_file(tmp_path, capsys, root, failing_writes):
     """A read-only file system (EROFS, as root meets it too) at the first mask written."""
     out = str(tmp_path / "out")
-
-    def read_only(path, *args, **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
-
-    monkeypatch.setattr(writer_module, "atomic_write_bytes", read_only)
+    failing_writes(errno.EROFS, ".png")
     code, _out, err = _predict(root, out, capsys)
     assert code == 2 and err.startswith("error: " + out) and ".png: cannot write the mask" in err
     assert "Read-only file system" in err and "Traceback" not in err
@@ -111,3 +106,23 @@ def test_a_symlink_leaving_the_output_folder_is_not_followed(tmp_path, capsys, r
 def test_predict_batch_of_nothing_is_an_empty_list():
     predictor = fmuia.load(tiny_checkpoint(), device="cpu")
     assert predictor.predict_batch([], []) == []
+
+
+def test_an_empty_out_under_a_read_only_parent_is_predicted_into(tmp_path, capsys, root):
+    """A container's /output under a read-only /: the run's lock lives in the folder for
+    the run's length, and the folder ends with the predictions alone."""
+    import shutil
+    import subprocess
+
+    parent = tmp_path / "ro"
+    out = parent / "out"
+    out.mkdir(parents=True)
+    if os.geteuid() != 0 or not shutil.which("chattr") or \
+            subprocess.run(["chattr", "+i", str(parent)], capture_output=True).returncode:
+        pytest.skip("needs chattr as root")
+    try:
+        code, _out, err = _predict(root, out, capsys)
+    finally:
+        subprocess.run(["chattr", "-i", str(parent)], check=False)
+    assert code == 0, err
+    assert sorted(os.listdir(out)) == ["Segmentation", *JSONS]

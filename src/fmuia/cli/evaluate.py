@@ -25,13 +25,15 @@ def run(args: argparse.Namespace) -> int:
     from fmuia.errors import FmuiaError
     from fmuia.evaluate.outputs import format_summary, write_evaluation
     from fmuia.evaluate.scorer import evaluate
+    from fmuia.io.lock import claim_output
 
     if args.workers < 1:
         raise FmuiaError(f"--workers must be at least 1, got {args.workers}")
     if os.path.abspath(args.out) == os.path.abspath(args.pred):
         raise FmuiaError("--out must not be the prediction folder (its files would count as extra predictions)")
-    evaluation = evaluate(args.data, args.pred, workers=args.workers)
-    write_evaluation(evaluation, args.out)
+    with claim_output(args.out, "evaluate"):  # checked before scoring, which can take minutes
+        evaluation = evaluate(args.data, args.pred, workers=args.workers)
+        write_evaluation(evaluation, args.out)
     print(format_summary(evaluation), end="")
     print(f"results written to {args.out}")
     return 0

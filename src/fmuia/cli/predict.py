@@ -47,8 +47,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from fmuia.io.outputs import check_writable
     from fmuia.predict.api import load
 
+    check_writable(args.out)  # before the model and the data are read (checked again, locked, before writing)
     predictor = load(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision, tta=args.tta,
                      box_voting=args.box_voting)
     summary = predictor.predict_dataset(

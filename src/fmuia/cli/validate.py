@@ -5,6 +5,7 @@ import json
 import sys
 
 from fmuia.io.atomic import write_json
+from fmuia.io.outputs import check_writable
 from fmuia.data.validate import validate
 from fmuia.tasks import TaskRegistry
 
@@ -25,6 +26,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     registry = TaskRegistry.from_file(args.tasks_file) if args.tasks_file else None
+    if args.json and args.json != "-":
+        check_writable(args.json, "the JSON report", folder=False)  # before reading every image
     report = validate(args.data_root, registry=registry, require_labels=args.require_labels,
                       level="header" if args.quick else "full")
     if args.json == "-":

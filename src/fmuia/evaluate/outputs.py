@@ -9,6 +9,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from fmuia.io.atomic import write_text
+from fmuia.io.outputs import writing
 from fmuia.errors import DataError
 from fmuia import kinds
 from fmuia.kinds import kind_metrics
@@ -99,7 +100,8 @@ def results_dict(ev: Evaluation) -> dict:
 
 def write_evaluation(ev: Evaluation, out_dir: str) -> dict[str, str]:
     """Write every output file into ``out_dir`` (created). Returns name -> path."""
-    os.makedirs(out_dir, exist_ok=True)
+    with writing(out_dir, "create the output folder"):
+        os.makedirs(out_dir, exist_ok=True)
     per_task = []
     for r in ev.tasks:
         row = {"task_id": r.task_id, "kind": r.kind.value, "n": r.n, "score": r.score, **ev.counts[r.task_id], **r.metrics}

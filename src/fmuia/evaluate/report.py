@@ -30,6 +30,8 @@ from fmuia.errors import DataError  # noqa: E402
 from fmuia.kinds import kind_metrics  # noqa: E402
 from fmuia.metrics.results import CHALLENGE_SCORE_DEFINITION  # noqa: E402
 from fmuia.io.atomic import write_bytes, write_text  # noqa: E402
+from fmuia.io.lock import claim_output  # noqa: E402
+from fmuia.io.outputs import writing  # noqa: E402
 from fmuia.evaluate.curves import curves_png, read_metrics_csv  # noqa: E402
 from fmuia.evaluate.outputs import PER_SAMPLE_CSV, read_results, results_dict  # noqa: E402
 from fmuia.evaluate.predictions import json_kinds, read_prediction_file  # noqa: E402
@@ -157,14 +159,22 @@ def build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | Non
     """Write ``index.html`` and ``tasks/<task_id>.png`` into ``out_dir``; return the page's path.
 
     ``eval_dir`` reuses an earlier ``fmuia evaluate`` output (otherwise the scorer runs);
-    ``run_dir`` adds the training curves of its ``metrics.csv``.
+    ``run_dir`` adds the training curves of its ``metrics.csv``. ``out_dir`` is checked
+    and locked before the scoring starts.
     """
+    with claim_output(out_dir, "report"):
+        return _build_report(data_root, pred_dir, out_dir, run_dir, eval_dir, per_task, workers)
+
+
+def _build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | None, eval_dir: str | None,
+                  per_task: int, workers: int) -> str:
     results, samples = _load_results(data_root, pred_dir, eval_dir, workers)
     layout = read_layout(data_root)
     entries = {(e.task_id, e.image_path): e for e in layout.entries}
     keys = {k for k, e in entries.items() if e.labelled}
     predictions = {k.name: read_prediction_file(pred_dir, k.kind, layout.registry, keys) for k in json_kinds()}
-    os.makedirs(os.path.join(out_dir, "tasks"), exist_ok=True)
+    with writing(out_dir, "create the report folder"):
+        os.makedirs(os.path.join(out_dir, "tasks"), exist_ok=True)
 
     by_task: dict[str, list[dict]] = {}
     for record in samples:

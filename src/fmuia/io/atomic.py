@@ -36,6 +36,9 @@ import uuid
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+from fmuia.errors import OutputError
+from fmuia.io.outputs import output_error, writing
+
 __all__ = [
     "find_folder",
     "publish_folder",
@@ -58,24 +61,28 @@ def _temporary_file(path: str) -> str:
     return tmp
 
 
-def write_with(path: "str | os.PathLike[str]", write: Callable[[str], None]) -> None:
+def write_with(path: "str | os.PathLike[str]", write: Callable[[str], None], action: str = "write") -> None:
     """Call ``write(tmp_path)`` to produce the file (for writers that want a path:
     ``torch.save``, ``savefig``, PIL, safetensors), then move it over ``path``.
 
     The temporary file already exists (empty, with the umask's mode) when ``write``
-    runs; writers that open it for writing keep that mode."""
+    runs; writers that open it for writing keep that mode. An ``OSError`` becomes
+    ``OutputError("PATH: cannot ACTION (why)")``; every writer below takes ``action``."""
     path = os.fspath(path)
-    tmp = _temporary_file(path)
+    with writing(path, action):
+        tmp = _temporary_file(path)
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise output_error(path, action, exc) from None
         raise
 
 
-def write_file(path: "str | os.PathLike[str]", write: Callable[[IO[bytes]], None]) -> None:
+def write_file(path: "str | os.PathLike[str]", write: Callable[[IO[bytes]], None], action: str = "write") -> None:
     """Call ``write(fh)`` with a binary file object open for writing (for writers that
     want a file object: ``np.savez``, ``csv`` via a wrapper), then move it over ``path``."""
 
@@ -83,20 +90,21 @@ def write_file(path: "str | os.PathLike[str]", write: Callable[[IO[bytes]], None
         with open(tmp, "wb") as fh:
             write(fh)
 
-    write_with(path, put)
+    write_with(path, put, action)
 
 
-def write_bytes(path: "str | os.PathLike[str]", data: bytes) -> None:
-    write_file(path, lambda fh: fh.write(data))
+def write_bytes(path: "str | os.PathLike[str]", data: bytes, action: str = "write") -> None:
+    write_file(path, lambda fh: fh.write(data), action)
 
 
-def write_text(path: "str | os.PathLike[str]", text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: "str | os.PathLike[str]", text: str, action: str = "write") -> None:
+    write_bytes(path, text.encode("utf-8"), action)
 
 
-def write_json(path: "str | os.PathLike[str]", value: Any, indent: int | None = 2, **dumps: Any) -> None:
+def write_json(path: "str | os.PathLike[str]", value: Any, indent: int | None = 2, action: str = "write",
+               **dumps: Any) -> None:
     """``value`` as JSON plus a final newline; ``dumps`` go to ``json.dumps`` (e.g. ``default=str``)."""
-    write_text(path, json.dumps(value, indent=indent, **dumps) + "\n")
+    write_text(path, json.dumps(value, indent=indent, **dumps) + "\n", action)
 
 
 # -- folders -------------------------------------------------------------------------
@@ -166,27 +174,34 @@ def publish_folder(target: "str | os.PathLike[str]") -> Iterator[Path]:
     ``staging`` is created with mode 0o777 less the umask, like ``os.mkdir``."""
     target = Path(target)
     if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise FileExistsError(f"{target}: exists and is not a folder; refusing to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    recover_folder(target)
+        raise OutputError(f"{target}: exists and is not a folder; refusing to replace it")
     token = uuid.uuid4().hex
     staging = target.parent / f".{target.name}.{token}{_NEW}"
-    os.mkdir(staging, 0o777)
+    with writing(target, "write the folder"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        recover_folder(target)
+        os.mkdir(staging, 0o777)
     try:
         yield staging
-        _fsync_tree(staging)
+        with writing(target, "write the folder"):
+            _fsync_tree(staging)
+    except OutputError as exc:  # a file of the staging folder: named as it would be in the target
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(str(exc).replace(str(staging), str(target)), exc.errno) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     aside = target.parent / f".{target.name}.{token}{_OLD}"
-    if target.exists():
-        os.rename(target, aside)
     try:
+        if target.exists():
+            os.rename(target, aside)
         os.rename(staging, target)
-    except BaseException:
+    except BaseException as exc:
         if aside.exists() and not target.exists():
             os.rename(aside, target)  # put the old folder back
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise output_error(target, "write the folder", exc) from None
         raise
     _fsync_dir(target.parent)
     shutil.rmtree(aside, ignore_errors=True)

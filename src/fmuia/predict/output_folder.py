@@ -15,7 +15,8 @@ import os
 from fmuia.data.layout import Layout, csv_dir
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
-from fmuia.predict.writer import os_error
+from fmuia.io.lock import INNER_LOCK_NAME
+from fmuia.io.outputs import output_error
 
 
 def _input_folders(layout: Layout) -> dict[str, str]:
@@ -52,9 +53,9 @@ def check_output_folder(layout: Layout, out_dir: str, overwrite: bool = False) -
     if not os.path.isdir(out_dir) or overwrite:
         return
     try:
-        present = sorted(os.listdir(out_dir))
+        present = sorted(name for name in os.listdir(out_dir) if name != INNER_LOCK_NAME)
     except OSError as exc:
-        raise os_error(out_dir, "list the output folder", exc) from None
+        raise output_error(out_dir, "list the output folder", exc) from None
     if present:
         shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
         raise DataError(f"{out_dir}: the output folder is not empty ({shown}); choose a new or empty folder, or pass "

@@ -26,6 +26,7 @@ from fmuia.data.records import Entry
 from fmuia.data.transforms import resize_sample
 from fmuia.errors import DataError
 from fmuia import kinds
+from fmuia.io.lock import claim_output
 from fmuia.predict.output_folder import check_output_folder, refuse_overwriting_inputs, refuse_unwritable_names
 from fmuia.predict.paths import plan_mask_files
 from fmuia.predict.writer import SubmissionWriter
@@ -145,12 +146,18 @@ def predict_dataset(
         raise DataError(f"--batch-size must be at least 1, got {batch_size}")
     layout = read_layout(data_root, base=predictor.registry)
     check_layout(layout, predictor)
-    entries = layout.entries
-    check_output_folder(layout, out_dir, overwrite)
-    planned = plan_mask_files(entries, out_dir)
-    refuse_unwritable_names(entries, planned, out_dir)
-    refuse_overwriting_inputs(entries, planned)
+    # The folder checks run under the lock: a second run cannot fill it between them and the writes.
+    with claim_output(out_dir, "predict"):
+        check_output_folder(layout, out_dir, overwrite)
+        planned = plan_mask_files(layout.entries, out_dir)
+        refuse_unwritable_names(layout.entries, planned, out_dir)
+        refuse_overwriting_inputs(layout.entries, planned)
+        return _write_predictions(predictor, layout, out_dir, planned, batch_size, workers, progress)
 
+
+def _write_predictions(predictor: "Predictor", layout: Layout, out_dir: str, planned: dict[int, str], batch_size: int,
+                       workers: int | None, progress: bool) -> PredictionSummary:
+    entries = layout.entries
     workers = default_workers() if workers is None else max(0, int(workers))
     counts: Counter[str] = Counter()
     writer = SubmissionWriter(out_dir)

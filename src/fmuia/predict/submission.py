@@ -18,6 +18,7 @@ from typing import Iterable
 import fmuia
 from fmuia.errors import CheckpointError, ConfigError
 from fmuia.io.atomic import publish_folder, write_bytes, write_json, write_text
+from fmuia.io.lock import claim_output
 from fmuia.model.checkpoint import SIDECAR_NAME, WEIGHTS_NAME, checkpoint_paths, load_checkpoint
 from fmuia.predict.onnx_graph import export_onnx
 from fmuia.predict.predictor import tta_tasks
@@ -57,9 +58,10 @@ def shipped_files(scan: ImportScan) -> dict[str, Path]:
 
 def _copy(source: Path, target: Path) -> None:
     try:
-        write_bytes(str(target), source.read_bytes())
+        data = source.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        raise ConfigError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    write_bytes(str(target), data)
 
 
 def export_submission(
@@ -78,11 +80,15 @@ def export_submission(
     submission's settings; ``box_voting`` likewise (``predict.box_voting``). ``out_dir`` must
     not exist (or be empty) unless ``force``, which replaces it."""
     target = Path(out_dir)
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"{target}: exists and is not a folder")
-    if target.is_dir() and any(target.iterdir()) and not force:
-        raise ConfigError(f"{target}: folder exists and is not empty (use --force to replace it)")
-    model = load_checkpoint(checkpoint)  # fails early on a broken checkpoint
+    with claim_output(target, "export submission"):  # refuses a file at out_dir too
+        if target.is_dir() and any(target.iterdir()) and not force:
+            raise ConfigError(f"{target}: folder exists and is not empty (use --force to replace it)")
+        model = load_checkpoint(checkpoint)  # fails early on a broken checkpoint
+        return _assemble(model, checkpoint, target, tta, box_voting, device, workers)
+
+
+def _assemble(model, checkpoint: str, target: Path, tta, box_voting: bool | None, device: str,
+              workers: int | None) -> Path:
     if tta is None:  # the checkpoint's own choice, written out so the submission does not depend on it
         tta = model.predict.tta
     tta_list = sorted(tta_tasks(model.registry, tta)) if tta is not True else True
@@ -112,7 +118,8 @@ def export_onnx_file(checkpoint: str, out_path: str) -> Path:
     if not out_path.lower().endswith(".onnx"):
         raise ConfigError(f"{out_path}: the ONNX output file must end in .onnx")
     try:
-        export_onnx(load_checkpoint(checkpoint), out_path)
+        with claim_output(out_path, "export onnx", "the ONNX file", folder=False):
+            export_onnx(load_checkpoint(checkpoint), out_path)
     except ImportError as exc:
         raise CheckpointError(f"ONNX export needs the onnx package (pip install 'fmuia[onnx]'): {exc}") from None
     return Path(out_path)

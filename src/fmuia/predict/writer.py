@@ -7,7 +7,7 @@ so the model never waits on the disk. The three JSON files are written only by
 ``finish()``; a run that fails leaves no JSON behind (stale ones from an earlier run
 are removed when writing starts), so an incomplete folder is never mistaken for a
 finished submission. Any OS error (read-only folder, name too long, disk full)
-becomes a ``DataError`` naming the file.
+becomes an ``OutputError`` naming the file (``fmuia.io.outputs``).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 from fmuia import kinds
 from fmuia.io.atomic import write_bytes as atomic_write_bytes
 from fmuia.io.atomic import write_json as atomic_write_json
-from fmuia.errors import DataError
+from fmuia.io.outputs import output_error, writing
 from fmuia.tasks import Kind
 
 def json_files() -> dict[Kind, str]:
@@ -45,17 +45,8 @@ def encode_png(mask: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def os_error(path: str, action: str, exc: OSError) -> DataError:
-    """``exc`` as the ``DataError`` the CLI prints: the path, what failed and why."""
-    return DataError(f"{path}: cannot {action} ({exc.strerror or exc})")
-
-
 def write_mask_png(path: str, mask: np.ndarray) -> None:
-    data = encode_png(mask)
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        raise os_error(path, "write the mask", exc) from None
+    atomic_write_bytes(path, encode_png(mask), action="write the mask")
 
 
 def stale_prediction_files(out_dir: str) -> list[str]:
@@ -85,7 +76,7 @@ def remove_stale_predictions(out_dir: str) -> int:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise os_error(path, "remove the stale prediction", exc) from None
+            raise output_error(path, "remove the stale prediction", exc) from None
     for top in file_folders() if stale else ():
         seg = os.path.join(out_dir, top)
         if not os.path.isdir(seg) or os.path.islink(seg):
@@ -116,14 +107,14 @@ class SubmissionWriter:
     def start(self) -> None:
         """Create the folder and remove the prediction files of an earlier run (the
         caller has checked that removing them is wanted)."""
-        try:
+        with writing(self.out_dir, "create the output folder"):
             os.makedirs(self.out_dir, exist_ok=True)
-        except OSError as exc:
-            raise os_error(self.out_dir, "create the output folder", exc) from None
         remove_stale_predictions(self.out_dir)
 
     def add_mask(self, path: str, mask: np.ndarray) -> None:
-        while len(self._pending) >= self._max_pending:
+        # Written masks are collected as they finish, so a failed write (a full disk)
+        # stops the run at the next mask rather than after the last prediction.
+        while self._pending and (len(self._pending) >= self._max_pending or self._pending[0].done()):
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(write_mask_png, path, mask))
 
@@ -144,10 +135,7 @@ class SubmissionWriter:
         written = {}
         for kind, name in json_files().items():
             path = os.path.join(self.out_dir, name)
-            try:
-                atomic_write_json(path, self.records[kind])
-            except OSError as exc:
-                raise os_error(path, "write the predictions", exc) from None
+            atomic_write_json(path, self.records[kind], action="write the predictions")
             written[kind] = path
         return written
 

@@ -30,6 +30,7 @@ from safetensors.torch import load as load_safetensors
 from fmuia.config.pretrain import PretrainConfig, load_pretrain_config
 from fmuia.data.torch_datasets import seed_worker
 from fmuia.errors import CheckpointError, ConfigError
+from fmuia.io.lock import claim_output
 from fmuia.model.encoder import Encoder
 from fmuia.model.encoder_file import save_encoder
 from fmuia.pretrain.checkpoint import RECORD_NAME, read_pretraining_checkpoint, save_pretraining_checkpoint
@@ -37,6 +38,7 @@ from fmuia.pretrain.images import collect_images
 from fmuia.pretrain.simclr import SimCLR, nt_xent_loss
 from fmuia.pretrain.views import EpochBatches, TwoViews, build_view_transform
 from fmuia.runtime import training_workers
+import fmuia.train.distributed as distributed
 from fmuia.train.loop import TrainingLoop
 
 log = logging.getLogger(__name__)
@@ -180,9 +182,10 @@ def pretrain(
     if not images or not out_dir:
         raise ConfigError("pretrain needs --images and --out (or --resume RUN)")
     resolved = load_pretrain_config(config, overrides)
-    trainer = Pretrainer(resolved, list(images), out_dir, resume=bool(resume))
-    try:
-        return trainer.fit()
-    finally:
-        trainer.close()
+    with claim_output(out_dir, "pretrain", "the run folder", lock=distributed.is_first_process()):
+        trainer = Pretrainer(resolved, list(images), out_dir, resume=bool(resume))
+        try:
+            return trainer.fit()
+        finally:
+            trainer.close()
 

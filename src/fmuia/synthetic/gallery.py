@@ -7,6 +7,7 @@ from PIL import Image
 
 from fmuia import kinds
 from fmuia.io.atomic import write_file
+from fmuia.io.outputs import check_writable
 from fmuia.kinds.drawing import ACCENT
 from fmuia.synthetic.sampler import SyntheticSample, synthesize
 from fmuia.synthetic.writer import resolve_tasks
@@ -51,6 +52,7 @@ def render_gallery(
     """Draw sample ``index`` of every task (split ``gallery``) with its label into one
     PNG at ``path``; ``tile`` is each cell's (height, width). Returns ``path``."""
     registry = resolve_tasks(tasks, registry)
+    check_writable(path, "the gallery", folder=False)
     tiles = [_tile(synthesize(task, seed, "gallery", index), *tile) for task in registry]
     while len(tiles) % columns:
         tiles.append(np.full_like(tiles[0], 24))

@@ -21,6 +21,7 @@ import numpy as np
 from fmuia import kinds
 from fmuia.data.layout import CSV_DIR, REQUIRED_COLUMNS
 from fmuia.io.atomic import write_bytes
+from fmuia.io.lock import claim_output
 from fmuia.synthetic.profiles import PROFILES
 from fmuia.synthetic.sampler import SyntheticSample, synthesize
 from fmuia.errors import DataError
@@ -199,45 +200,46 @@ def generate(
     out_dir = os.path.abspath(out_dir)
     roots = {name: os.path.join(out_dir, name) for name in splits}
     labelled_copy = os.path.join(out_dir, LABELLED_COPY) if unlabelled_test and "test" in splits else None
-    for root in [*roots.values(), *([labelled_copy] if labelled_copy else [])]:
-        folder = os.path.join(root, CSV_DIR)
-        if not overwrite and os.path.isdir(folder) and any(f.endswith(".csv") for f in os.listdir(folder)):
-            raise DataError(f"{folder} already holds a dataset; choose another folder or pass overwrite (--overwrite)")
+    with claim_output(out_dir, "synth", "the dataset folder"):  # a second generator into it is refused
+        for root in [*roots.values(), *([labelled_copy] if labelled_copy else [])]:
+            folder = os.path.join(root, CSV_DIR)
+            if not overwrite and os.path.isdir(folder) and any(f.endswith(".csv") for f in os.listdir(folder)):
+                raise DataError(f"{folder} already holds a dataset; choose another folder or pass overwrite (--overwrite)")
 
-    jobs = []
-    for split, n in splits.items():
-        digits = max(4, len(str(n)))
-        if split == "test" and labelled_copy:
-            targets, labelled = (roots[split], labelled_copy), (labelled_copy,)
-        else:
-            targets = labelled = (roots[split],)
-        jobs += [_Job(task, split, i, int(seed), digits, targets, labelled) for task in registry for i in range(n)]
-
-    workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(jobs)))
-    if workers == 1:
-        results = [_run_job(job) for job in jobs]
-    else:
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers) as pool:
-            results = pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
-
-    columns = csv_columns(registry)
-    counts: dict[str, dict[str, int]] = {}
-    files = sum(f for _, f in results)
-    for split in splits:
-        counts[split] = {}
-        for task in registry:
-            rows = [row for job, (row, _) in zip(jobs, results) if job.split == split and job.task is task]
-            counts[split][task.task_id] = len(rows)
-            name = f"{task.task_id}.csv"
+        jobs = []
+        for split, n in splits.items():
+            digits = max(4, len(str(n)))
             if split == "test" and labelled_copy:
-                _write_csv(os.path.join(labelled_copy, CSV_DIR, name), rows, columns)
-                rows = [_unlabelled(r, task) for r in rows]
-            _write_csv(os.path.join(roots[split], CSV_DIR, name), rows, columns)
-            files += 2 if split == "test" and labelled_copy else 1
-    if labelled_copy:
-        roots[LABELLED_COPY] = labelled_copy
-    return GenerationSummary(
-        out_dir=out_dir, seed=int(seed), roots=roots, counts=counts, seconds=time.perf_counter() - start,
-        workers=workers, files=files, unlabelled_test=bool(labelled_copy), tasks=registry.task_ids,
-    )
+                targets, labelled = (roots[split], labelled_copy), (labelled_copy,)
+            else:
+                targets = labelled = (roots[split],)
+            jobs += [_Job(task, split, i, int(seed), digits, targets, labelled) for task in registry for i in range(n)]
+
+        workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(jobs)))
+        if workers == 1:
+            results = [_run_job(job) for job in jobs]
+        else:
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+            with ctx.Pool(workers) as pool:
+                results = pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+
+        columns = csv_columns(registry)
+        counts: dict[str, dict[str, int]] = {}
+        files = sum(f for _, f in results)
+        for split in splits:
+            counts[split] = {}
+            for task in registry:
+                rows = [row for job, (row, _) in zip(jobs, results) if job.split == split and job.task is task]
+                counts[split][task.task_id] = len(rows)
+                name = f"{task.task_id}.csv"
+                if split == "test" and labelled_copy:
+                    _write_csv(os.path.join(labelled_copy, CSV_DIR, name), rows, columns)
+                    rows = [_unlabelled(r, task) for r in rows]
+                _write_csv(os.path.join(roots[split], CSV_DIR, name), rows, columns)
+                files += 2 if split == "test" and labelled_copy else 1
+        if labelled_copy:
+            roots[LABELLED_COPY] = labelled_copy
+        return GenerationSummary(
+            out_dir=out_dir, seed=int(seed), roots=roots, counts=counts, seconds=time.perf_counter() - start,
+            workers=workers, files=files, unlabelled_test=bool(labelled_copy), tasks=registry.task_ids,
+        )

@@ -80,6 +80,12 @@ class Dist:
             dist.destroy_process_group()
 
 
+def is_first_process() -> bool:
+    """Rank 0 of a torchrun launch, or a single process: the one that writes files
+    (known before the process group is joined)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init(device_type: str) -> Dist:
     """Join the process group named by torchrun's environment (if any)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -33,11 +33,13 @@ from safetensors.torch import load as load_safetensors
 
 from fmuia.config import Config, load_config
 from fmuia.errors import CheckpointError, ConfigError, DataError
+from fmuia.io.lock import claim_output
 from fmuia.model import build_model, save_checkpoint
 from fmuia.model.checkpoint import checkpoint_paths, open_checkpoint
 from fmuia.model.routing import group_indices
 from fmuia.train.data import build_data, check_data, read_datasets
 from fmuia.train.losses import TaskLoss
+import fmuia.train.distributed as distributed
 from fmuia.train.loop import NonFiniteLossError, TrainingLoop, epoch_seed
 from fmuia.train.optim import build_optimizer
 from fmuia.train.state import read_state
@@ -258,8 +260,11 @@ def train(
     if not data_root or not out_dir:
         raise ConfigError("train needs a data root and an output folder")
     resolved = load_config(config, overrides)
-    trainer = Trainer(resolved, data_root, out_dir, val_root=val_root, resume=bool(resume))
-    try:
-        return trainer.fit()
-    finally:
-        trainer.close()
+    # Checked and locked before the data is read: a run folder that cannot be written
+    # fails at once, and a second run into it is refused (docs/robustness.md).
+    with claim_output(out_dir, "train", "the run folder", lock=distributed.is_first_process()):
+        trainer = Trainer(resolved, data_root, out_dir, val_root=val_root, resume=bool(resume))
+        try:
+            return trainer.fit()
+        finally:
+            trainer.close()

@@ -45,6 +45,7 @@ from torch import nn
 from fmuia.config import save_config
 from fmuia.errors import CheckpointError, ConfigError, DataError, FmuiaError
 from fmuia.io.atomic import write_json
+from fmuia.io.outputs import writing
 from fmuia.runtime import autocast, resolve_device, training_precision
 import fmuia.train.distributed as distributed
 from fmuia.train.history import MetricsLog, plot_curves
@@ -139,7 +140,8 @@ class TrainingLoop:
         only once the data is checked and loaded and a resumed checkpoint verified, so a
         refused start leaves nothing behind and a refused resume leaves its run as it was."""
         if self.dist.is_main:
-            os.makedirs(self.run_dir, exist_ok=True)
+            with writing(self.run_dir, "create the run folder"):
+                os.makedirs(self.run_dir, exist_ok=True)
             save_config(config, os.path.join(self.run_dir, "config.yaml"))
             write_json(os.path.join(self.run_dir, "run.json"), dict(info))
             self.metrics = MetricsLog(self.run_dir, self.history, tensorboard_dir)
