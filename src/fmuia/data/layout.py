@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import difflib
+import fnmatch
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -19,7 +21,14 @@ from fmuia.io.tables import open_csv
 from fmuia.kinds.base import LabelError
 from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
 
+log = logging.getLogger(__name__)
+
 CSV_DIR = "csv_files"
+# Files that the OS or an editor leaves next to the CSVs, never data: macOS resource
+# forks ("._a.csv") and folder settings, the lock files of Office ("~$a.csv") and
+# LibreOffice (".~lock.a.csv#"). Skipped with one note; any other unreadable CSV is
+# still refused.
+DEBRIS_PATTERNS = ("._*", "~$*", ".~lock.*#", ".DS_Store")
 REQUIRED_COLUMNS = ("task_id", "task_name", "num_classes", "image_path")
 
 
@@ -75,10 +84,30 @@ def list_csv_files(root: str) -> list[str]:
         raise DataError(f"{root}: data root not found")
     if not os.path.isdir(folder):
         raise DataError(f"{root}: no '{CSV_DIR}/' folder (expected the FM_UIA layout: {CSV_DIR}/*.csv plus image folders)")
-    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(".csv"))
+    names = sorted(os.listdir(folder))
+    debris = [f for f in names if is_debris(f)]
+    if debris:
+        _note_once(f"note: {folder}: skipped {len(debris)} file(s) left by the OS or an editor, not data: "
+                   + ", ".join(debris))
+    files = [f for f in names if f.lower().endswith(".csv") and f not in debris]
     if not files:
         raise DataError(f"{folder}: no *.csv files")
     return [os.path.join(folder, f) for f in files]
+
+
+def is_debris(name: str) -> bool:
+    """Whether a file name in ``csv_files/`` is OS or editor debris (``DEBRIS_PATTERNS``)."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in DEBRIS_PATTERNS)
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(text: str) -> None:
+    """Log a note once per process: a command reads the same CSV folder several times."""
+    if text not in _NOTED:
+        _NOTED.add(text)
+        log.info(text)
 
 
 def read_layout(root: str, base: TaskRegistry | None = None) -> Layout:

@@ -152,6 +152,22 @@ def _check_entry_header(entry: Entry, task: Task, require_labels: bool) -> tuple
     return [], (h, w), []
 
 
+def image_header_problems(entries: list[Entry], workers: int | None = None) -> list[str]:
+    """The header-level check of the images alone (labels are not read): one line per
+    row whose image is missing, empty, unrecognised or over the pixel limit, naming the
+    row and the file, in row order. What ``fmuia predict`` checks before it writes."""
+
+    def job(entry: Entry) -> str | None:
+        try:
+            image_header(entry.image_file)
+        except DataError as exc:
+            return f"{entry.where} (task {entry.task_id}): {exc}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) + 1)) as pool:
+        return [p for p in pool.map(job, entries, chunksize=16) if p is not None]
+
+
 def _short(exc: Exception, path: str) -> str:
     text = str(exc)
     return text[len(path) + 2 :] if text.startswith(path + ": ") else text

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+
+import numpy as np
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,6 +22,7 @@ from fmuia.errors import DataError
 from fmuia.evaluate.aggregate import Summary, TaskResult, summarise
 from fmuia.evaluate.predictions import Extra, extra_masks, json_kinds, read_prediction_file
 from fmuia.kinds.base import SampleScore
+from fmuia.kinds.segmentation import files_saved_as_0_255, saved_as_0_255
 from fmuia.tasks import Kind, Task, TaskRegistry
 
 __all__ = ["Evaluation", "Missing", "evaluate", "score_samples"]
@@ -66,8 +69,9 @@ class Evaluation:
         raise KeyError(task_id)
 
 
-def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[int, SampleScore]]:
-    """Pool job: (position, task, truth row, prediction file) -> the sample's score."""
+def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[int, SampleScore, tuple[str, ...]]]:
+    """Pool job: (position, task, truth row, prediction file) -> the sample's score, and
+    which of its two files ("truth", "prediction") look saved as 0/255."""
     out = []
     for position, task, entry, pred_file in jobs:
         owner = kinds.kind_of(task)
@@ -78,11 +82,13 @@ def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[in
         value, resized = owner.read_prediction(pred_file, truth)
         score = owner.score_sample(task, value, truth, owner.truth_size(entry, truth))
         score.resized = resized
-        out.append((position, score))
+        black_white = tuple(name for name, mask in (("truth", truth), ("prediction", value))
+                            if saved_as_0_255(np.asarray(mask), task.num_classes))
+        out.append((position, score, black_white))
     return out
 
 
-def _score_files(jobs: list[tuple[int, Task, Entry, str]], workers: int) -> list[tuple[int, SampleScore]]:
+def _score_files(jobs: list[tuple[int, Task, Entry, str]], workers: int) -> list[tuple[int, SampleScore, tuple[str, ...]]]:
     chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     if workers <= 1 or len(chunks) < 2:
         return [r for chunk in chunks for r in _score_file_chunk(chunk)]
@@ -159,10 +165,21 @@ def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegi
         placed[e.task_id].append((position, e))
     extra.extend(extra_masks(pred_dir, expected_files))
 
-    scored.update(_score_files(file_jobs, workers))
+    black_white: dict[str, list[int]] = {"truth": [], "prediction": []}
+    for position, score, flags in _score_files(file_jobs, workers):
+        scored[position] = score
+        for name in flags:
+            black_white[name].append(position)
     resized = sum(1 for position, *_ in file_jobs if scored[position].resized)
     if resized:
         warnings.append(f"{resized} predicted mask(s) differ in size from the ground truth and were nearest-resized")
+    by_position = {position: (e, pred_file) for position, _t, e, pred_file in file_jobs}
+    if black_white["truth"]:
+        files = [by_position[p][0].mask_file for p in sorted(black_white["truth"])]
+        warnings.append("ground truth: " + files_saved_as_0_255("mask(s)", files))
+    if black_white["prediction"]:
+        files = [by_position[p][1] for p in sorted(black_white["prediction"])]
+        warnings.append(files_saved_as_0_255("predicted mask(s)", files))
 
     samples: list[dict] = []
     results = []

@@ -1,0 +1,123 @@
+"""The mistakes users really make, as each command meets them: debris of the OS or an
+editor in ``csv_files/``, an input that breaks late in the CSV order, a ground truth
+that cannot be read, a mistyped task id, a header-only CSV, 0/255 masks. Each case
+asserts the exit code, the one message naming the file and the fix, and that no input
+file changed."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pytest
+from catalogue_helpers import CSV, TINY_TRAIN, build_root, file_of, fingerprint, rewrite, run_cli
+from tiny import tiny_checkpoint
+
+from dataset_builders import materialise, valid_rows
+
+DEBRIS = ["._data.csv", "~$data.csv", ".~lock.data.csv#", ".DS_Store"]
+
+
+def _plant_debris(root, rows):
+    # What the OS and editors really leave: binary resource forks and lock files.
+    for name in DEBRIS:
+        with open(os.path.join(root, "csv_files", name), "wb") as fh:
+            fh.write(b"\x00\x05\x16\x07Mac OS X        \x00\x02\xff\xfe" if name.startswith(("._", "~$")) else b"lock")
+
+
+def _predict_argv(root, out):
+    return ["predict", "--checkpoint", tiny_checkpoint(), "--data", root, "--out", out, "--workers", "0",
+            "--no-progress", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("command", ["validate", "train", "predict"])
+def test_os_and_editor_debris_is_skipped_with_one_note(tmp_path, capsys, caplog, command):
+    caplog.set_level(logging.INFO)
+    root = str(tmp_path / "data")
+    build_root(root, _plant_debris)
+    before = fingerprint(root)
+    out = tmp_path / "out"
+    argv = {"validate": ["validate", root, "--require-labels"],
+            "train": ["train", "--data", root, "--out", out, *TINY_TRAIN, "--set", "train.max_steps=1",
+                      "--set", "train.epochs=1"],
+            "predict": _predict_argv(root, out)}[command]
+    code, _out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    notes = [r.getMessage() for r in caplog.records if "left by the OS or an editor" in r.getMessage()]
+    assert notes == [f"note: {root}/csv_files: skipped 4 file(s) left by the OS or an editor, not data: "
+                     + ", ".join(sorted(DEBRIS))]
+    assert fingerprint(root) == before
+
+
+def test_another_unreadable_csv_is_still_refused(tmp_path, capsys):
+    root = str(tmp_path / "data")
+    build_root(root, _plant_debris)
+    with open(os.path.join(root, "csv_files", "notes.csv"), "wb") as fh:
+        fh.write(b"\x00\x01binary")
+    code, _out, err = run_cli(["validate", root], capsys)
+    assert code == 2 and err.startswith(f"error: {root}/csv_files/notes.csv: not a text CSV file")
+
+
+def _dangling_link_late(root, rows):
+    """The last image of the CSV order (a FUGC row, after every mask) is a dangling link."""
+    last = file_of(root, rows[-1]["image_path"])
+    os.remove(last)
+    os.symlink(last + ".moved", last)
+
+
+def test_predict_checks_every_image_header_before_writing(tmp_path, capsys):
+    root = str(tmp_path / "data")
+    build_root(root, _dangling_link_late)
+    before = fingerprint(root)
+    out = tmp_path / "pred"
+    code, _out, err = run_cli(_predict_argv(root, out), capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"error: {CSV} line 14 (task FUGC): {root}/Regression/FUGC/001.png: file not found")
+    assert f"(the header check of the 13 input image(s) found 1 problem(s); nothing was written to {out})" in err
+    assert not out.exists() and fingerprint(root) == before
+
+
+def _black_white(path):
+    """A two-class mask saved as 0/255 (the commonest mask mistake)."""
+    import cv2
+
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert cv2.imwrite(str(path), (mask > 0).astype("uint8") * 255)
+
+
+def _black_white_truth(root, rows):
+    _black_white(file_of(root, rows[0]["mask_path"]))
+
+
+FIX_0_255 = "divide it by 255 (save class ids 0/1, not black/white)"
+MASK0 = "Segmentation/Two/breast_lesion/MASKS/000.png"
+
+
+def test_validate_names_the_0_255_fix(tmp_path, capsys):
+    root = str(tmp_path / "data")
+    build_root(root, _black_white_truth)
+    code, _out, err = run_cli(["validate", root], capsys)
+    assert code == 1 and f"  {CSV} line 2: mask '../{MASK0}' has value(s) [255] >= num_classes 2; {FIX_0_255}" in err
+
+
+def test_train_names_the_0_255_fix_where_it_reads_the_mask(tmp_path, capsys):
+    root = str(tmp_path / "data")
+    build_root(root, _black_white_truth)
+    code, _out, err = run_cli(["train", "--data", root, "--out", tmp_path / "run", *TINY_TRAIN, "--set",
+                               "data.tasks=[breast_lesion]", "--set", "data.val_fraction=0"], capsys)
+    assert code == 2 and f"{MASK0}: mask value(s) [255] >= num_classes 2; {FIX_0_255}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("side", ["prediction", "truth"])
+def test_evaluate_warns_of_0_255_masks(tmp_path, capsys, side):
+    from fmuia.evaluate.truth_submission import write_truth_submission
+
+    root, pred, out = str(tmp_path / "data"), tmp_path / "pred", tmp_path / "eval"
+    materialise(root, valid_rows())
+    write_truth_submission(root, str(pred))
+    _black_white(pred / MASK0 if side == "prediction" else file_of(root, "../" + MASK0))
+    code, stdout, _err = run_cli(["evaluate", "--data", root, "--pred", pred, "--out", out, "--workers", "1"], capsys)
+    named = str(pred / MASK0) if side == "prediction" else file_of(root, "../" + MASK0)
+    what = "1 predicted mask(s)" if side == "prediction" else "ground truth: 1 mask(s)"
+    warning = f"{what} of two-class task(s) hold exactly the values 0 and 255 (scored as background and no class): {named}; {FIX_0_255}"
+    assert code == 0 and warning in json.loads((out / "results.json").read_text())["warnings"] and warning in stdout
