@@ -121,3 +121,120 @@ def test_evaluate_warns_of_0_255_masks(tmp_path, capsys, side):
     what = "1 predicted mask(s)" if side == "prediction" else "ground truth: 1 mask(s)"
     warning = f"{what} of two-class task(s) hold exactly the values 0 and 255 (scored as background and no class): {named}; {FIX_0_255}"
     assert code == 0 and warning in json.loads((out / "results.json").read_text())["warnings"] and warning in stdout
+
+
+def _mistyped_task_id(root, rows):
+    rows[6]["task_id"] = "breast_2cIs"  # capital I for l: one row leaves breast_2cls
+    rewrite(root, rows)
+
+
+TYPO = f"{CSV} line 8: task id 'breast_2cIs' is not in the task registry (did you mean breast_2cls?): its 1 row(s) form a new classification task"
+
+
+@pytest.mark.parametrize("command", ["validate", "train"])
+def test_unknown_task_id_warns_with_the_closest_known_id(tmp_path, capsys, caplog, command):
+    caplog.set_level(logging.INFO)
+    root = str(tmp_path / "data")
+    build_root(root, _mistyped_task_id)
+    argv = {"validate": ["validate", root, "--require-labels", "--quick"],
+            "train": ["train", "--data", root, "--out", tmp_path / "run", *TINY_TRAIN, "--set", "train.max_steps=1",
+                      "--set", "train.epochs=1", "--set", "data.val_fraction=0"]}[command]
+    code, _out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert [r.getMessage() for r in caplog.records if "breast_2cIs" in r.getMessage()] == [f"warning: {TYPO}; kept as a new task"]
+
+
+@pytest.mark.parametrize("command", ["validate", "train"])
+def test_unknown_task_id_is_refused_in_strict_mode(tmp_path, capsys, command):
+    root = str(tmp_path / "data")
+    build_root(root, _mistyped_task_id)
+    before = fingerprint(root)
+    run = tmp_path / "run"
+    argv = {"validate": ["validate", root, "--require-labels", "--unknown-tasks", "error"],
+            "train": ["train", "--data", root, "--out", run, *TINY_TRAIN, "--set", "data.unknown_tasks=error"]}[command]
+    code, _out, err = run_cli(argv, capsys)
+    assert code == {"validate": 1, "train": 2}[command] and "Traceback" not in err
+    assert f"  {TYPO}; refused, as unknown task ids are errors in strict mode" in err
+    assert not run.exists() and fingerprint(root) == before
+
+
+def test_a_genuinely_new_task_is_kept_under_warn(tmp_path, capsys, caplog):
+    """A task id with no close known id: a new task, named once, with no suggestion."""
+    from dataset_builders import cls_row
+
+    root = str(tmp_path / "data")
+    materialise(root, valid_rows() + [cls_row(i, task="gallbladder_polyp_cls", label=i % 2) for i in range(4)])
+    code, out, _err = run_cli(["validate", root, "--require-labels"], capsys)
+    assert code == 0 and "gallbladder_polyp_cls    classification  2       4        4" in out
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: {CSV} line 15: task id 'gallbladder_polyp_cls' is not in the task registry: its 4 row(s) form a new "
+        "classification task; kept as a new task"]
+
+
+def _header_only_csv(root, rows):
+    from catalogue_helpers import rows_text
+
+    with open(os.path.join(root, "csv_files", "extra.csv"), "w") as fh:
+        fh.write(rows_text([]))
+
+
+@pytest.mark.parametrize("command", ["validate", "train", "predict"])
+def test_a_header_only_csv_is_an_error_naming_the_file(tmp_path, capsys, command):
+    root = str(tmp_path / "data")
+    build_root(root, _header_only_csv)
+    before = fingerprint(root)
+    out = tmp_path / "out"
+    argv = {"validate": ["validate", root, "--quick"],
+            "train": ["train", "--data", root, "--out", out, *TINY_TRAIN],
+            "predict": _predict_argv(root, out)}[command]
+    code, _out, err = run_cli(argv, capsys)
+    assert code == {"validate": 1}.get(command, 2) and "Traceback" not in err
+    assert "  csv_files/extra.csv: no data rows, only a header (an export of an empty sheet?)" in err
+    assert not out.exists() and fingerprint(root) == before
+
+
+def _semicolon_csv_for_fugc(root, rows):
+    """FUGC's rows moved to their own CSV, saved with ';' as a European spreadsheet does."""
+    from catalogue_helpers import rows_text
+
+    fugc = [r for r in rows if r["task_id"] == "FUGC"]
+    rewrite(root, [r for r in rows if r["task_id"] != "FUGC"])
+    with open(os.path.join(root, "csv_files", "FUGC.csv"), "w") as fh:
+        fh.write(rows_text(fugc).replace(",", ";"))
+
+
+SEMICOLON = "csv_files/FUGC.csv line 1: the columns are separated by ';', not ','; save it as comma-separated CSV"
+
+
+@pytest.fixture
+def semicolon_truth(tmp_path):
+    """A data root whose FUGC CSV is semicolon-separated, and the perfect submission of all five tasks."""
+    from fmuia.evaluate.truth_submission import write_truth_submission
+
+    root, pred = str(tmp_path / "data"), tmp_path / "pred"
+    materialise(root, valid_rows())
+    write_truth_submission(root, str(pred))
+    _semicolon_csv_for_fugc(root, valid_rows())
+    return root, pred
+
+
+def test_evaluate_refuses_a_ground_truth_it_cannot_read(tmp_path, capsys, semicolon_truth):
+    root, pred = semicolon_truth
+    before = fingerprint(root), fingerprint(pred)
+    out = tmp_path / "eval"
+    code, stdout, err = run_cli(["evaluate", "--data", root, "--pred", pred, "--out", out, "--workers", "1"], capsys)
+    assert code == 2 and stdout == "" and "Traceback" not in err
+    assert err.startswith(f"error: ground truth {root}: 1 problem(s) in the CSVs, nothing was scored (fix them, or pass "
+                          f"--partial to score the readable rows and list these as warnings):\n  {SEMICOLON}")
+    assert not out.exists() and (fingerprint(root), fingerprint(pred)) == before
+
+
+def test_evaluate_partial_scores_what_is_readable_and_says_how_much(tmp_path, capsys, semicolon_truth):
+    root, pred = semicolon_truth
+    out = tmp_path / "eval"
+    code, stdout, _err = run_cli(["evaluate", "--data", root, "--pred", pred, "--out", out, "--workers", "1",
+                                  "--partial"], capsys)
+    results = json.loads((out / "results.json").read_text())
+    assert code == 0 and stdout.startswith("Challenge score: 1.0000  (over 4 of 27 tasks)\n")
+    assert (results["tasks_scored"], results["tasks_total"]) == (4, 27) and "FUGC" not in results["tasks"]
+    assert f"ground truth: {SEMICOLON}" in "\n".join(results["warnings"])

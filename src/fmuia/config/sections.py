@@ -81,14 +81,20 @@ class DataConfig(Section):
     # random (that fraction of all rows at once, the official code's split: a small task
     # may then get no validation sample, or few).
     val_split: str = "per_task"
+    # A task id outside the task registry: warn (a warning naming the closest known id;
+    # its rows form a new task, as fine-tuning on new tasks needs) or error (refused by
+    # the data check, for data that should hold known tasks only).
+    unknown_tasks: str = "warn"
 
     CHECKS: ClassVar[tuple[str, ...]] = ("header", "full", "none")
     VAL_SPLITS: ClassVar[tuple[str, ...]] = ("per_task", "random")
+    UNKNOWN_TASKS: ClassVar[tuple[str, ...]] = ("warn", "error")
 
     def validate(self) -> None:
         check_positive_or_null("data.val_batch_size", self.val_batch_size)
         check_choice("data.check", self.check, self.CHECKS)
         check_choice("data.val_split", self.val_split, self.VAL_SPLITS)
+        check_choice("data.unknown_tasks", self.unknown_tasks, self.UNKNOWN_TASKS)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction: expected a number in [0, 1), got {self.val_fraction}")
 
