@@ -238,3 +238,59 @@ def test_evaluate_partial_scores_what_is_readable_and_says_how_much(tmp_path, ca
     assert code == 0 and stdout.startswith("Challenge score: 1.0000  (over 4 of 27 tasks)\n")
     assert (results["tasks_scored"], results["tasks_total"]) == (4, 27) and "FUGC" not in results["tasks"]
     assert f"ground truth: {SEMICOLON}" in "\n".join(results["warnings"])
+
+
+def _rotated_jpeg(path, orientation=6):
+    """A 20x40 (h x w) JPEG whose EXIF orientation 6 says: turn a quarter clockwise, upright 40x20."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (20, 40, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, "JPEG", exif=exif.tobytes(), quality=95)
+
+
+def _box_in_the_upright_image(root, rows):
+    rows[9].update(x_min=2, y_min=25, x_max=15, y_max=35)  # inside 20 wide x 40 high only
+    _rotated_jpeg(file_of(root, rows[9]["image_path"]))
+    rewrite(root, rows)
+
+
+def test_exif_orientation_is_applied_as_cv2_imread_does(tmp_path):
+    import cv2
+    import numpy as np
+
+    from fmuia.io.images import image_size, read_image
+
+    for orientation in range(1, 9):
+        path = str(tmp_path / f"{orientation}.jpg")
+        _rotated_jpeg(path, orientation)
+        official = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+        assert np.array_equal(read_image(path), official) and image_size(path) == official.shape[:2]
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_boxes_are_checked_against_the_upright_image_unless_told_to_ignore(tmp_path, capsys, monkeypatch, quick):
+    monkeypatch.setenv("FMUIA_EXIF_ORIENTATION", "apply")  # restored after the test
+    root = str(tmp_path / "data")
+    build_root(root, _box_in_the_upright_image)
+    level = ["--quick"] if quick else []
+    code, _out, err = run_cli(["validate", root, "--require-labels", *level], capsys)
+    assert (code, err.strip()) == (0, f"OK: {root} is valid")
+    code, _out, err = run_cli(["validate", root, "--require-labels", *level, "--exif-orientation", "ignore"], capsys)
+    assert code == 1 and f"  {CSV} line 11: box [2.0, 25.0, 15.0, 35.0] lies outside the 40x20 (w x h) image" in err
+
+
+@pytest.mark.parametrize("mode, size", [("apply", [20, 40]), ("ignore", [40, 20])])
+def test_predict_gives_boxes_in_pixels_of_the_image_as_read(tmp_path, capsys, monkeypatch, mode, size):
+    monkeypatch.setenv("FMUIA_EXIF_ORIENTATION", "apply")
+    root = str(tmp_path / "data")
+    build_root(root, _box_in_the_upright_image)
+    out = tmp_path / "pred"
+    code, _out, err = run_cli([*_predict_argv(root, out), "--exif-orientation", mode], capsys)
+    assert code == 0, err
+    record = [r for r in json.loads((out / "detection_predictions.json").read_text())
+              if r["image_path"].endswith("/000.jpg")][0]
+    (x1, y1, x2, y2), (n1, m1, n2, m2) = record["bbox_pixels"], record["bbox_normalized"]
+    assert [round(x2 / n2), round(y2 / m2)] == size  # w, h of the image the box refers to

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 from fmuia import kinds
+from fmuia.io.images import EXIF_ORIENTATIONS
 from fmuia.config.checks import (PRECISIONS, check_choice, check_positive_or_null, check_value, check_weights)
 from fmuia.config.model import OPEN, ModelConfig
 from fmuia.errors import ConfigError
@@ -85,6 +86,10 @@ class DataConfig(Section):
     # its rows form a new task, as fine-tuning on new tasks needs) or error (refused by
     # the data check, for data that should hold known tasks only).
     unknown_tasks: str = "warn"
+    # An image's EXIF orientation tag (JPEG, PNG): apply (turn it upright, as the official
+    # reader cv2.imread does; boxes and points are in pixels of the upright image) or
+    # ignore (the stored pixels as they are). Predict with the same choice.
+    exif_orientation: str = "apply"
 
     CHECKS: ClassVar[tuple[str, ...]] = ("header", "full", "none")
     VAL_SPLITS: ClassVar[tuple[str, ...]] = ("per_task", "random")
@@ -95,6 +100,7 @@ class DataConfig(Section):
         check_choice("data.check", self.check, self.CHECKS)
         check_choice("data.val_split", self.val_split, self.VAL_SPLITS)
         check_choice("data.unknown_tasks", self.unknown_tasks, self.UNKNOWN_TASKS)
+        check_choice("data.exif_orientation", self.exif_orientation, EXIF_ORIENTATIONS)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction: expected a number in [0, 1), got {self.val_fraction}")
 

@@ -38,6 +38,7 @@ from safetensors.torch import load as load_safetensors
 from fmuia.config import Config, load_config, save_config
 from fmuia.errors import CheckpointError, ConfigError, DataError, FmuiaError
 from fmuia.io.atomic import write_json
+from fmuia.io.images import set_exif_orientation
 from fmuia.model import build_model, save_checkpoint
 from fmuia.model.checkpoint import checkpoint_paths, open_checkpoint
 from fmuia.model.routing import group_indices
@@ -89,6 +90,7 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         self.data_root, self.val_root = data_root, val_root
+        set_exif_orientation(config.data.exif_orientation)  # before the check reads any header
         tcfg = config.train
         self.device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.dist = distributed.init(self.device.type)
