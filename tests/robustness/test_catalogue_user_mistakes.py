@@ -294,3 +294,30 @@ def test_predict_gives_boxes_in_pixels_of_the_image_as_read(tmp_path, capsys, mo
               if r["image_path"].endswith("/000.jpg")][0]
     (x1, y1, x2, y2), (n1, m1, n2, m2) = record["bbox_pixels"], record["bbox_normalized"]
     assert [round(x2 / n2), round(y2 / m2)] == size  # w, h of the image the box refers to
+
+
+def _corrupt_pixel_data(root, rows):
+    """Pixel data damaged inside the file (not truncated): what libpng and libjpeg
+    complain about on the process's stderr."""
+    for row, at in ((rows[5], b"IDAT"), (rows[9], b"\xff\xda")):  # a PNG's data chunk, a JPEG's scan
+        path = file_of(root, row["image_path"])
+        data = bytearray(open(path, "rb").read())
+        start = data.find(at) + 12
+        data[start : start + 24] = b"\xff" * 24
+        open(path, "wb").write(bytes(data))
+
+
+def test_no_library_messages_above_fmuias_own(tmp_path):
+    """As a user runs it (a new process, stderr as the terminal sees it)."""
+    import subprocess
+    import sys
+
+    root = str(tmp_path / "data")
+    build_root(root, _corrupt_pixel_data)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "fmuia", "validate", root], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    # libjpeg decodes the damaged scan with a warning ("Corrupt JPEG data: ..."); libpng fails.
+    assert done.stderr == (f"\n1 problem(s) in {root}:\n"
+                           f"  {CSV} line 7: image '../Classification/breast_2cls/000.png': not a readable image "
+                           "(truncated or corrupt PNG pixel data; the header says 32x32)\n")

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -175,13 +178,50 @@ def image_size(path: str) -> tuple[int, int]:
     return header.height, header.width
 
 
+_native_stderr = {"lock": threading.Lock(), "depth": 0, "saved": None}
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """File descriptor 2 pointed at /dev/null around a native decode. libpng and libjpeg
+    print their complaints ("libpng error: IDAT: incorrect data check", "Corrupt JPEG
+    data: ...") straight to it, above fmuia's own message that names the file; the
+    decode's result already says whether it failed. Reference-counted, as validation
+    decodes on several threads at once; for the length of the decodes only, as a line
+    another thread wrote meanwhile would be lost too (fmuia's decoding threads write none)."""
+    state = _native_stderr
+    with state["lock"]:
+        if state["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+                state["saved"] = saved
+            except (OSError, ValueError):  # no fd 2 to move (closed, or not a real stream)
+                state["saved"] = None
+        state["depth"] += 1
+    try:
+        yield
+    finally:
+        with state["lock"]:
+            state["depth"] -= 1
+            if state["depth"] == 0 and state["saved"] is not None:
+                os.dup2(state["saved"], 2)
+                os.close(state["saved"])
+                state["saved"] = None
+
+
 def _decode(path: str) -> tuple[np.ndarray, ImageHeader]:
-    """The file's pixels as OpenCV decodes them unchanged (BGR order, native dtype)."""
+    """The file's pixels as OpenCV decodes them unchanged (BGR order, native dtype),
+    turned upright by the header's EXIF orientation."""
     header = image_header(path)
     # np.fromfile + imdecode handles any path encoding and reports decode failures as None.
     buf = np.fromfile(path, dtype=np.uint8)
     try:
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        with _native_stderr_silenced():
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
         raise DataError(f"{path}: not a readable image ({header.format} data cannot be decoded: {str(exc).strip().splitlines()[-1]})") from None
     if img is None:
