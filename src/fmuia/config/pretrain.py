@@ -14,6 +14,7 @@ from fmuia.config.checks import PRECISIONS, check_choice, check_positive_or_null
 from fmuia.config.loading import ConfigSource, merge_layers
 from fmuia.config.sections import ScheduleConfig, Section, build_section
 from fmuia.errors import ConfigError
+from fmuia.io.dicom import DICOM_RANGES
 
 __all__ = ["PretrainConfig", "load_pretrain_config"]
 
@@ -104,8 +105,13 @@ class PretrainDataSection(Section):
 
     num_workers: int | None = None  # None: fmuia.runtime.training_workers
     min_images: int = 2  # fewer images than this is an error (a contrastive batch needs two)
+    # A grayscale DICOM frame without a window: declared (its declared value range onto
+    # 0..255, docs/format.md "DICOM"), or windowed from its data: minmax or percentile
+    # (0.5th..99.5th), for files whose data fills a small part of the declared range.
+    dicom_range: str = "declared"
 
     def validate(self) -> None:
+        check_choice("data.dicom_range", self.dicom_range, DICOM_RANGES)
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"data.num_workers: must be >= 0, got {self.num_workers}")
         if self.min_images < 2:

@@ -35,6 +35,7 @@ from fmuia.config.pretrain import PretrainConfig, load_pretrain_config
 from fmuia.data.torch_datasets import seed_worker
 from fmuia.errors import CheckpointError, ConfigError, FmuiaError
 from fmuia.io.atomic import write_json
+from fmuia.io.dicom import set_dicom_range
 from fmuia.model.encoder import Encoder
 from fmuia.model.encoder_file import save_encoder
 from fmuia.pretrain.checkpoint import RECORD_NAME, read_pretraining_checkpoint, save_pretraining_checkpoint
@@ -79,6 +80,7 @@ class Pretrainer:
         self.dist = distributed.init(self.device.type)
         if self.dist.is_main and not resume and os.path.exists(os.path.join(self.last_dir, RECORD_NAME)):
             raise ConfigError(f"{run_dir} already holds a pretraining run; resume it (--resume) or choose another folder")
+        set_dicom_range(config.data.dicom_range)  # before any frame is read, here or in a loader process
         self.files = collect_images(self.sources, config.data.min_images)
 
         seed = int(config.seed)
