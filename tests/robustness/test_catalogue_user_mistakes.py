@@ -321,3 +321,15 @@ def test_no_library_messages_above_fmuias_own(tmp_path):
     assert done.stderr == (f"\n1 problem(s) in {root}:\n"
                            f"  {CSV} line 7: image '../Classification/breast_2cls/000.png': not a readable image "
                            "(truncated or corrupt PNG pixel data; the header says 32x32)\n")
+
+
+def test_predict_header_check_leaves_an_earlier_submission_as_it_was(tmp_path, capsys):
+    """--overwrite removes an earlier run's files only once the inputs have passed."""
+    root = str(tmp_path / "data")
+    build_root(root, lambda root, rows: None)
+    out = tmp_path / "pred"
+    assert run_cli(_predict_argv(root, out), capsys)[0] == 0
+    earlier = fingerprint(out)
+    _dangling_link_late(root, valid_rows())
+    code, _out, err = run_cli([*_predict_argv(root, out), "--overwrite"], capsys)
+    assert code == 2 and "found 1 problem(s); nothing was written" in err and fingerprint(out) == earlier
