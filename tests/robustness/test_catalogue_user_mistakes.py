@@ -333,3 +333,12 @@ def test_predict_header_check_leaves_an_earlier_submission_as_it_was(tmp_path, c
     _dangling_link_late(root, valid_rows())
     code, _out, err = run_cli([*_predict_argv(root, out), "--overwrite"], capsys)
     assert code == 2 and "found 1 problem(s); nothing was written" in err and fingerprint(out) == earlier
+
+
+def test_report_refuses_the_same_ground_truth_unless_partial(tmp_path, capsys, semicolon_truth):
+    root, pred = semicolon_truth
+    out = tmp_path / "report"
+    code, _out, err = run_cli(["report", "--data", root, "--pred", pred, "--out", out, "--workers", "1"], capsys)
+    assert code == 2 and err.startswith(f"error: ground truth {root}: 1 problem(s)") and not out.exists()
+    code, _out, err = run_cli(["report", "--data", root, "--pred", pred, "--out", out, "--workers", "1", "--partial"], capsys)
+    assert code == 0 and "<h2>Challenge score: 1.0000 (over 4 of 27 tasks)</h2>" in (out / "index.html").read_text()
