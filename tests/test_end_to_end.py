@@ -100,7 +100,7 @@ def test_scores_and_report_parse(chain):
     assert len(ious) == 2
     assert results["tasks"]["thyroid_nodule_det"]["metrics"]["IoU"] == pytest.approx(sum(ious) / 2, abs=1e-12)
     summary = open(os.path.join(chain["eval"], "summary.txt")).read()
-    assert summary.startswith(f"Challenge score: {results['challenge_score']:.4f}  (7 tasks)\n")
+    assert summary.startswith(f"Challenge score: {results['challenge_score']:.4f}  (over 7 of 27 tasks)\n")
     page = open(os.path.join(chain["report"], "index.html")).read()
     assert "<html" in page and "cardiac_multi" in page and "data:image" in page
     assert os.path.isfile(os.path.join(chain["report"], "tasks", "FUGC.png"))

@@ -125,8 +125,10 @@ def test_unreadable_image_names_row_and_leaves_no_json(tmp_path, predictor):
     root, out = str(tmp_path / "data"), str(tmp_path / "out")
     rows = [det_row(i) for i in range(3)] + [kp_row(0)]
     materialise(root, rows)
-    with open(os.path.normpath(os.path.join(root, "csv_files", rows[2]["image_path"])), "wb") as fh:
-        fh.write(b"not an image")
+    bad = os.path.normpath(os.path.join(root, "csv_files", rows[2]["image_path"]))
+    data = open(bad, "rb").read()
+    with open(bad, "wb") as fh:  # a valid header, truncated pixel data: found only when read
+        fh.write(data[: len(data) // 2])
     os.makedirs(out)
     with open(os.path.join(out, JSONS[1]), "w") as fh:  # stale file of an earlier run
         fh.write("[]")

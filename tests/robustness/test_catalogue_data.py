@@ -182,7 +182,8 @@ def perfect_predictions(tmp_path_factory):
     return folder / "pred"
 
 
-# Broken ground-truth rows are left out of the score and named as warnings.
+# Broken ground-truth rows are an error; with --partial they are left out of the score
+# and named as warnings.
 EVALUATE_WARNS = ["empty_csv", "missing_column", "unknown_kind", "num_classes_disagree", "label_out_of_range",
                   "inverted_box", "malformed_point", "duplicate_row"]
 
@@ -193,7 +194,7 @@ def test_evaluate_ground_truth_side(tmp_path, capsys, name, perfect_predictions)
     preds_before = fingerprint(perfect_predictions)
     out = tmp_path / "eval"
     code, stdout, err = run_cli(["evaluate", "--data", root, "--pred", perfect_predictions, "--out", out,
-                                 "--workers", "1"], capsys)
+                                 "--workers", "1", "--partial"], capsys)
     if name == "zero_byte_mask":
         assert code == 2 and err.startswith("error: ground truth csv_files/data.csv line 2 (task breast_lesion): ")
         assert "MASKS/000.png: not a readable image (empty file, 0 bytes)" in err and not out.exists()

@@ -43,13 +43,19 @@ def add_arguments(p) -> None:
     p.add_argument("--box-voting", action=argparse.BooleanOptionalAction, default=None,
                    help="detection with a centre-map head: the box is the score-weighted mean of the boxes around "
                         "the peak, not the peak cell's alone; default: the checkpoint's predict.box_voting")
+    p.add_argument("--exif-orientation", choices=("apply", "ignore"), default="apply",
+                   help="an image's EXIF orientation tag (JPEG, PNG): apply (turn it upright, as the official reader "
+                        "cv2.imread does; predicted boxes and points are then in pixels of the upright image) or "
+                        "ignore; use the 'data.exif_orientation' the model was trained with; default apply")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
+    from fmuia.io.images import set_exif_orientation
     from fmuia.io.outputs import check_writable
     from fmuia.predict.api import load
 
+    set_exif_orientation(args.exif_orientation)
     check_writable(args.out)  # before the model and the data are read (checked again, locked, before writing)
     predictor = load(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision, tta=args.tta,
                      box_voting=args.box_voting)

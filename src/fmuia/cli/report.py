@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from fmuia.cli.evaluate import PARTIAL_HELP
+
 COMMAND = "report"
 HELP = "write an HTML report: metric table, worst samples overlaid, training curves"
 DESCRIPTION = (
@@ -21,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval", metavar="EVAL_DIR", help="reuse the output of 'fmuia evaluate' instead of scoring again")
     parser.add_argument("--per-task", type=int, default=4, metavar="K", help="worst samples shown per task (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="processes scoring segmentation masks (default 2)")
+    parser.add_argument("--partial", action="store_true", help=PARTIAL_HELP + " (without --eval)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise FmuiaError(f"--workers must be at least 1, got {args.workers}")
     path = build_report(args.data, args.pred, args.out, run_dir=args.run, eval_dir=args.eval,
-                        per_task=args.per_task, workers=args.workers)
+                        per_task=args.per_task, workers=args.workers, partial=args.partial)
     print(f"report written to {path}")
     return 0

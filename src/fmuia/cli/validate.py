@@ -6,6 +6,8 @@ import sys
 
 from fmuia.io.atomic import write_json
 from fmuia.io.outputs import check_writable
+from fmuia.io.images import EXIF_ORIENTATIONS, set_exif_orientation
+from fmuia.data.layout import UNKNOWN_TASKS
 from fmuia.data.validate import validate
 from fmuia.tasks import TaskRegistry
 
@@ -21,15 +23,23 @@ def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true",
                    help="read file headers only (sizes, modes) and check every row against them, without decoding "
                         "pixels: what 'fmuia train' checks by default (data.check: header)")
+    p.add_argument("--unknown-tasks", choices=UNKNOWN_TASKS, default="warn",
+                   help="a task id outside the task registry: warn (name the closest known id; its rows form a new "
+                        "task) or error (a problem, as 'data.unknown_tasks: error' makes it for training); default warn")
+    p.add_argument("--exif-orientation", choices=EXIF_ORIENTATIONS, default="apply",
+                   help="an image's EXIF orientation tag (JPEG, PNG): apply (turn it upright, as the official reader "
+                        "cv2.imread does; boxes and points are checked against the upright image) or ignore; "
+                        "as 'data.exif_orientation' for training; default apply")
     p.add_argument("--tasks-file", metavar="YAML", help="a task registry file to use instead of the FM_UIA 2026 tasks")
 
 
 def run(args) -> int:
+    set_exif_orientation(args.exif_orientation)
     registry = TaskRegistry.from_file(args.tasks_file) if args.tasks_file else None
     if args.json and args.json != "-":
         check_writable(args.json, "the JSON report", folder=False)  # before reading every image
     report = validate(args.data_root, registry=registry, require_labels=args.require_labels,
-                      level="header" if args.quick else "full")
+                      level="header" if args.quick else "full", unknown_tasks=args.unknown_tasks)
     if args.json == "-":
         json.dump(report.to_dict(), sys.stdout, indent=2)
         print()

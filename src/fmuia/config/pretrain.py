@@ -97,6 +97,10 @@ class PretrainDataSection(Section):
 
     num_workers: int | None = key(None, "data-loading processes; null: fmuia.runtime.training_workers", ge=0)
     min_images: int = key(2, "fewer images than this is an error (a contrastive batch needs two)", ge=2)
+    dicom_range: str = key("declared", "a grayscale DICOM frame without a window: declared (its declared value range "
+                                       "onto 0..255, docs/format.md 'DICOM') or windowed from its data: minmax or "
+                                       "percentile (0.5th..99.5th), for files whose data fills a small part of the "
+                                       "declared range", choices=("declared", "minmax", "percentile"))
 
 
 @dataclass

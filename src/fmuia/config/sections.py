@@ -41,6 +41,13 @@ class DataConfig(Section):
                                "(fmuia validate's pixel pass) or none", choices=("header", "full", "none"))
     val_split: str = key("per_task", "how val_fraction is drawn: per_task (stratified within each task) or random (of all "
                                      "rows at once, the official code's split)", choices=("per_task", "random"))
+    unknown_tasks: str = key("warn", "a task id outside the task registry: warn (naming the closest known id; its rows "
+                                     "form a new task, as fine-tuning on new tasks needs) or error (refused by the data "
+                                     "check)", choices=("warn", "error"))
+    exif_orientation: str = key("apply", "an image's EXIF orientation tag (JPEG, PNG): apply (turn it upright, as the "
+                                         "official reader cv2.imread does; boxes and points are in pixels of the upright "
+                                         "image) or ignore (the stored pixels as they are); predict with the same choice",
+                                choices=("apply", "ignore"))
 
 
 @dataclass

@@ -19,6 +19,7 @@ from fmuia.data.records import Entry, Sample
 from fmuia.data.transforms import resize_sample
 from fmuia import kinds
 from fmuia.io.atomic import write_file
+from fmuia.io.images import exif_orientation
 
 __all__ = ["SampleCache"]
 
@@ -50,6 +51,8 @@ class SampleCache:
                 parts += [path, str(st.st_mtime_ns), str(st.st_size)]
         if entry.label is not None:
             parts.append(repr(np.asarray(entry.label).tolist()))
+        if exif_orientation() != "apply":  # other pixels; the default's keys stay as they were
+            parts.append(f"exif:{exif_orientation()}")
         return hashlib.sha1("\x00".join(parts).encode()).hexdigest()
 
     def path(self, entry: Entry) -> str:

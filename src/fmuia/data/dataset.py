@@ -11,6 +11,7 @@ from fmuia.data.layout import Layout, read_layout
 from fmuia.data.records import Entry, Sample
 from fmuia.errors import DataError
 from fmuia import kinds
+from fmuia.kinds.segmentation import FIX_0_255, saved_as_0_255
 from fmuia.tasks import TaskRegistry
 
 
@@ -92,5 +93,6 @@ def check_label_values(entry: Entry, label, num_classes: int) -> None:
     if int(label.max()) >= num_classes:
         values = np.unique(label)
         bad = values[values >= num_classes].tolist()
+        fix = f"; {FIX_0_255}" if saved_as_0_255(label, num_classes) else ""
         raise DataError(f"{entry.where} (task {entry.task_id}): {entry.mask_file}: mask value(s) {bad} "
-                        f">= num_classes {num_classes}")
+                        f">= num_classes {num_classes}{fix}")

@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import csv
 import difflib
+import fnmatch
+import logging
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 from fmuia import kinds
+from fmuia.config.sections import DataConfig
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
 from fmuia.io.tables import open_csv
 from fmuia.kinds.base import LabelError
 from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
 
+log = logging.getLogger(__name__)
+
 CSV_DIR = "csv_files"
+# Files that the OS or an editor leaves next to the CSVs, never data: macOS resource
+# forks ("._a.csv") and folder settings, the lock files of Office ("~$a.csv") and
+# LibreOffice (".~lock.a.csv#"). Skipped with one note; any other unreadable CSV is
+# still refused.
+DEBRIS_PATTERNS = ("._*", "~$*", ".~lock.*#", ".DS_Store")
 REQUIRED_COLUMNS = ("task_id", "task_name", "num_classes", "image_path")
 
 
@@ -47,6 +58,25 @@ class Layout:
     registry: TaskRegistry  # the tasks present, in the base registry's order, then new ones
     problems: list[Problem] = field(default_factory=list)
     csv_files: list[str] = field(default_factory=list)
+    # One per task id the base registry does not know (at its first row): usually a
+    # typo, sometimes a genuinely new task. ``unknown_task_problems`` decides which.
+    unknown_tasks: list[Problem] = field(default_factory=list)
+
+
+UNKNOWN_TASKS = DataConfig.choices("unknown_tasks")
+
+
+def unknown_task_problems(layout: Layout, policy: str) -> list[Problem]:
+    """What the ``policy`` for task ids outside the registry makes of ``layout``'s:
+    ``warn`` logs each (once) and returns none, ``error`` returns them as problems."""
+    if policy not in UNKNOWN_TASKS:
+        raise ValueError(f"policy must be one of {UNKNOWN_TASKS}, got {policy!r}")
+    if policy == "error":
+        return [Problem(p.where, f"{p.reason}; refused, as unknown task ids are errors in strict mode", p.task_id)
+                for p in layout.unknown_tasks]
+    for p in layout.unknown_tasks:
+        _note_once(f"warning: {p}; kept as a new task", logging.WARNING, layout.root)
+    return []
 
 
 def csv_dir(root: str) -> str:
@@ -75,10 +105,31 @@ def list_csv_files(root: str) -> list[str]:
         raise DataError(f"{root}: data root not found")
     if not os.path.isdir(folder):
         raise DataError(f"{root}: no '{CSV_DIR}/' folder (expected the FM_UIA layout: {CSV_DIR}/*.csv plus image folders)")
-    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(".csv"))
+    names = sorted(os.listdir(folder))
+    debris = [f for f in names if is_debris(f)]
+    if debris:
+        _note_once(f"note: {folder}: skipped {len(debris)} file(s) left by the OS or an editor, not data: "
+                   + ", ".join(debris))
+    files = [f for f in names if f.lower().endswith(".csv") and f not in debris]
     if not files:
         raise DataError(f"{folder}: no *.csv files")
     return [os.path.join(folder, f) for f in files]
+
+
+def is_debris(name: str) -> bool:
+    """Whether a file name in ``csv_files/`` is OS or editor debris (``DEBRIS_PATTERNS``)."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in DEBRIS_PATTERNS)
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(text: str, level: int = logging.INFO, root: str = "") -> None:
+    """Log a note once per process and data root: a command reads the same CSVs several times."""
+    key = f"{root}\0{text}"
+    if key not in _NOTED:
+        _NOTED.add(key)
+        log.log(level, text)
 
 
 def read_layout(root: str, base: TaskRegistry | None = None) -> Layout:
@@ -103,6 +154,10 @@ def read_layout(root: str, base: TaskRegistry | None = None) -> Layout:
             header = [h.strip() for h in (reader.fieldnames or [])]
             reader.fieldnames = header
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing and len(header) == 1 and ";" in header[0]:
+                problems.append(Problem(f"{rel} line 1", "the columns are separated by ';', not ','; save it as "
+                                                         "comma-separated CSV (a spreadsheet's 'CSV UTF-8')"))
+                continue
             for col in header:
                 if col and col not in REQUIRED_COLUMNS and not _is_label_column(col):
                     hint = difflib.get_close_matches(col, _known_columns(), n=1)
@@ -111,7 +166,9 @@ def read_layout(root: str, base: TaskRegistry | None = None) -> Layout:
             if missing:
                 problems.append(Problem(f"{rel} line 1", f"missing required column(s): {', '.join(missing)}"))
                 continue
+            data_rows = 0
             for row in reader:
+                data_rows += 1
                 line = reader.line_num
                 where = f"{rel} line {line}"
                 entry = _parse_row(row, where, rel, line, folder, header, base, new_tasks, problems)
@@ -126,9 +183,20 @@ def read_layout(root: str, base: TaskRegistry | None = None) -> Layout:
                     continue
                 first_seen[key] = where
                 entries.append(entry)
+            if not data_rows:
+                problems.append(Problem(rel, "no data rows, only a header (an export of an empty sheet?)"))
 
     tasks = [t for t in base if t.task_id in seen_tasks] + [t for tid, t in new_tasks.items() if tid in seen_tasks]
-    return Layout(root=root, entries=entries, registry=TaskRegistry(tasks), problems=problems, csv_files=files)
+    unknown = []
+    rows_of_new = Counter(e.task_id for e in entries if e.task_id in new_tasks)
+    first_row = {e.task_id: e.where for e in reversed(entries) if e.task_id in new_tasks}
+    for task_id, count in rows_of_new.items():
+        hint = difflib.get_close_matches(task_id, base.task_ids, n=1)
+        extra = f" (did you mean {hint[0]}?)" if hint else ""
+        unknown.append(Problem(first_row[task_id], f"task id {task_id!r} is not in the task registry{extra}: its "
+                                                   f"{count} row(s) form a new {new_tasks[task_id].kind.value} task", task_id))
+    return Layout(root=root, entries=entries, registry=TaskRegistry(tasks), problems=problems, csv_files=files,
+                  unknown_tasks=unknown)
 
 
 def _parse_row(row, where, rel, line, folder, header, base, new_tasks, problems) -> Entry | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from fmuia import kinds
 from fmuia.io.images import image_header, read_image
-from fmuia.data.layout import Layout, Problem, read_layout
+from fmuia.data.layout import Layout, Problem, read_layout, unknown_task_problems
 from fmuia.data.records import Entry
 from fmuia.errors import DataError
 from fmuia.tasks import Task, TaskRegistry
@@ -142,6 +142,22 @@ def _check_entry_header(entry: Entry, task: Task, require_labels: bool) -> tuple
     return [], (h, w), []
 
 
+def image_header_problems(entries: list[Entry], workers: int | None = None) -> list[str]:
+    """The header-level check of the images alone (labels are not read): one line per
+    row whose image is missing, empty, unrecognised or over the pixel limit, naming the
+    row and the file, in row order. What ``fmuia predict`` checks before it writes."""
+
+    def job(entry: Entry) -> str | None:
+        try:
+            image_header(entry.image_file)
+        except DataError as exc:
+            return f"{entry.where} (task {entry.task_id}): {exc}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) + 1)) as pool:
+        return [p for p in pool.map(job, entries, chunksize=16) if p is not None]
+
+
 def _short(exc: Exception, path: str) -> str:
     text = str(exc)
     return text[len(path) + 2 :] if text.startswith(path + ": ") else text
@@ -154,18 +170,21 @@ def validate(
     workers: int | None = None,
     layout: Layout | None = None,
     level: str = "full",
+    unknown_tasks: str = "warn",
 ) -> ValidationReport:
     """Check every CSV row and every file of a data root; see ``ValidationReport``.
 
     ``registry`` is the base registry of known tasks (default FM_UIA 2026);
     ``require_labels`` makes unlabelled rows an error (training data); ``level`` is
-    ``full`` (decode every file) or ``header`` (file headers only, see above).
+    ``full`` (decode every file) or ``header`` (file headers only, see above);
+    ``unknown_tasks`` what a task id outside the registry is: ``warn`` (a warning
+    naming the closest known id; its rows form a new task) or ``error`` (a problem).
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     check = _check_entry if level == "full" else _check_entry_header
     layout = layout or read_layout(root, registry)
-    problems = list(layout.problems)
+    problems = list(layout.problems) + unknown_task_problems(layout, unknown_tasks)
     stats = {t.task_id: TaskStats(t) for t in layout.registry}
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
 

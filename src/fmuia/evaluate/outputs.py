@@ -57,7 +57,7 @@ def format_summary(ev: Evaluation) -> str:
     line per task."""
     s = ev.summary
     lines = [
-        f"Challenge score: {_fmt(s.challenge_score)}  ({s.tasks_scored} tasks)",
+        f"Challenge score: {_fmt(s.challenge_score)}  (over {s.tasks_scored} of {ev.tasks_total} tasks)",
         f"  = {CHALLENGE_SCORE_DEFINITION}",
     ]
     for kind, names in kind_metrics().items():
@@ -90,6 +90,7 @@ def results_dict(ev: Evaluation) -> dict:
         "data_root": ev.data_root,
         "pred_dir": ev.pred_dir,
         **ev.summary.to_dict(),
+        "tasks_total": ev.tasks_total,
         "tasks": {r.task_id: {**r.to_dict(), "counts": ev.counts[r.task_id]} for r in ev.tasks},
         "missing": len(ev.missing),
         "extra": len(ev.extra),

@@ -141,7 +141,8 @@ window.addEventListener("load", function () {{
 """
 
 
-def _load_results(data_root: str, pred_dir: str, eval_dir: str | None, workers: int) -> tuple[dict, list[dict]]:
+def _load_results(data_root: str, pred_dir: str, eval_dir: str | None, workers: int,
+                  partial: bool = False) -> tuple[dict, list[dict]]:
     if eval_dir:
         results = read_results(eval_dir)
         path = os.path.join(eval_dir, PER_SAMPLE_CSV)
@@ -150,25 +151,26 @@ def _load_results(data_root: str, pred_dir: str, eval_dir: str | None, workers: 
         with open(path, newline="", encoding="utf-8") as fh:
             samples = list(csv.DictReader(fh))
         return results, samples
-    ev = evaluate(data_root, pred_dir, workers=workers)
+    ev = evaluate(data_root, pred_dir, workers=workers, partial=partial)
     return results_dict(ev), ev.samples
 
 
 def build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | None = None,
-                 eval_dir: str | None = None, per_task: int = 4, workers: int = 2) -> str:
+                 eval_dir: str | None = None, per_task: int = 4, workers: int = 2, partial: bool = False) -> str:
     """Write ``index.html`` and ``tasks/<task_id>.png`` into ``out_dir``; return the page's path.
 
     ``eval_dir`` reuses an earlier ``fmuia evaluate`` output (otherwise the scorer runs);
-    ``run_dir`` adds the training curves of its ``metrics.csv``. ``out_dir`` is checked
-    and locked before the scoring starts.
+    ``run_dir`` adds the training curves of its ``metrics.csv``; ``partial`` scores a
+    ground truth with problems (see ``evaluate``). ``out_dir`` is checked and locked
+    before the scoring starts.
     """
     with claim_output(out_dir, "report"):
-        return _build_report(data_root, pred_dir, out_dir, run_dir, eval_dir, per_task, workers)
+        return _build_report(data_root, pred_dir, out_dir, run_dir, eval_dir, per_task, workers, partial)
 
 
 def _build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | None, eval_dir: str | None,
-                  per_task: int, workers: int) -> str:
-    results, samples = _load_results(data_root, pred_dir, eval_dir, workers)
+                  per_task: int, workers: int, partial: bool) -> str:
+    results, samples = _load_results(data_root, pred_dir, eval_dir, workers, partial)
     layout = read_layout(data_root)
     entries = {(e.task_id, e.image_path): e for e in layout.entries}
     keys = {k for k, e in entries.items() if e.labelled}
@@ -224,9 +226,11 @@ def _build_report(data_root: str, pred_dir: str, out_dir: str, run_dir: str | No
             curves = f"<h2>Training curves</h2><p class='note'>{html.escape(metrics_csv)}: no numeric columns to plot</p>"
 
     score = results.get("challenge_score")
+    total = results.get("tasks_total")  # absent from the results of older versions
+    covered = f"over {results.get('tasks_scored', 0)} of {total} tasks" if total else f"{results.get('tasks_scored', 0)} tasks"
     page = PAGE.format(
         data=html.escape(data_root), pred=html.escape(pred_dir),
-        score="undefined" if score is None else f"{score:.4f}",
+        score=("undefined" if score is None else f"{score:.4f}") + f" ({covered})",
         definition=html.escape(CHALLENGE_SCORE_DEFINITION[0].upper() + CHALLENGE_SCORE_DEFINITION[1:]),
         missing=results.get("missing", 0), extra=results.get("extra", 0),
         kinds=kinds_html, table=table, curves=curves, samples="\n".join(sections),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+
+import numpy as np
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,7 +22,8 @@ from fmuia.errors import DataError
 from fmuia.evaluate.aggregate import Summary, TaskResult, summarise
 from fmuia.evaluate.predictions import Extra, extra_masks, json_kinds, read_prediction_file
 from fmuia.kinds.base import SampleScore
-from fmuia.tasks import Kind, Task, TaskRegistry
+from fmuia.kinds.segmentation import files_saved_as_0_255, saved_as_0_255
+from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
 
 __all__ = ["Evaluation", "Missing", "evaluate", "score_samples"]
 
@@ -58,6 +61,7 @@ class Evaluation:
     missing: list[Missing] = field(default_factory=list)
     extra: list[Extra] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    tasks_total: int = 0  # the tasks the score should cover: the registry's and the ground truth's
 
     def task(self, task_id: str) -> TaskResult:
         for r in self.tasks:
@@ -66,8 +70,9 @@ class Evaluation:
         raise KeyError(task_id)
 
 
-def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[int, SampleScore]]:
-    """Pool job: (position, task, truth row, prediction file) -> the sample's score."""
+def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[int, SampleScore, tuple[str, ...]]]:
+    """Pool job: (position, task, truth row, prediction file) -> the sample's score, and
+    which of its two files ("truth", "prediction") look saved as 0/255."""
     out = []
     for position, task, entry, pred_file in jobs:
         owner = kinds.kind_of(task)
@@ -78,11 +83,13 @@ def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[in
         value, resized = owner.read_prediction(pred_file, truth)
         score = owner.score_sample(task, value, truth, owner.truth_size(entry, truth))
         score.resized = resized
-        out.append((position, score))
+        black_white = tuple(name for name, mask in (("truth", truth), ("prediction", value))
+                            if saved_as_0_255(np.asarray(mask), task.num_classes))
+        out.append((position, score, black_white))
     return out
 
 
-def _score_files(jobs: list[tuple[int, Task, Entry, str]], workers: int) -> list[tuple[int, SampleScore]]:
+def _score_files(jobs: list[tuple[int, Task, Entry, str]], workers: int) -> list[tuple[int, SampleScore, tuple[str, ...]]]:
     chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     if workers <= 1 or len(chunks) < 2:
         return [r for chunk in chunks for r in _score_file_chunk(chunk)]
@@ -100,17 +107,29 @@ def score_samples(task: Task, rows: list[tuple[Entry, SampleScore]], samples: li
     return kinds.kind_of(task).task_result(task, [score for _, score in rows])
 
 
-def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegistry | None = None) -> Evaluation:
+def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegistry | None = None,
+             partial: bool = False) -> Evaluation:
     """Score ``pred_dir`` (a submission folder, docs/format.md "Submission files") against ``data_root``.
 
     ``workers`` processes score the segmentation masks (1: in this process).
-    ``registry`` is the base task registry passed to ``read_layout``.
+    ``registry`` is the base task registry passed to ``read_layout``. A ground truth
+    with problems (a CSV that cannot be parsed, rows that cannot be read) is a
+    ``DataError`` before anything is scored: a score over what is left would look
+    complete. ``partial`` scores the readable rows instead, each problem a warning.
     """
     if not os.path.isdir(pred_dir):
         raise DataError(f"{pred_dir}: prediction folder not found")
     layout = read_layout(data_root, registry)
+    if layout.problems and not partial:
+        shown = "\n  ".join(str(p) for p in layout.problems[:20])
+        more = f"\n  ... and {len(layout.problems) - 20} more" if len(layout.problems) > 20 else ""
+        raise DataError(f"ground truth {data_root}: {len(layout.problems)} problem(s) in the CSVs, nothing was scored "
+                        f"(fix them, or pass --partial to score the readable rows and list these as warnings):"
+                        f"\n  {shown}{more}")
     warnings = [f"ground truth: {p}" for p in layout.problems]
     reg = layout.registry
+    known = registry if registry is not None else fmuia2026()
+    tasks_total = len(set(known.task_ids) | set(reg.task_ids))
     labelled = [e for e in layout.entries if e.labelled]
     counts = {t.task_id: {"rows": 0, "labelled": 0, "scored": 0, "missing": 0, "extra": 0} for t in reg}
     for e in layout.entries:
@@ -159,10 +178,21 @@ def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegi
         placed[e.task_id].append((position, e))
     extra.extend(extra_masks(pred_dir, expected_files))
 
-    scored.update(_score_files(file_jobs, workers))
+    black_white: dict[str, list[int]] = {"truth": [], "prediction": []}
+    for position, score, flags in _score_files(file_jobs, workers):
+        scored[position] = score
+        for name in flags:
+            black_white[name].append(position)
     resized = sum(1 for position, *_ in file_jobs if scored[position].resized)
     if resized:
         warnings.append(f"{resized} predicted mask(s) differ in size from the ground truth and were nearest-resized")
+    by_position = {position: (e, pred_file) for position, _t, e, pred_file in file_jobs}
+    if black_white["truth"]:
+        files = [by_position[p][0].mask_file for p in sorted(black_white["truth"])]
+        warnings.append("ground truth: " + files_saved_as_0_255("mask(s)", files))
+    if black_white["prediction"]:
+        files = [by_position[p][1] for p in sorted(black_white["prediction"])]
+        warnings.append(files_saved_as_0_255("predicted mask(s)", files))
 
     samples: list[dict] = []
     results = []
@@ -187,5 +217,5 @@ def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegi
         log.warning("warning: %s", w)
     return Evaluation(
         data_root=data_root, pred_dir=pred_dir, registry=reg, tasks=results, summary=summarise(results),
-        counts=counts, samples=samples, missing=missing, extra=extra, warnings=warnings,
+        counts=counts, samples=samples, missing=missing, extra=extra, warnings=warnings, tasks_total=tasks_total,
     )

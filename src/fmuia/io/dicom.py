@@ -30,12 +30,22 @@ grayscale and colour pipelines:
    that bright means echogenic as in every other format.
 5. Grayscale is repeated into three channels; a palette's alpha is dropped.
 
+A grayscale frame with no window (no VOI LUT, no Window Center) whose values span
+less than ``SMALL_SPAN`` of the declared range (12-bit data in a file declaring 16
+stored bits, a rescale that widens the range) reads nearly black by this rule: a
+warning names the file, once per process. The ``dicom_range`` policy
+(``set_dicom_range``, or ``value_range=`` per call) windows such frames from the data
+instead: ``minmax`` (the frame's minimum and maximum) or ``percentile`` (its 0.5th
+and 99.5th percentiles, robust to a few extreme pixels); ``declared`` (the default)
+keeps the rule above. A frame with a window of its own always uses it.
+
 Compressed transfer syntaxes need pydicom's decoder plugins (the ``dicom`` extra:
 pylibjpeg with its libjpeg, openjpeg and rle plugins, and pyjpegls). A file whose
 syntax has no installed decoder is a ``DataError`` naming the package to install.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -44,7 +54,24 @@ import numpy as np
 from fmuia.errors import DataError
 from fmuia.io.images import MAX_PIXELS
 
-__all__ = ["DICOM_SUFFIXES", "is_dicom", "read_dicom"]
+__all__ = ["DICOM_RANGES", "DICOM_SUFFIXES", "is_dicom", "read_dicom", "set_dicom_range"]
+
+log = logging.getLogger(__name__)
+
+# How a grayscale frame without a window is mapped onto 0..255 (module docstring).
+DICOM_RANGES = ("declared", "minmax", "percentile")
+_RANGE_ENV = "FMUIA_DICOM_RANGE"  # in the environment: loader processes share the choice
+SMALL_SPAN = 1 / 8  # of the declared range: below this, the frame reads nearly black
+_PERCENTILES = (0.5, 99.5)
+_WARNED: set[str] = set()
+
+
+def set_dicom_range(mode: str) -> None:
+    """How every DICOM frame without a window is mapped from now on, in this process
+    and the processes it starts: ``declared`` (default), ``minmax`` or ``percentile``."""
+    if mode not in DICOM_RANGES:
+        raise ValueError(f"DICOM range must be one of {DICOM_RANGES}, got {mode!r}")
+    os.environ[_RANGE_ENV] = mode
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
@@ -175,7 +202,34 @@ def _frame_index(path: str, ds: Any, frame: int | None) -> int:
     return index
 
 
-def _to_rgb(path: str, ds: Any, pixels: np.ndarray, photometric: str) -> np.ndarray:
+def _has_window(ds: Any) -> bool:
+    voi = ds.get("VOILUTSequence")
+    return bool(voi) or ds.get("WindowCenter") is not None
+
+
+def _gray_mapping(path: str, ds: Any, values: np.ndarray, value_range: str) -> tuple[float, float]:
+    """The ``[lo, hi]`` the 8-bit mapping spreads over 0..255: the declared range, or for
+    a frame without a window under ``minmax`` / ``percentile``, the data's own; a
+    warning when the declared range leaves a frame without a window nearly black."""
+    lo, hi = _gray_range(ds)
+    if _has_window(ds) or not values.size:
+        return lo, hi
+    if value_range != "declared":
+        data_lo, data_hi = ((float(values.min()), float(values.max())) if value_range == "minmax"
+                            else (float(v) for v in np.percentile(values, _PERCENTILES)))
+        return (data_lo, data_hi) if data_hi > data_lo else (lo, hi)
+    v_lo, v_hi = float(values.min()), float(values.max())
+    if (v_hi - v_lo) < SMALL_SPAN * (hi - lo) and path not in _WARNED:
+        _WARNED.add(path)
+        brightest = int(_to_uint8(np.array([v_hi]), lo, hi)[0])
+        log.warning("warning: %s: the image's values %g..%g span %.1f%% of its declared range %g..%g and the file "
+                    "gives no window, so it reads nearly black (brightest %d/255); a file declaring more stored bits "
+                    "than its data has, or a rescale? Window it from the data with the DICOM range 'percentile' "
+                    "(or 'minmax')", path, v_lo, v_hi, 100 * (v_hi - v_lo) / (hi - lo), lo, hi, brightest)
+    return lo, hi
+
+
+def _to_rgb(path: str, ds: Any, pixels: np.ndarray, photometric: str, value_range: str) -> np.ndarray:
     """Step 2 to 5 of the module docstring on one decoded frame."""
     from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 
@@ -190,16 +244,20 @@ def _to_rgb(path: str, ds: Any, pixels: np.ndarray, photometric: str) -> np.ndar
     if np.issubdtype(pixels.dtype, np.floating):
         raise DataError(f"{path}: float pixel data is not supported (no declared value range to map onto 8 bits)")
     values = apply_voi_lut(apply_modality_lut(pixels, ds), ds)
-    gray = _to_uint8(values, *_gray_range(ds))
+    gray = _to_uint8(values, *_gray_mapping(path, ds, values, value_range))
     if photometric == "MONOCHROME1":
         gray = 255 - gray
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
-def read_dicom(path: str, frame: int | None = None) -> np.ndarray:
+def read_dicom(path: str, frame: int | None = None, value_range: str | None = None) -> np.ndarray:
     """One frame of a DICOM file as RGB uint8 (H, W, 3), by the pipeline and 8-bit
     mapping of the module docstring. ``frame`` selects a frame of a multi-frame file
-    (an ultrasound cine); the default is the first."""
+    (an ultrasound cine); the default is the first. ``value_range`` maps a grayscale
+    frame without a window (``DICOM_RANGES``; default: the ``set_dicom_range`` policy)."""
+    value_range = value_range or os.environ.get(_RANGE_ENV) or "declared"
+    if value_range not in DICOM_RANGES:
+        raise DataError(f"DICOM range {value_range!r}: expected one of {', '.join(DICOM_RANGES)}")
     try:
         import pydicom
     except ImportError:  # pragma: no cover - optional dependency
@@ -229,7 +287,7 @@ def read_dicom(path: str, frame: int | None = None) -> np.ndarray:
         raise DataError(f"{path}: cannot decode frame {index} ({_last_line(exc)})") from None
     photometric = str(meta.get("photometric_interpretation", ds.get("PhotometricInterpretation", ""))).upper()
     try:
-        rgb = _to_rgb(path, ds, pixels, photometric)
+        rgb = _to_rgb(path, ds, pixels, photometric, value_range)
     except DataError:
         raise
     except Exception as exc:  # malformed LUTs or windows

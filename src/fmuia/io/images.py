@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -23,14 +26,17 @@ from PIL import Image
 from fmuia.errors import DataError
 
 __all__ = [
+    "EXIF_ORIENTATIONS",
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
     "ImageHeader",
+    "exif_orientation",
     "image_header",
     "image_size",
     "read_image",
     "read_mask",
     "read_predicted_mask",
+    "set_exif_orientation",
     "to_rgb",
     "to_uint8",
 ]
@@ -48,14 +54,71 @@ cv2.setNumThreads(0)
 _MODE_CHANNELS = {"1": 1, "L": 1, "P": 1, "I": 1, "F": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "CMYK": 4}
 
 
+# EXIF orientation (docs/format.md, "Image orientation"): the official reader,
+# cv2.imread, turns a JPEG or PNG upright by its EXIF orientation tag, and the boxes and
+# points of the challenge's CSVs are in pixels of that upright image. "apply" (the
+# default) does the same; "ignore" reads the stored pixels as they are. The choice
+# travels in the environment so that loader processes, forked or spawned, share it.
+EXIF_ORIENTATIONS = ("apply", "ignore")
+_ORIENTATION_ENV = "FMUIA_EXIF_ORIENTATION"
+_ORIENTATION_TAG = 0x0112
+_ORIENTED_FORMATS = ("JPEG", "MPO", "PNG")  # the formats whose tag OpenCV applies
+
+
+def set_exif_orientation(mode: str) -> None:
+    """``apply`` or ``ignore`` the EXIF orientation of every image read from now on,
+    in this process and the processes it starts."""
+    if mode not in EXIF_ORIENTATIONS:
+        raise ValueError(f"EXIF orientation must be one of {EXIF_ORIENTATIONS}, got {mode!r}")
+    os.environ[_ORIENTATION_ENV] = mode
+
+
+def exif_orientation() -> str:
+    """The EXIF orientation policy in force: ``apply`` (default) or ``ignore``."""
+    return "ignore" if os.environ.get(_ORIENTATION_ENV) == "ignore" else "apply"
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag (1..8; 1 = upright) from what PIL read with the header
+    (a PNG's eXIf chunk after its pixel data is not seen: that would need a decode)."""
+    raw = im.info.get("exif") if im.format in _ORIENTED_FORMATS else None
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+        value = int(exif.get(_ORIENTATION_TAG, 1))
+    except Exception:  # a malformed EXIF block is ignored, as OpenCV ignores it
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _orient(img: np.ndarray, orientation: int) -> np.ndarray:
+    """The stored pixels turned upright by EXIF orientation 1..8 (as cv2.imread does)."""
+    if orientation in (5, 6, 7, 8):
+        img = img.swapaxes(0, 1)  # transpose; then the mirror that completes the turn
+        flip = {5: None, 6: 1, 7: -1, 8: 0}[orientation]
+    else:
+        flip = {1: None, 2: 1, 3: -1, 4: 0}[orientation]
+    if flip == 1:
+        img = img[:, ::-1]
+    elif flip == 0:
+        img = img[::-1]
+    elif flip == -1:
+        img = img[::-1, ::-1]
+    return np.ascontiguousarray(img)
+
+
 @dataclass(frozen=True)
 class ImageHeader:
-    """What an image file's header says, read without decoding its pixels."""
+    """What an image file's header says, read without decoding its pixels. ``height``
+    and ``width`` are the upright image's (after the EXIF orientation, when applied)."""
 
     height: int
     width: int
     mode: str  # PIL's mode: "L", "RGB", "RGBA", "P" (palette), "I;16" (16-bit gray), ...
     format: str  # "PNG", "JPEG", "BMP", "TIFF", ...
+    orientation: int = 1  # the EXIF orientation to apply to the stored pixels (1: none)
 
     @property
     def channels(self) -> int:
@@ -86,7 +149,11 @@ def image_header(path: str) -> ImageHeader:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
-                header = ImageHeader(height=int(h), width=int(w), mode=str(im.mode), format=str(im.format or "?"))
+                orientation = _exif_orientation(im) if exif_orientation() == "apply" else 1
+                if orientation >= 5:  # a quarter turn: the upright image is w x h
+                    w, h = h, w
+                header = ImageHeader(height=int(h), width=int(w), mode=str(im.mode), format=str(im.format or "?"),
+                                     orientation=orientation)
     except Image.DecompressionBombError as exc:
         # PIL's own guard fires first for the largest claims; it names only the count.
         count = re.search(r"\((\d+) pixels\)", str(exc))
@@ -111,13 +178,50 @@ def image_size(path: str) -> tuple[int, int]:
     return header.height, header.width
 
 
+_native_stderr = {"lock": threading.Lock(), "depth": 0, "saved": None}
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """File descriptor 2 pointed at /dev/null around a native decode. libpng and libjpeg
+    print their complaints ("libpng error: IDAT: incorrect data check", "Corrupt JPEG
+    data: ...") straight to it, above fmuia's own message that names the file; the
+    decode's result already says whether it failed. Reference-counted, as validation
+    decodes on several threads at once; for the length of the decodes only, as a line
+    another thread wrote meanwhile would be lost too (fmuia's decoding threads write none)."""
+    state = _native_stderr
+    with state["lock"]:
+        if state["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+                state["saved"] = saved
+            except (OSError, ValueError):  # no fd 2 to move (closed, or not a real stream)
+                state["saved"] = None
+        state["depth"] += 1
+    try:
+        yield
+    finally:
+        with state["lock"]:
+            state["depth"] -= 1
+            if state["depth"] == 0 and state["saved"] is not None:
+                os.dup2(state["saved"], 2)
+                os.close(state["saved"])
+                state["saved"] = None
+
+
 def _decode(path: str) -> tuple[np.ndarray, ImageHeader]:
-    """The file's pixels as OpenCV decodes them unchanged (BGR order, native dtype)."""
+    """The file's pixels as OpenCV decodes them unchanged (BGR order, native dtype),
+    turned upright by the header's EXIF orientation."""
     header = image_header(path)
     # np.fromfile + imdecode handles any path encoding and reports decode failures as None.
     buf = np.fromfile(path, dtype=np.uint8)
     try:
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        with _native_stderr_silenced():
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
         raise DataError(f"{path}: not a readable image ({header.format} data cannot be decoded: {str(exc).strip().splitlines()[-1]})") from None
     if img is None:
@@ -129,6 +233,8 @@ def _decode(path: str) -> tuple[np.ndarray, ImageHeader]:
         raise DataError(f"{path}: {img.shape[2]} channels are not supported (expected gray, RGB or RGBA)")
     if img.ndim not in (2, 3):
         raise DataError(f"{path}: unsupported image layout {img.shape}")
+    if header.orientation != 1:
+        img = _orient(img, header.orientation)
     return img, header
 
 

@@ -94,6 +94,25 @@ def segmentation_dice(raw: torch.Tensor, target: torch.Tensor, task: Task, param
     return loss
 
 
+# The commonest mask mistake: a two-class mask saved black/white (0/255) instead of as
+# class ids 0/1; its 255s are no class at all, so the foreground silently vanishes.
+FIX_0_255 = "divide it by 255 (save class ids 0/1, not black/white)"
+
+
+def saved_as_0_255(mask: np.ndarray, num_classes: int) -> bool:
+    """Whether a two-class mask holds exactly the values 0 and 255."""
+    if num_classes != 2 or not mask.size or int(mask.max()) != 255:
+        return False
+    return np.unique(mask).tolist() == [0, 255]
+
+
+def files_saved_as_0_255(what: str, files: list[str], shown: int = 3) -> str:
+    """The warning for ``files`` (masks of two-class tasks) saved as 0/255."""
+    more = f" and {len(files) - shown} more" if len(files) > shown else ""
+    return (f"{len(files)} {what} of two-class task(s) hold exactly the values 0 and 255 (scored as background "
+            f"and no class): {', '.join(files[:shown])}{more}; {FIX_0_255}")
+
+
 def read_prediction_mask(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """A predicted class-id mask at ``shape`` (h, w): nearest-resized when it has
     another size. Returns the mask and whether it was resized. The file must be what
@@ -205,7 +224,8 @@ class SegmentationKind(TaskKind):
         values = np.unique(mask)
         bad = values[values >= task.num_classes]
         if bad.size:
-            reasons.append(f"mask {entry.mask_path!r} has value(s) {bad.tolist()} >= num_classes {task.num_classes}")
+            fix = f"; {FIX_0_255}" if saved_as_0_255(mask, task.num_classes) else ""
+            reasons.append(f"mask {entry.mask_path!r} has value(s) {bad.tolist()} >= num_classes {task.num_classes}{fix}")
         return reasons, [int(v) for v in values if v < task.num_classes]
 
     def class_range(self, task):

@@ -1,7 +1,8 @@
 """Predicting a whole data root into a challenge submission (``fmuia predict``).
 
 Order of work: read the CSVs; refuse tasks the model lacks, malformed rows, an unsafe
-output folder and every unsafe mask path before anything is written; then stream the
+output folder, every unsafe mask path and every image whose header cannot be read
+before anything is written; then stream the
 images through a DataLoader (reading and resizing in worker processes), run the model
 on batches that may mix tasks, write masks on a thread pool as they come, and write
 the three JSON files atomically at the end. The output folder's rules (never among
@@ -24,6 +25,7 @@ from fmuia.data.dataset import load_sample
 from fmuia.data.layout import Layout, read_layout
 from fmuia.data.records import Entry
 from fmuia.data.transforms import resize_sample
+from fmuia.data.validate import image_header_problems
 from fmuia.errors import DataError
 from fmuia import kinds
 from fmuia.io.lock import claim_output
@@ -124,6 +126,18 @@ def check_layout(layout: Layout, predictor: "Predictor") -> None:
         )
 
 
+def check_images(entries: list[Entry], out_dir: str, limit: int = 20) -> None:
+    """Every input image's header, read before anything is written (``data.check:
+    header`` for the images; the labels are not read): a missing, empty or unreadable
+    file late in the CSV order would otherwise stop the run half-written. Corrupt pixel
+    data behind a valid header is still found only when the image is read."""
+    problems = image_header_problems(entries)
+    if problems:
+        more = [f"... and {len(problems) - limit} more"] if len(problems) > limit else []
+        raise DataError("\n  ".join([*problems[:limit], *more, f"(the header check of the {len(entries)} input image(s) "
+                                      f"found {len(problems)} problem(s); nothing was written to {out_dir})"]))
+
+
 def predict_dataset(
     predictor: "Predictor",
     data_root: str,
@@ -152,6 +166,7 @@ def predict_dataset(
         planned = plan_mask_files(layout.entries, out_dir)
         refuse_unwritable_names(layout.entries, planned, out_dir)
         refuse_overwriting_inputs(layout.entries, planned)
+        check_images(layout.entries, out_dir)
         return _write_predictions(predictor, layout, out_dir, planned, batch_size, workers, progress)
 
 

@@ -30,6 +30,7 @@ from safetensors.torch import load as load_safetensors
 from fmuia.config.pretrain import PretrainConfig, load_pretrain_config
 from fmuia.data.torch_datasets import seed_worker
 from fmuia.errors import CheckpointError, ConfigError
+from fmuia.io.dicom import set_dicom_range
 from fmuia.io.lock import claim_output
 from fmuia.model.encoder import Encoder
 from fmuia.model.encoder_file import save_encoder
@@ -87,6 +88,7 @@ class Pretrainer(TrainingLoop):
         self.sources = [os.fspath(s) for s in sources]
         if self.dist.is_main and not resume and os.path.exists(os.path.join(self.last_dir, RECORD_NAME)):
             raise ConfigError(f"{run_dir} already holds a pretraining run; resume it (--resume) or choose another folder")
+        set_dicom_range(config.data.dicom_range)  # before any frame is read, here or in a loader process
         self.files = collect_images(self.sources, config.data.min_images)
 
         self.seed_everything()

@@ -80,7 +80,8 @@ def _only_tasks(layout: Layout, tasks: list[str] | None) -> Layout:
     wanted = set(tasks)
     problems = [p for p in layout.problems if p.task_id is None or p.task_id in wanted]
     entries = [e for e in layout.entries if e.task_id in wanted]
-    return Layout(layout.root, entries, layout.registry, problems, layout.csv_files)
+    unknown = [p for p in layout.unknown_tasks if p.task_id in wanted]
+    return Layout(layout.root, entries, layout.registry, problems, layout.csv_files, unknown)
 
 
 def check_data(data: DataConfig, data_root: str, val_root: str | None = None, workers: int | None = None) -> None:
@@ -97,11 +98,12 @@ def check_data(data: DataConfig, data_root: str, val_root: str | None = None, wo
     level = "full" if data.check == "full" else "header"
     train_layout = read_layout(data_root)
     reports = [("training data", validate(data_root, require_labels=True, workers=workers, level=level,
-                                          layout=_only_tasks(train_layout, data.tasks)))]
+                                          layout=_only_tasks(train_layout, data.tasks), unknown_tasks=data.unknown_tasks))]
     if val_root:
         val_layout = read_layout(val_root, train_layout.registry)
         reports.append(("validation data", validate(val_root, require_labels=True, workers=workers, level=level,
-                                                    layout=_only_tasks(val_layout, data.tasks))))
+                                                    layout=_only_tasks(val_layout, data.tasks),
+                                                    unknown_tasks=data.unknown_tasks)))
     bad = [(what, r) for what, r in reports if not r.ok]
     if not bad:
         return

@@ -33,6 +33,7 @@ from safetensors.torch import load as load_safetensors
 
 from fmuia.config import Config, load_config
 from fmuia.errors import CheckpointError, ConfigError, DataError
+from fmuia.io.images import set_exif_orientation
 from fmuia.io.lock import claim_output
 from fmuia.model import build_model, save_checkpoint
 from fmuia.model.checkpoint import checkpoint_paths, open_checkpoint
@@ -74,6 +75,7 @@ class Trainer(TrainingLoop):
     def __init__(self, config: "Config | Mapping[str, Any]", data_root: str, run_dir: str, val_root: str | None = None,
                  resume: bool = False) -> None:
         config = config if isinstance(config, Config) else load_config(config)
+        set_exif_orientation(config.data.exif_orientation)  # before the check reads any header
         tcfg = config.train
         super().__init__(run_dir, tcfg, config.seed, config.device)
         self.config = config
