@@ -271,14 +271,13 @@ def merge(base: "Mapping[str, Any] | Section", update: Mapping[str, Any], prefix
     """``update`` merged into a copy of ``base`` (a mapping, or a section taken as its
     ``to_dict()``) key by key: unknown keys are ``ConfigError``s naming the dotted key,
     open mappings merge key by key at every depth. ``schema``: the section class ``base``
-    follows (default: the class of ``base``, else the training ``Config``); the values'
-    own checks run when the result is built."""
+    follows (default: the class of ``base``; a plain mapping needs it); the values' own
+    checks run when the result is built."""
     if isinstance(base, Section):
         schema = schema or type(base)
         base = base.to_dict()
     if schema is None:
-        from fmuia.config.sections import Config
-        schema = Config
+        raise TypeError("merge: a plain mapping as base needs its schema (the section class it follows)")
     if not isinstance(update, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {update!r}")
     out = copy.deepcopy(dict(base))
