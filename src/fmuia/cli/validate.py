@@ -4,10 +4,6 @@ from __future__ import annotations
 import json
 import sys
 
-from fmuia.io.atomic import write_json
-from fmuia.data.validate import validate
-from fmuia.tasks import TaskRegistry
-
 COMMAND = "validate"
 HELP = "check every row and file of a data root; print a per-task table or every problem"
 ORDER = 10
@@ -24,6 +20,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from fmuia.data.validate import validate
+    from fmuia.io.atomic import write_json
+    from fmuia.tasks import TaskRegistry
+
     registry = TaskRegistry.from_file(args.tasks_file) if args.tasks_file else None
     report = validate(args.data_root, registry=registry, require_labels=args.require_labels,
                       level="header" if args.quick else "full")
