@@ -157,6 +157,9 @@ class TaskKind:
     # The metrics this kind adds as columns to the official training script's validation
     # table, whose mean of all cells picks its best epoch (``train.select: official``).
     official_selection_metrics: ClassVar[tuple[str, ...]] = ()
+    # Slow-to-import modules that ``task_result`` imports on first use: ``fmuia evaluate``
+    # imports them in the background while it reads and scores the masks.
+    scoring_imports: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.kind = Kind.register(self.name, self.csv_name, self.min_n, self.max_n)
