@@ -61,6 +61,16 @@ FPN = "fpn"
 Size = tuple[int, int]  # original (height, width)
 
 
+
+def __getattr__(name: str) -> Any:
+    """``Head`` and ``LossFn`` live in ``fmuia.kinds.head`` (torch); importing them from
+    here, as kinds written against this module do, still works and imports torch then."""
+    if name in ("Head", "LossFn"):
+        from fmuia.kinds import head
+
+        return getattr(head, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 class LabelError(ValueError):
     """A row's label cells or a prediction record is malformed; the caller adds where."""
 
