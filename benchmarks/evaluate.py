@@ -10,7 +10,15 @@ predictions dropped). The data root is a synthetic test split from ``fmuia synth
 ``--data builtin`` multi-class ellipse masks built here. The script checks that
 every task metric agrees and prints the median wall and CPU time of each and the ratios.
 
-    python benchmarks/evaluate.py [--per-task 20] [--repeats 3] [--workers 2] [--data synth|builtin]
+With ``--against SRC`` it instead times ``fmuia evaluate`` as the user runs it, a new
+process with its imports, from this checkout and from another version's ``src/``
+(``git archive REV src | tar -x -C /tmp/old`` gives ``/tmp/old/src``), runs interleaved,
+and checks that the two write byte-identical result files. ``--all-tasks`` makes the
+synthetic split cover all 27 tasks (540 test images at ``--per-task 20``); ``--data``
+may also name an existing labelled data root.
+
+    python benchmarks/evaluate.py [--per-task 20] [--repeats 3] [--workers 2] [--data synth|builtin|DATA_ROOT]
+    python benchmarks/evaluate.py --against /tmp/old/src --all-tasks --repeats 5
 """
 from __future__ import annotations
 
@@ -93,13 +101,16 @@ def build_root(root: str, per_task: int, seed: int = 0) -> None:
         writer.writerows(rows)
 
 
-def synth_root(tmp: str, per_task: int) -> str:
-    """A labelled test split from ``fmuia synth``: every segmentation task, one of each other kind."""
+def synth_root(tmp: str, per_task: int, all_tasks: bool = False) -> str:
+    """A labelled test split from ``fmuia synth``: every segmentation task and one of each
+    other kind, or (``all_tasks``) every task."""
     from fmuia.tasks import Kind, fmuia2026
 
     registry = fmuia2026()
     tasks = [t.task_id for t in registry.of_kind(Kind.SEGMENTATION)]
     tasks += [registry.of_kind(kind)[0].task_id for kind in (Kind.CLASSIFICATION, Kind.DETECTION, Kind.KEYPOINTS)]
+    if all_tasks:
+        tasks = [t.task_id for t in registry]
     out = os.path.join(tmp, "synth")
     subprocess.run(
         [sys.executable, "-m", "fmuia", "synth", out, "--per-task", "1", "--val", "0", "--test", str(per_task),
@@ -208,23 +219,67 @@ def _timed(fn) -> tuple[float, float]:
     return t1 - t0, cpu
 
 
+RESULT_FILES = ("results.json", "summary.txt", "per_task.csv", "per_sample.csv", "missing.csv", "extra.csv")
+THIS_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+
+
+def _evaluate_process(src: str, root: str, pred: str, out: str, workers: int) -> tuple[float, float]:
+    """Wall and CPU seconds of ``python -m fmuia evaluate`` importing fmuia from ``src``."""
+    env = {**os.environ, "PYTHONPATH": src}
+    command = [sys.executable, "-m", "fmuia", "evaluate", "--data", root, "--pred", pred, "--out", out,
+               "--workers", str(workers)]
+    return _timed(lambda: subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL))
+
+
+def compare_versions(root: str, pred: str, tmp: str, against: str, repeats: int, workers: int) -> int:
+    """``fmuia evaluate`` of this checkout against that of ``against``, both as processes."""
+    versions = {"this checkout": THIS_SRC, "--against": os.path.abspath(against)}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in versions}
+    for _ in range(repeats):  # interleaved, so a busy machine slows both alike
+        for name, src in versions.items():
+            times[name].append(_evaluate_process(src, root, pred, os.path.join(tmp, name), workers))
+    for name, src in versions.items():
+        walls, cpus = [t[0] for t in times[name]], [t[1] for t in times[name]]
+        print(f"{name} ({src}): median {statistics.median(walls):.2f} s wall, {statistics.median(cpus):.2f} s CPU"
+              f"   runs {[round(x, 2) for x in walls]}")
+    mine, other = (statistics.median(t[0] for t in times[name]) for name in versions)
+    mine_cpu, other_cpu = (statistics.median(t[1] for t in times[name]) for name in versions)
+    print(f"speed-up of this checkout: {other / mine:.2f}x wall, {other_cpu / mine_cpu:.2f}x CPU")
+    differ = [f for f in RESULT_FILES
+              if open(os.path.join(tmp, "this checkout", f), "rb").read() != open(os.path.join(tmp, "--against", f), "rb").read()]
+    print("result files " + ("byte-identical: " + ", ".join(RESULT_FILES) if not differ else "DIFFER: " + ", ".join(differ)))
+    return 1 if differ else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-task", type=int, default=20, help="test samples per task")
-    ap.add_argument("--data", choices=("synth", "builtin"), default="synth", help="synthetic split from 'fmuia synth', or ellipses built here")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--data", default="synth", metavar="synth|builtin|DATA_ROOT",
+                    help="synthetic split from 'fmuia synth', ellipses built here, or an existing labelled data root")
+    ap.add_argument("--all-tasks", action="store_true", help="the synthetic split covers all 27 tasks (default: every "
+                                                             "segmentation task and one of each other kind)")
+    ap.add_argument("--against", metavar="SRC", help="time 'fmuia evaluate' processes of this checkout and of the "
+                                                     "fmuia package under SRC instead, and compare their result files")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved runs of each (default 3; medians reported)")
+    ap.add_argument("--workers", type=int, default=2, help="--workers of fmuia evaluate (default 2)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the perturbed submission's warnings are expected
 
     with tempfile.TemporaryDirectory() as tmp:
         pred = os.path.join(tmp, "pred")
         if args.data == "synth":
-            root = synth_root(tmp, args.per_task)
-        else:
+            root = synth_root(tmp, args.per_task, args.all_tasks)
+        elif args.data == "builtin":
             root = os.path.join(tmp, "data")
             build_root(root, args.per_task)
+        elif os.path.isdir(os.path.join(args.data, "csv_files")):
+            root = args.data
+        else:
+            ap.error(f"--data: {args.data!r} is neither synth, builtin nor a data root with csv_files/")
         write_truth_submission(root, pred, noise=0.4, drop=0.02, seed=1)
+        if args.against:
+            return compare_versions(root, pred, tmp, args.against, args.repeats, args.workers)
         df = pd.concat([pd.read_csv(f) for f in glob.glob(os.path.join(root, "csv_files", "*.csv"))])
         seg = df[df["task_name"] == "segmentation"]
         h, w = cv2.imread(os.path.join(root, "csv_files", seg.iloc[0]["mask_path"]), cv2.IMREAD_GRAYSCALE).shape

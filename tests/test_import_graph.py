@@ -246,3 +246,72 @@ def test_prediction_imports_no_training_scoring_or_plotting():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED []" in proc.stdout, proc.stdout
+
+
+# What a command that runs no network must not import: torch and the libraries built on it.
+NETWORK_LIBRARIES = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "albumentations", "onnxruntime")
+
+_RUN_COMMAND = textwrap.dedent("""
+    import sys
+    from fmuia.cli.main import main
+    try:
+        code = main(sys.argv[1:])
+    except SystemExit as exc:  # --help
+        code = exc.code
+    banned = {banned!r}
+    print("EXIT", code, "LOADED", sorted({{m.split(".")[0] for m in sys.modules}} & set(banned)))
+""")
+
+
+def _run_cli(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    code = _RUN_COMMAND.format(banned=NETWORK_LIBRARIES)
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_commands_without_a_network_never_import_torch(tmp_path):
+    """--help, --version, validate, evaluate, report and synth, each run for real in a fresh
+    process: their start-up and their work stay free of torch (seconds saved per call)."""
+    data = tmp_path / "synth"
+    assert _run_cli(["synth", str(data), "--per-task", "2", "--val", "0", "--test", "2", "--workers", "1",
+                     "--tasks", "fetal_head,breast_2cls,thyroid_nodule_det,FUGC"], tmp_path) == "EXIT 0 LOADED []"
+    test_root = data / "test"
+    pred = tmp_path / "pred"
+    code = f"from fmuia.evaluate.truth_submission import write_truth_submission as w; w({str(test_root)!r}, {str(pred)!r}, noise=0.2)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    commands = [
+        ["--version"],
+        ["--help"],
+        ["evaluate", "--help"],
+        ["validate", str(test_root)],
+        ["validate", str(test_root), "--quick"],
+        ["evaluate", "--data", str(test_root), "--pred", str(pred), "--out", str(tmp_path / "eval"), "--workers", "1"],
+        ["report", "--data", str(test_root), "--pred", str(pred), "--out", str(tmp_path / "report"), "--workers", "1",
+         "--per-task", "1"],
+    ]
+    for args in commands:
+        assert _run_cli(args, tmp_path) == "EXIT 0 LOADED []", args
+    assert (tmp_path / "eval" / "results.json").is_file() and (tmp_path / "report" / "index.html").is_file()
+
+
+def test_the_kinds_register_their_heads_on_first_use():
+    code = textwrap.dedent("""
+        import sys
+        from fmuia import kinds
+        assert "torch" not in sys.modules
+        defaults = {k.name: k.default_head for k in kinds.all_kinds()}
+        assert "torch" not in sys.modules
+        assert all(k.default_head in k.head_types for k in kinds.all_kinds()), defaults
+        from fmuia.kinds.base import Head  # where kinds written before the split import it from
+        from fmuia.kinds.head import Head as head_base
+        assert Head is head_base
+        print("OK", "torch" in sys.modules)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "OK True"

@@ -90,6 +90,39 @@ def test_fast_hausdorff_matches_brute_force_and_simpleitk(seed):
         assert hausdorff(a, b) == pytest.approx(f.GetHausdorffDistance(), abs=1e-9)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_hausdorff_is_bit_identical_to_brute_force_with_empty_and_one_pixel_masks(seed):
+    """Every distance is the square root of an integer, so the fast path must give exactly
+    the brute force's float (not merely a close one): the scores are compared with ==."""
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(80):
+        h, w = (int(v) for v in rng.integers(1, 90, size=2))
+        masks = []
+        for _ in range(2):
+            m = np.zeros((h, w), bool)
+            shape = rng.integers(0, 4)
+            if shape == 1:  # one pixel
+                m[rng.integers(0, h), rng.integers(0, w)] = True
+            elif shape == 2:  # a shifted rectangle, as a perturbed prediction is
+                r0, c0 = rng.integers(0, h), rng.integers(0, w)
+                m[r0 : r0 + rng.integers(1, h + 1), c0 : c0 + rng.integers(1, w + 1)] = True
+            elif shape == 3:  # scattered pixels
+                m = rng.random((h, w)) < rng.random() ** 2
+            masks.append(m)  # shape 0: empty
+        a, b = masks
+        if a.any() and b.any():
+            expected = float(brute_hausdorff(a, b))
+        else:
+            expected = 0.0 if not a.any() and not b.any() else math.hypot(h, w)
+        assert hausdorff(a, b) == expected
+        labels = a.astype(np.uint8) + 2 * (b & ~a)  # two classes of one mask against each other's
+        s = segmentation_scores(labels, np.where(b, 1, 0).astype(np.uint8), 3)
+        truth_1, pred_1 = b, labels == 1
+        want = float(brute_hausdorff(pred_1, truth_1)) if pred_1.any() and truth_1.any() else (
+            0.0 if not pred_1.any() and not truth_1.any() else math.hypot(h, w))
+        assert s.hd[1] == want
+
+
 def test_hausdorff_per_class_and_multiclass_task_averaging():
     # Two 10x10 samples of a 3-class task, every number by hand.
     gt1 = np.zeros((10, 10), np.uint8)

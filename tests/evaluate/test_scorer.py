@@ -175,3 +175,14 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
     (pred / "Segmentation/Two/breast_lesion/MASKS/000.png").write_bytes(b"not a png")
     code = main(["evaluate", "--data", root, "--pred", str(pred), "--out", str(tmp_path / "e")])
     assert code == 2 and "000.png: not a readable image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_result_files_are_byte_identical_to_the_scorer_before_its_speed_work(tmp_path_factory, workers):
+    """A synthetic split of every kind (masks of 2 to 5 classes) and a perturbed submission
+    with dropped predictions: the files written are those of the recorded scorer, bit for bit."""
+    from scorer_snapshot import SNAPSHOT, score_synthetic_split
+
+    folder = tmp_path_factory.getbasetemp() / "scorer_snapshot"
+    folder.mkdir(exist_ok=True)
+    assert score_synthetic_split(str(folder), workers) == json.loads(SNAPSHOT.read_text())

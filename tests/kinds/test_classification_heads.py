@@ -2,7 +2,7 @@
 position-pooled head also where it lies."""
 import torch
 
-from fmuia.kinds.classification import ClassificationHead, PositionPooledClassificationHead
+from fmuia.kinds.classification_heads import ClassificationHead, PositionPooledClassificationHead
 from fmuia.model import ModelConfig
 from fmuia.tasks import Kind, Task
 

@@ -21,7 +21,8 @@ from fmuia.data.transforms import build_eval_transform, encode_sample
 from fmuia.data.validate import validate
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.evaluate.scorer import evaluate
-from fmuia.kinds.base import Head, LabelCells, LabelError, SampleScore, TaskKind
+from fmuia.kinds.base import LabelCells, LabelError, SampleScore, TaskKind
+from fmuia.kinds.head import Head
 from fmuia.model import ModelConfig, build_model
 from fmuia.model.routing import group_indices
 from fmuia.predict.writer import SubmissionWriter

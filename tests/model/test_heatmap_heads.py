@@ -10,8 +10,8 @@ from model_helpers import SIZE, images, tiny_config
 from fmuia.config import PredictConfig
 from fmuia.model import build_model
 from fmuia.kinds.dense import soft_argmax
-from fmuia.kinds.detection import CentreDetectionHead
-from fmuia.kinds.keypoints import KeypointBoundedRegressionHead, KeypointHeatmapHead
+from fmuia.kinds.detection_heads import CentreDetectionHead
+from fmuia.kinds.keypoints_heads import KeypointBoundedRegressionHead, KeypointHeatmapHead
 from fmuia.tasks import Kind, Task, TaskRegistry
 
 PLUS_HEADS = {"heads": {"keypoints": "heatmap", "detection": "centernet"}, "routing": {"keypoints": "fpn"}}

@@ -17,8 +17,8 @@ from fmuia.config.sections import AugmentConfig
 from fmuia.data.records import Entry, Sample
 from fmuia.data.transforms import build_eval_transform, build_train_transform, encode_sample, policy_for
 from fmuia.tasks import Kind, Task, fmuia2026
-from fmuia.kinds.detection import centernet_loss, centre_targets
-from fmuia.kinds.keypoints import keypoint_heatmap_loss
+from fmuia.kinds.detection_heads import centernet_loss, centre_targets
+from fmuia.kinds.keypoints_heads import keypoint_heatmap_loss
 from fmuia.train.losses import loss_for, loss_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -8,8 +8,8 @@ from fmuia.config import catalogue, load_config
 from fmuia.config.sections import LossConfig
 from fmuia.tasks import Kind, fmuia2026
 from fmuia.kinds import kind_of
-from fmuia.kinds.base import Head
-from fmuia.kinds.detection import centre_cells
+from fmuia.kinds.head import Head
+from fmuia.kinds.detection_heads import centre_cells
 from fmuia.train.losses import TaskLoss, loss_for, loss_params
 
 REG = fmuia2026()

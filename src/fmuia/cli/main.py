@@ -3,6 +3,12 @@
 Each sub-command is a module of this package that defines ``COMMAND`` (its name),
 ``HELP`` (one line), ``ORDER`` (its place in ``--help``), ``add_arguments(parser)``
 and ``run(args) -> int``. Modules are discovered, so adding a command is adding a file.
+
+Building the parser imports every command module, so a command module holds only its
+argparse code at module level and imports its implementation inside ``run``: ``fmuia
+--help`` and ``--version`` then start in a fraction of a second, and the commands that
+run no network (``validate``, ``evaluate``, ``report``, ``synth``) never import torch
+(``tests/test_import_graph.py`` checks both).
 """
 from __future__ import annotations
 
@@ -45,7 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _asks_for_version(argv: list[str]) -> bool:
+    """``--version`` among the options before the command (where argparse takes it)."""
+    for arg in argv:
+        if arg == "--version":
+            return True
+        if not arg.startswith("-"):
+            return False
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _asks_for_version(argv):  # answered before any command module is imported
+        print(f"fmuia {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

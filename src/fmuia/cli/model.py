@@ -4,8 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fmuia.config import ModelConfig, load_config, read_yaml
+from typing import TYPE_CHECKING
+
 from fmuia.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fmuia.config import ModelConfig
 
 COMMAND = "model"
 HELP = "inspect the network (summary: parameters and GFLOPs per part)"
@@ -23,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _read_config(path: Path | None) -> tuple[ModelConfig, list | None]:
     """The typed model section of ``path`` (a training config; defaults without one) and
     the task list of a top-level ``tasks:`` list, which is not a config key."""
+    from fmuia.config import load_config, read_yaml
+
     if path is None:
         return load_config().model, None
     data = read_yaml(str(path))

@@ -4,13 +4,6 @@ from __future__ import annotations
 import json
 import sys
 
-from fmuia.io.atomic import write_json
-from fmuia.io.outputs import check_writable
-from fmuia.io.images import EXIF_ORIENTATIONS, set_exif_orientation
-from fmuia.data.layout import UNKNOWN_TASKS
-from fmuia.data.validate import validate
-from fmuia.tasks import TaskRegistry
-
 COMMAND = "validate"
 HELP = "check every row and file of a data root; print a per-task table or every problem"
 ORDER = 10
@@ -23,10 +16,10 @@ def add_arguments(p) -> None:
     p.add_argument("--quick", action="store_true",
                    help="read file headers only (sizes, modes) and check every row against them, without decoding "
                         "pixels: what 'fmuia train' checks by default (data.check: header)")
-    p.add_argument("--unknown-tasks", choices=UNKNOWN_TASKS, default="warn",
+    p.add_argument("--unknown-tasks", choices=("warn", "error"), default="warn",
                    help="a task id outside the task registry: warn (name the closest known id; its rows form a new "
                         "task) or error (a problem, as 'data.unknown_tasks: error' makes it for training); default warn")
-    p.add_argument("--exif-orientation", choices=EXIF_ORIENTATIONS, default="apply",
+    p.add_argument("--exif-orientation", choices=("apply", "ignore"), default="apply",
                    help="an image's EXIF orientation tag (JPEG, PNG): apply (turn it upright, as the official reader "
                         "cv2.imread does; boxes and points are checked against the upright image) or ignore; "
                         "as 'data.exif_orientation' for training; default apply")
@@ -34,6 +27,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from fmuia.data.validate import validate
+    from fmuia.io.atomic import write_json
+    from fmuia.io.images import set_exif_orientation
+    from fmuia.io.outputs import check_writable
+    from fmuia.tasks import TaskRegistry
+
     set_exif_orientation(args.exif_orientation)
     registry = TaskRegistry.from_file(args.tasks_file) if args.tasks_file else None
     if args.json and args.json != "-":

@@ -8,12 +8,14 @@ are scored in a process pool over chunks, each file read once.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-
-import numpy as np
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from fmuia import kinds
 from fmuia.data.layout import read_layout
@@ -89,12 +91,51 @@ def _score_file_chunk(jobs: list[tuple[int, Task, Entry, str]]) -> list[tuple[in
     return out
 
 
-def _score_files(jobs: list[tuple[int, Task, Entry, str]], workers: int) -> list[tuple[int, SampleScore, tuple[str, ...]]]:
-    chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
-    if workers <= 1 or len(chunks) < 2:
-        return [r for chunk in chunks for r in _score_file_chunk(chunk)]
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
-        return [r for part in pool.map(_score_file_chunk, chunks) for r in part]
+class _FileScoring:
+    """The per-file samples (masks), scored in ``workers`` processes from construction on,
+    while this process scores the rest; ``results()`` waits for them. With one worker (or
+    one chunk) they are scored in this process, when ``results()`` is called."""
+
+    def __init__(self, jobs: list[tuple[int, Task, Entry, str]], workers: int) -> None:
+        self.chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+        self.pool = None
+        self.futures = []
+        if workers > 1 and len(self.chunks) >= 2:
+            self.pool = ProcessPoolExecutor(max_workers=min(workers, len(self.chunks)))
+            self.futures = [self.pool.submit(_score_file_chunk, chunk) for chunk in self.chunks]
+
+    def results(self) -> list[tuple[int, SampleScore, tuple[str, ...]]]:
+        if self.pool is None:
+            return [r for chunk in self.chunks for r in _score_file_chunk(chunk)]
+        try:
+            return [r for future in self.futures for r in future.result()]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
+def _import_in_background(modules: set[str]) -> threading.Thread | None:
+    """Import ``modules`` in a daemon thread, so that a slow import (scikit-learn's, for
+    the classification metrics) overlaps the mask scoring instead of following it.
+    Started after the pool's processes are forked: a fork copies no thread, but it could
+    copy an import lock that the thread holds."""
+    if not modules:
+        return None
+
+    def run() -> None:
+        for name in sorted(modules):
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the use imports it again and reports the failure there
+                pass
+
+    thread = threading.Thread(target=run, name="fmuia-scoring-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def score_samples(task: Task, rows: list[tuple[Entry, SampleScore]], samples: list[dict]) -> TaskResult:
@@ -105,6 +146,34 @@ def score_samples(task: Task, rows: list[tuple[Entry, SampleScore]], samples: li
             "score": score.score, **score.details,
         })
     return kinds.kind_of(task).task_result(task, [score for _, score in rows])
+
+
+def _score_json_kinds(pred_dir: str, reg: TaskRegistry, labelled: list[Entry], keys: set, placed: dict,
+                      missing: list, extra: list[Extra], warnings: list[str]) -> dict[int, SampleScore]:
+    """Score the kinds whose predictions are one JSON file each, matched by (task_id,
+    image_path); appends to ``placed``, ``missing``, ``extra`` and ``warnings``."""
+    files = {}
+    for owner in json_kinds():
+        pf = read_prediction_file(pred_dir, owner.kind, reg, keys)
+        files[owner.name] = pf
+        if pf is None and reg.of_kind(owner.kind):
+            warnings.append(f"{owner.prediction_file} not found: every {owner.name} sample is missing")
+        if pf is not None:
+            extra.extend(pf.extras)
+    scored: dict[int, SampleScore] = {}
+    for position, e in enumerate(labelled):
+        owner, task = kinds.kind_of(e.kind), reg[e.task_id]
+        if owner.prediction_file is None:
+            continue
+        pf = files[owner.name]
+        value = None if pf is None else pf.get(e.task_id, e.image_path)
+        if value is None:
+            missing.append((position, Missing(e.task_id, e.kind, e.image_path, owner.prediction_file)))
+            continue
+        truth = owner.truth(e)
+        scored[position] = owner.score_sample(task, value, truth, owner.truth_size(e, truth))
+        placed[e.task_id].append((position, e))
+    return scored
 
 
 def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegistry | None = None,
@@ -137,52 +206,41 @@ def evaluate(data_root: str, pred_dir: str, workers: int = 2, registry: TaskRegi
     for e in labelled:
         counts[e.task_id]["labelled"] += 1
 
-    missing: list[Missing] = []
+    missing: list[tuple[int, Missing]] = []  # (row position, what is missing): listed in row order
     extra: list[Extra] = []
     keys = {(e.task_id, e.image_path) for e in labelled}
 
-    # Kinds with a JSON file: one file each, matched by (task_id, image_path).
-    files = {}
-    for owner in json_kinds():
-        pf = read_prediction_file(pred_dir, owner.kind, reg, keys)
-        files[owner.name] = pf
-        if pf is None and reg.of_kind(owner.kind):
-            warnings.append(f"{owner.prediction_file} not found: every {owner.name} sample is missing")
-        if pf is not None:
-            extra.extend(pf.extras)
-
-    # Kinds with a file per sample (masks) are scored in the pool, the others here.
+    # Kinds with a file per sample (masks) are scored in the pool, started first; this
+    # process meanwhile scores the others and imports what their task results need.
     placed: dict[str, list[tuple[int, Entry]]] = {t.task_id: [] for t in reg}
-    scored: dict[int, SampleScore] = {}
     file_jobs = []
     expected_files = set()
     for position, e in enumerate(labelled):
-        owner, task = kinds.kind_of(e.kind), reg[e.task_id]
+        owner = kinds.kind_of(e.kind)
         if owner.prediction_file is None:
             rel = owner.prediction_path(e)
             expected_files.add(rel)
             pred_file = os.path.join(pred_dir, rel)
             if os.path.isfile(pred_file):
-                file_jobs.append((position, task, e, pred_file))
+                file_jobs.append((position, reg[e.task_id], e, pred_file))
                 placed[e.task_id].append((position, e))
             else:
-                missing.append(Missing(e.task_id, e.kind, e.image_path, rel))
-            continue
-        pf = files[owner.name]
-        value = None if pf is None else pf.get(e.task_id, e.image_path)
-        if value is None:
-            missing.append(Missing(e.task_id, e.kind, e.image_path, owner.prediction_file))
-            continue
-        truth = owner.truth(e)
-        scored[position] = owner.score_sample(task, value, truth, owner.truth_size(e, truth))
-        placed[e.task_id].append((position, e))
-    extra.extend(extra_masks(pred_dir, expected_files))
-
-    black_white: dict[str, list[int]] = {"truth": [], "prediction": []}
-    for position, score, flags in _score_files(file_jobs, workers):
-        scored[position] = score
-        for name in flags:
-            black_white[name].append(position)
+                missing.append((position, Missing(e.task_id, e.kind, e.image_path, rel)))
+    file_scoring = _FileScoring(file_jobs, workers)
+    try:
+        preload = _import_in_background({m for t in reg for m in kinds.kind_of(t).scoring_imports})
+        scored = _score_json_kinds(pred_dir, reg, labelled, keys, placed, missing, extra, warnings)
+        extra.extend(extra_masks(pred_dir, expected_files))
+        black_white: dict[str, list[int]] = {"truth": [], "prediction": []}
+        for position, score, flags in file_scoring.results():
+            scored[position] = score
+            for name in flags:
+                black_white[name].append(position)
+    finally:
+        file_scoring.close()
+    if preload is not None:
+        preload.join()
+    missing = [m for _, m in sorted(missing, key=lambda item: item[0])]
     resized = sum(1 for position, *_ in file_jobs if scored[position].resized)
     if resized:
         warnings.append(f"{resized} predicted mask(s) differ in size from the ground truth and were nearest-resized")

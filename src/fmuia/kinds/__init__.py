@@ -5,20 +5,24 @@
 ``all_kinds()`` iterates over them in registration order. A new kind is one module with
 a ``TaskKind`` subclass plus one ``register_kind(...)`` call: registering also adds its
 name to ``fmuia.tasks.Kind``, so tasks, CSVs and configs accept it.
+
+A built-in kind is two modules: ``<kind>.py`` (labels, records, scoring, drawing; no
+torch) and ``<kind>_heads.py`` (its heads and losses), which ``register_heads`` imports
+on first use of ``head_types``. Importing this package therefore does not import torch.
 """
 from __future__ import annotations
 
 from typing import Iterator
 
 from fmuia.config import catalogue
-from fmuia.kinds.base import FPN, TOP, Head, HeadType, LabelCells, LabelError, SampleScore, TaskKind
+from fmuia.kinds.base import FPN, TOP, HeadType, LabelCells, LabelError, SampleScore, TaskKind
 from fmuia.kinds.classification import ClassificationKind
 from fmuia.kinds.detection import DetectionKind
 from fmuia.kinds.keypoints import KeypointsKind
 from fmuia.kinds.segmentation import SegmentationKind
 from fmuia.tasks import Kind, Task
 
-__all__ = ["FPN", "TOP", "Head", "HeadType", "LabelCells", "LabelError", "SampleScore", "TaskKind", "all_kinds",
+__all__ = ["FPN", "TOP", "HeadType", "LabelCells", "LabelError", "SampleScore", "TaskKind", "all_kinds",
            "kind_metrics", "kind_of", "register_kind", "unregister_kind"]
 
 _KINDS: dict[str, TaskKind] = {}

@@ -16,8 +16,10 @@ The life of a label, hook by hook:
    ``encode_target`` turns the transformed label into the tensor the loss sees (in the
    model's frame); ``resized_label`` keeps the label in resized pixels (the cache).
 4. Model: ``head_types`` pairs each head class with its loss and the loss's default
-   parameters (``add_head``); ``default_head`` and ``default_route`` (``top`` encoder
-   features or the ``fpn`` map) are what a config does not override.
+   parameters (``add_head``, called by ``register_heads`` on first use: heads and
+   losses are torch code in ``fmuia.kinds.<kind>_heads``, which the other hooks never
+   import); ``default_head`` and ``default_route`` (``top`` encoder features or the
+   ``fpn`` map) are what a config does not override.
 5. Prediction: a head's ``decode`` gives normalised predictions; ``flip_back`` undoes a
    horizontal test-time flip; ``results`` brings decoded rows to original pixels.
 6. Submission: ``prediction_file`` names the JSON file (None: one file per sample, e.g.
@@ -35,59 +37,42 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import numpy as np
-import torch
-from torch import nn
 
 from fmuia.config import catalogue
 from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Kind, Task
 
 if TYPE_CHECKING:
-    from fmuia.data.records import Entry
-    from fmuia.metrics.results import TaskResult
-    from fmuia.config.predict import PredictConfig
-    from fmuia.model.config import ModelConfig
+    import torch
 
-__all__ = ["Head", "HeadType", "LabelCells", "LabelError", "LossFn", "SampleScore", "TaskKind", "TOP", "FPN"]
+    from fmuia.data.records import Entry
+    from fmuia.kinds.head import Head, LossFn
+    from fmuia.metrics.results import TaskResult
+
+__all__ = ["HeadType", "LabelCells", "LabelError", "SampleScore", "TaskKind", "TOP", "FPN"]
 
 # Feature sources a head can read (see fmuia.model.routing).
 TOP = "top"
 FPN = "fpn"
 
 Size = tuple[int, int]  # original (height, width)
-LossFn = Callable[[torch.Tensor, torch.Tensor, Task, Mapping[str, Any]], torch.Tensor]
 
+
+
+def __getattr__(name: str) -> Any:
+    """``Head`` and ``LossFn`` live in ``fmuia.kinds.head`` (torch); importing them from
+    here, as kinds written against this module do, still works and imports torch then."""
+    if name in ("Head", "LossFn"):
+        from fmuia.kinds import head
+
+        return getattr(head, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 class LabelError(ValueError):
     """A row's label cells or a prediction record is malformed; the caller adds where."""
-
-
-class Head(nn.Module):
-    """A task head: ``forward(features, image_size)`` gives the raw output the loss sees,
-    ``decode(raw)`` the normalised prediction. Every head takes ``(task, in_channels,
-    config)``. ``feature_source`` may name the features the head needs (``top``/``fpn``)."""
-
-    kind: ClassVar[Kind]
-    type_name: ClassVar[str]
-    feature_source: ClassVar[str | None] = None
-
-    def __init__(self, task: Task, in_channels: int, config: "ModelConfig") -> None:
-        super().__init__()
-        self.task_id = task.task_id
-        self.n = task.n
-
-    def forward(self, features: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-    def decode(self, raw: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
-
-    def set_decoding(self, predict: "PredictConfig") -> None:
-        """Take the prediction-only settings of ``predict`` (the ``predict:`` section, e.g.
-        ``box_voting``) that this head's ``decode`` reads; a head without any ignores it."""
 
 
 @dataclass(frozen=True)
@@ -183,10 +168,13 @@ class TaskKind:
     # The metrics this kind adds as columns to the official training script's validation
     # table, whose mean of all cells picks its best epoch (``train.select: official``).
     official_selection_metrics: ClassVar[tuple[str, ...]] = ()
+    # Slow-to-import modules that ``task_result`` imports on first use: ``fmuia evaluate``
+    # imports them in the background while it reads and scores the masks.
+    scoring_imports: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.kind = Kind.register(self.name, self.csv_name, self.min_n, self.max_n)
-        self.head_types: dict[str, HeadType] = {}
+        self._head_types: dict[str, HeadType] | None = None
 
     def __repr__(self) -> str:
         return f"<task kind {self.name}>"
@@ -264,6 +252,20 @@ class TaskKind:
         return label
 
     # -- 4. model --------------------------------------------------------------
+    def register_heads(self) -> None:
+        """Add the kind's head types (``add_head``). Called on first use of ``head_types``:
+        heads are torch modules, and the kind's other hooks (labels, records, scoring)
+        must import without torch. A kind that registers its heads here declares
+        ``default_head`` as a class attribute, so that it is known before they load."""
+
+    @property
+    def head_types(self) -> dict[str, HeadType]:
+        """Head type name -> ``HeadType``, registered on first use (``register_heads``)."""
+        if self._head_types is None:
+            self._head_types = {}
+            self.register_heads()
+        return self._head_types
+
     def add_head(self, name: str, head: type[Head], loss: LossFn, default: bool = False, **loss_defaults: Any) -> type[Head]:
         """Register a head type with its loss. The loss's parameters and their defaults are
         the config catalogue's (``fmuia.config.catalogue.LOSS_PARAMS``, where the built-in

@@ -13,25 +13,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from fmuia.io.images import read_mask, read_predicted_mask
 from fmuia.io.paths import submission_mask_path
 from fmuia.errors import DataError
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import segmentation_scores
-from fmuia.kinds.base import FPN, Head, LabelCells, LabelError, SampleScore, TaskKind
+from fmuia.kinds.base import FPN, LabelCells, LabelError, SampleScore, TaskKind
 from fmuia.kinds.drawing import PALETTE, PREDICTED, TRUTH, contours, thumbnail
-from fmuia.kinds.dense import tower
 from fmuia.tasks import Task
 
-__all__ = ["SegmentationHead", "SegmentationKind", "SegmentationTowerHead", "SegmentationResult", "read_prediction_mask", "segmentation_dice", "segmentation_result"]
+__all__ = ["SegmentationKind", "SegmentationResult", "read_prediction_mask", "segmentation_result"]
 
 SEGMENTATION_DIR = "Segmentation"
 
@@ -44,54 +40,6 @@ class SegmentationResult:
     task_id: str
     mask: np.ndarray
     probabilities: Optional[np.ndarray] = None
-
-
-class SegmentationHead(Head):
-    """1x1 conv to ``n`` class logits, bilinearly upsampled to the input size.
-
-    raw: ``(B, n, H, W)`` logits at input size. decode: ``(B, n, H, W)`` class probabilities."""
-
-    def __init__(self, task: Task, in_channels: int, config) -> None:
-        super().__init__(task, in_channels, config)
-        self.conv = nn.Conv2d(in_channels, task.num_classes, kernel_size=1)
-
-    def forward(self, features: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
-        return F.interpolate(self.conv(features), size=image_size, mode="bilinear", align_corners=False)
-
-    def decode(self, raw: torch.Tensor) -> torch.Tensor:
-        return raw.float().softmax(dim=1)
-
-
-class SegmentationTowerHead(SegmentationHead):
-    """Two 3x3 conv-GroupNorm-ReLU blocks before the 1x1 class conv, as the centre-map and
-    heatmap heads have: each task shapes the shared map with its own context first,
-    rather than reading its classes off the shared map one pixel at a time.
-
-    raw and decode: as ``SegmentationHead``."""
-
-    def __init__(self, task: Task, in_channels: int, config) -> None:
-        super().__init__(task, in_channels, config)
-        self.tower = tower(in_channels, 2)
-
-    def forward(self, features: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
-        return super().forward(self.tower(features), image_size)
-
-
-_DICE: list = []  # the smp DiceLoss, built on first use (importing smp is slow)
-
-
-def segmentation_dice(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:
-    """raw (B, n, H, W) logits, target (B, H, W) class ids. ``ce_weight`` > 0 adds that
-    times the pixel cross-entropy (Dice alone is the reference; 0 keeps it exact)."""
-    if not _DICE:
-        import segmentation_models_pytorch as smp
-
-        _DICE.append(smp.losses.DiceLoss(mode="multiclass", from_logits=True))
-    loss = _DICE[0](raw.float(), target.long())
-    ce_weight = float(params.get("ce_weight", 0.0))
-    if ce_weight:
-        loss = loss + ce_weight * F.cross_entropy(raw.float(), target.long())
-    return loss
 
 
 # The commonest mask mistake: a two-class mask saved black/white (0/255) instead of as
@@ -176,9 +124,11 @@ class SegmentationKind(TaskKind):
     label_columns = ("mask_path",)
     label_is_file = True
     official_selection_metrics = ("DSC",)
+    default_head = "conv"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def register_heads(self) -> None:
+        from fmuia.kinds.segmentation_heads import SegmentationHead, SegmentationTowerHead, segmentation_dice
+
         self.add_head("conv", SegmentationHead, segmentation_dice, default=True)
         self.add_head("tower", SegmentationTowerHead, segmentation_dice)
 
@@ -236,6 +186,8 @@ class SegmentationKind(TaskKind):
         return {"mask": np.asarray(label)}
 
     def encode_target(self, out, label, size):
+        import torch
+
         return torch.from_numpy(np.asarray(out["mask"], dtype=np.int64))
 
     def resized_label(self, out, label):
@@ -246,6 +198,8 @@ class SegmentationKind(TaskKind):
         return decoded.flip(-1)
 
     def results(self, task, decoded, sizes, probabilities=False):
+        import torch
+
         # argmax where the batch lives (GPU), move only the uint8 class maps.
         class_maps = decoded.argmax(dim=1).to(torch.uint8).cpu().numpy()
         probs = decoded.float().cpu().numpy() if probabilities else None

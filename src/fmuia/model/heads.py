@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fmuia import kinds
 from fmuia.errors import ConfigError
-from fmuia.kinds.base import Head
+from fmuia.kinds.head import Head
 from fmuia.tasks import Kind, Task
 
 if TYPE_CHECKING:

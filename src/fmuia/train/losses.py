@@ -23,7 +23,8 @@ from torch import nn
 from fmuia import kinds
 from fmuia.config.sections import LossConfig, OptimConfig
 from fmuia.errors import CheckpointError, ConfigError
-from fmuia.kinds.base import HeadType, LossFn
+from fmuia.kinds.base import HeadType
+from fmuia.kinds.head import LossFn
 from fmuia.tasks import Kind
 
 __all__ = ["LossBalance", "LossFn", "TaskLoss", "loss_for", "loss_params"]
