@@ -26,7 +26,7 @@ def test_sections_are_dataclasses():
     assert (c.seed, c.device, c.train.epochs, c.optim.lr_multipliers.decoder) == (42, "auto", 50, 10.0)
     # open sections stay mappings
     assert c.loss.kind_weights == {"segmentation": 1.0, "classification": 1.0, "detection": 1.0, "keypoints": 1.0}
-    assert c.augment.default == {"brightness_contrast": 0.5} and c.model.heads == {}
+    assert c.augment.default == {"brightness_contrast": 0.2, "noise": 0.1} and c.model.heads == {"keypoints": "bounded_regression"}
 
 
 def test_overrides_are_yaml_scalars_on_dotted_keys():
@@ -159,7 +159,7 @@ def test_config_files_layer_key_by_key(tmp_path):
     budget.write_text("train: {epochs: 3}\naugment: {default: {brightness_contrast: 0.0}}\n")
     c = load_config([str(recipe), str(budget)], ["train.batch_size=4"])
     assert (c.sampler.mode, c.train.epochs, c.train.batch_size) == ("mixed", 3, 4)
-    assert c.augment.default == {"brightness_contrast": 0.0, "hflip": 0.5}
+    assert c.augment.default == {"brightness_contrast": 0.0, "noise": 0.1, "hflip": 0.5}  # noise: the default's
     assert load_config([str(budget), str(recipe)]).train.epochs == 50  # the later file wins
     budget.write_text("train: {epochz: 3}\n")
     with pytest.raises(ConfigError, match=r"budget\.yaml: unknown config key 'train\.epochz'"):

@@ -31,11 +31,13 @@ def test_open_mapping_mistakes_are_named_when_loaded(override, message):
 
 def test_open_mapping_values_are_normalised():
     config = load_config(None, ["loss.params={detection.grid: {box_weight: 4}}", "model.input_scale.lung=2"])
-    assert config.loss.params == {"detection.grid": {"box_weight": 4.0}}
+    assert config.loss.params == {"detection.grid": {"box_weight": 4.0, "negatives": True, "positive_share": 0.5}}
     assert isinstance(config.loss.params["detection.grid"]["box_weight"], float)
     assert config.model.input_scale == {"lung": 2.0}
 
 
 def test_a_dotted_override_reaches_a_loss_parameter():
     config = load_config(None, ["loss.params.detection.grid.box_weight=4", "loss.params.keypoints.heatmap.sigma=2"])
-    assert config.loss.params == {"detection.grid": {"box_weight": 4.0}, "keypoints.heatmap": {"sigma": 2.0}}
+    # merged key by key over the default entry of detection.grid
+    assert config.loss.params == {"detection.grid": {"box_weight": 4.0, "negatives": True, "positive_share": 0.5},
+                                  "keypoints.heatmap": {"sigma": 2.0}}

@@ -68,3 +68,15 @@ def test_corrupt_or_missing_checkpoints(tmp_path, tiny_model):
     with pytest.raises(CheckpointError, match="is missing"):
         load_checkpoint(tmp_path)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_checkpoint_keeps_the_heads_it_named(tmp_path, small_registry):
+    # heads: {} (each kind's default head, as every checkpoint written before the defaults
+    # named a keypoint head says) stays {} when loaded, not today's default entries
+    model = build_model(tiny_config(heads={}), small_registry).eval()
+    save_checkpoint(model, tmp_path / "ckpt")
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.config.heads == {} and loaded.head_types == model.head_types
+    assert model.head_types["keypoints"] == "regression"
+    with torch.no_grad():
+        assert torch.equal(model(images(2), ["kp", "kp"])["kp"], loaded(images(2), ["kp", "kp"])["kp"])

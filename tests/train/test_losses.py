@@ -134,7 +134,7 @@ def test_detection_grid_without_negatives_scores_the_centre_cell_only():
 
 
 def test_detection_grid_negatives_is_a_loss_parameter():
-    config = load_config({"loss": {"params": {"detection.grid": {"negatives": False}}}})
+    config = load_config({"loss": {"params": {"detection.grid": {"negatives": False, "positive_share": 0.0}}}})
     loss = TaskLoss(REG, HEADS, config.loss)
     assert loss.params["thyroid_nodule_det"] == {"box_weight": 8.0, "negatives": False, "positive_share": 0.0}
     with pytest.raises(ConfigError, match="loss.params.detection.grid.negatives: expected true or false"):

@@ -39,7 +39,7 @@ def test_groups_encoder_decoder_and_one_per_head(model):
 
 def test_cosine_schedule_with_warmup_at_chosen_steps(model):
     opt = build_optimizer(model, OptimConfig(lr=1e-4, weight_decay=0.0))
-    sched = build_scheduler(opt, ScheduleConfig(name="cosine", min_lr=1e-6, warmup_steps=4), total_steps=24)
+    sched = build_scheduler(opt, ScheduleConfig(name="cosine", min_lr=1e-6, warmup_steps=4, interval="step"), total_steps=24)
     seen = []
     for step in range(24):
         seen.append([g["lr"] for g in opt.param_groups[:2]])  # rate used by update number `step`
@@ -128,7 +128,7 @@ def test_epoch_interval_cut_by_max_steps_and_with_warmup():
 
 def test_step_interval_ignores_the_epoch_length(model):
     opt = build_optimizer(model, OptimConfig(lr=1e-4, weight_decay=0.0))
-    step = ScheduleConfig(name="cosine", min_lr=1e-6, warmup_steps=2)
+    step = ScheduleConfig(name="cosine", min_lr=1e-6, warmup_steps=2, interval="step")
     plain = _rates(opt, build_scheduler(opt, step, total_steps=12), 12)
     opt = build_optimizer(model, OptimConfig(lr=1e-4, weight_decay=0.0))
     given = _rates(opt, build_scheduler(opt, step, total_steps=12, steps_per_epoch=4), 12)

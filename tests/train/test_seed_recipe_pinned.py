@@ -15,7 +15,7 @@ import torch
 from fmuia.config import load_config, merge
 from fmuia.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_eval_transform, build_train_transform, policy_for
 from fmuia.model import ModelConfig, build_model
-from fmuia.model.heads import default_heads
+from fmuia.model.heads import default_heads, head_types
 from fmuia.model.routing import default_routes
 from fmuia.tasks import Kind, Task, TaskRegistry, fmuia2026
 from fmuia.train import Trainer, train
@@ -35,7 +35,8 @@ def test_seed_head_types_and_routes_are_the_defaults():
     assert default_routes() == {Kind.SEGMENTATION: "fpn", Kind.DETECTION: "fpn", Kind.CLASSIFICATION: "top",
                               Kind.KEYPOINTS: "top"}
     seed_recipe = load_config(SEED_RECIPE)
-    assert seed_recipe.model.heads == {} and seed_recipe.model.routing == {}
+    # each kind's first head type (the recipe names the keypoints one, the defaults naming another)
+    assert head_types(seed_recipe.model.heads) == default_heads() and seed_recipe.model.routing == {}
     assert "segmentation.conv" not in seed_recipe.loss.params
 
 
@@ -128,7 +129,7 @@ def test_seed_recipe_config_values(seed_recipe):
     model = values["model"]
     assert (model["encoder"], model["pretrained"], model["image_size"]) == ("efficientnet_b4", "imagenet", 256)
     assert (model["decoder_channels"], model["decoder_out_channels"], model["decoder_dropout"], model["dropout"]) == (256, 128, 0.2, 0.2)
-    assert model["heads"] == {} and model["routing"] == {}
+    assert model["heads"] == {"keypoints": "regression"} and model["routing"] == {}
     assert values["data"]["val_fraction"] == 0.2
     assert (values["train"]["epochs"], values["train"]["batch_size"], values["train"]["precision"]) == (50, 8, "auto")
     assert values["train"]["grad_clip"] == 1.0 and values["train"]["ema_decay"] is None

@@ -148,6 +148,9 @@ def reference_markdown() -> str:
         "override and the dotted key. Keys of older versions (`model.tta`, `model.box_voting`, the "
         "pretraining `encoder:` section) still load, with a note saying where they moved.",
         "",
+        "The training defaults are the baseline recipe, `configs/fmuia2026_baseline.yaml` (the official code "
+        "with its defects fixed): a config that names no recipe trains it.",
+        "",
         "## Training (`fmuia train`, `fmuia finetune`)",
         "",
         *_schema_table(Config),
@@ -155,7 +158,8 @@ def reference_markdown() -> str:
         "## Augmentations",
         "",
         "The names an augmentation policy (`augment.default`, `augment.kinds.KIND`, "
-        "`augment.tasks.TASK_ID`) accepts; each value is a probability in [0, 1].",
+        "`augment.tasks.TASK_ID`) accepts; each value is a probability in [0, 1]. The default column: the "
+        "probability of an augmentation that no policy names (`augment.default` names some).",
         "",
         "| augmentation | default | help |",
         "| --- | --- | --- |",

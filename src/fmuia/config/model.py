@@ -64,7 +64,8 @@ class ModelConfig(Section):
                                         keys=(TASK_OR_KIND,), what="a factor", ge=0.25, le=4)
     routing: dict[str, str] = key({}, "feature source (top or fpn) per task id or kind, over each kind's default",
                                   keys=(TASK_OR_KIND,), choices=FEATURE_SOURCES)
-    heads: dict[str, str] = key({}, "head type per kind, e.g. {keypoints: heatmap}; unnamed kinds take their default head",
+    heads: dict[str, str] = key({"keypoints": "bounded_regression"},
+                                "head type per kind, e.g. {keypoints: heatmap}; unnamed kinds take their default head",
                                 keys=(Names("a kind", kind_names),), check=_check_heads)
     channels_last: bool = key(True, **ENCODER_KEYS["channels_last"])
     precision: str = key("auto", "training precision saved with the model: auto (bf16 on GPUs, fp32 on CPUs), fp32, "

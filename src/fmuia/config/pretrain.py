@@ -3,7 +3,8 @@ encoder alone, on unlabelled images.
 
 Same rules and the same names as the training ``Config``: the network is ``model:``
 (``model.encoder``, ``model.pretrained``, ``model.image_size``, ``model.channels_last``,
-each with training's help and rules), the schedule is training's ``ScheduleConfig``; a
+each with training's help and rules), the schedule has training's keys (its cosine moving
+every step); a
 YAML file and ``dotted.key=value`` overrides are merged over the defaults
 (``load_pretrain_config``). Files written before the ``model:`` section named it
 ``encoder:`` (``encoder.name`` for ``model.encoder``); they still load, with a note."""
@@ -15,7 +16,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from fmuia.config.loading import ConfigSource, merge_layers
 from fmuia.config.model import ENCODER_KEYS
-from fmuia.config.schema import PRECISIONS, Section, key
+from fmuia.config.schema import PRECISIONS, Section, key, spec_of
 from fmuia.config.sections import RunConfig, ScheduleConfig
 from fmuia.errors import ConfigError
 
@@ -131,6 +132,15 @@ class PretrainTrainSection(Section):
 
 
 @dataclass
+class PretrainScheduleSection(ScheduleConfig):
+    """The learning-rate schedule: training's keys, the cosine moving every step."""
+
+    # training's default, epoch, is the official recipe's; pretraining has no such recipe to follow
+    interval: str = key("step", spec_of(ScheduleConfig.__dataclass_fields__["interval"]).help,
+                        choices=ScheduleConfig.choices("interval"))
+
+
+@dataclass
 class PretrainConfig(RunConfig):
     """The resolved pretraining config, saved as ``RUN/config.yaml``."""
 
@@ -139,7 +149,7 @@ class PretrainConfig(RunConfig):
     views: ViewsSection = key(ViewsSection, "the views")
     data: PretrainDataSection = key(PretrainDataSection, "the images")
     optim: PretrainOptimSection = key(PretrainOptimSection, "optimiser")
-    schedule: ScheduleConfig = key(ScheduleConfig, "schedule")
+    schedule: PretrainScheduleSection = key(PretrainScheduleSection, "schedule")
     train: PretrainTrainSection = key(PretrainTrainSection, "the run")
 
     @staticmethod

@@ -244,6 +244,15 @@ class Section:
         return build(cls, merge(cls().to_dict(), data or {}, join(cls.path, ""), schema=cls))
 
     @classmethod
+    def from_saved(cls, data: Mapping[str, Any]):
+        """The section from a mapping it wrote itself (a checkpoint's, an exported graph's):
+        keys it lacks take the defaults, but each open mapping it holds replaces the
+        default's instead of merging over it, so that it means what it meant when written
+        (``model.heads: {}`` of a checkpoint saved before the defaults named a keypoint
+        head is each kind's default head, not today's default entry)."""
+        return build(cls, merge(_saved_base(cls, data), data, join(cls.path, ""), schema=cls))
+
+    @classmethod
     def choices(cls, name: str) -> tuple:
         """The values key ``name`` of this section may take (its ``Spec.choices``)."""
         (f,) = [f for f in dataclasses.fields(cls) if f.name == name]
@@ -264,6 +273,20 @@ def build(cls: type, tree: Mapping[str, Any]) -> Any:
         sub = section_type(hints(cls)[f.name])
         values[f.name] = build(sub, tree[f.name]) if sub is not None else tree[f.name]
     return cls(**values)
+
+
+def _saved_base(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults of ``cls`` with each open mapping that ``data`` holds emptied."""
+    base = cls().to_dict()
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        sub = section_type(hints(cls)[f.name])
+        if sub is not None and isinstance(data[f.name], Mapping):
+            base[f.name] = _saved_base(sub, data[f.name])
+        elif sub is None and isinstance(base[f.name], dict):
+            base[f.name] = {}
+    return base
 
 
 def merge(base: "Mapping[str, Any] | Section", update: Mapping[str, Any], prefix: str = "",

@@ -3,6 +3,11 @@
 The dataclasses are the schema (``fmuia.config.schema``): every key a config may set is a
 field declared with its default, its help line and its rules, and the one validator
 checks it, open mappings included, whenever a section is made.
+
+The defaults are one shipped recipe, the baseline (configs/fmuia2026_baseline.yaml: the
+official code with its defects fixed): a config that names no recipe trains it, and
+configs/fmuia2026_official.yaml states each official value that differs (a test holds
+the two equal).
 """
 from __future__ import annotations
 
@@ -56,7 +61,8 @@ class AugmentConfig(Section):
 
     path: ClassVar[str] = "augment"
 
-    default: dict[str, float] = key({"brightness_contrast": 0.5}, "the policy of every task: augmentation -> probability",
+    default: dict[str, float] = key({"brightness_contrast": 0.2, "noise": 0.1},
+                                    "the policy of every task: augmentation -> probability",
                                     keys=(AUGMENTATION,), what="a probability", ge=0, le=1)
     kinds: dict[str, dict[str, float]] = key({}, "per kind, entries over the default policy", keys=(KIND, AUGMENTATION),
                                              what="a probability", ge=0, le=1)
@@ -107,7 +113,8 @@ class LossConfig(Section):
                                 "learned per-task weight exp(-s), plus s)", choices=("fixed", "uncertainty"))
     kind_weights: dict[str, float] = key(lambda: {k: 1.0 for k in kind_names()}, "loss weight per kind", keys=(KIND,), ge=0)
     task_weights: dict[str, float] = key({}, "loss weight per task id (times its kind's)", keys=(TASK,), ge=0)
-    params: dict[str, dict[str, Any]] = key({}, "loss parameters per '<kind>.<head type>', e.g. {detection.grid: "
+    params: dict[str, dict[str, Any]] = key({"detection.grid": {"box_weight": 8.0, "negatives": True, "positive_share": 0.5}},
+                                            "loss parameters per '<kind>.<head type>', e.g. {detection.grid: "
                                                 "{box_weight: 8.0}}; see the table of loss parameters",
                                             keys=(Names("a kind.head type", loss_param_names),), check=_check_loss_params)
 
@@ -154,7 +161,7 @@ class ScheduleConfig(Section):
     name: str = key("cosine", "cosine annealing to min_lr, or constant", choices=("cosine", "constant"))
     min_lr: float = key(1e-6, "the rate cosine annealing ends at", ge=0)
     warmup_steps: int = key(0, "optimiser steps of linear warm-up from 0", ge=0)
-    interval: str = key("step", "step (the rate changes every optimiser step) or epoch (once per epoch, as the official "
+    interval: str = key("epoch", "step (the rate changes every optimiser step) or epoch (once per epoch, as the official "
                                 "code's CosineAnnealingLR)", choices=("step", "epoch"))
 
 
@@ -170,11 +177,11 @@ class TrainConfig(Section):
     precision: str = key("auto", "auto (bf16 on GPUs, fp32 on CPUs), fp32, bf16 or fp16 (CUDA, with a GradScaler)",
                          choices=PRECISIONS)
     compile: bool = key(False, "torch.compile the network")
-    grad_clip: float | None = key(1.0, "clip the gradients' global norm to this; null: no clipping", gt=0)
+    grad_clip: float | None = key(None, "clip the gradients' global norm to this; null: no clipping", gt=0)
     ema_decay: float | None = key(None, "e.g. 0.999: validate and save an exponential moving average of the weights",
                                   gt=0, lt=1)
     val_every: int = key(1, "validate every N epochs", ge=1)
-    select: str = key("challenge", "the validation score that picks the best checkpoint: challenge, balanced (each task "
+    select: str = key("balanced", "the validation score that picks the best checkpoint: challenge, balanced (each task "
                                    "rescaled from chance 0 to perfect 1) or official (the official code's mean of the "
                                    "non-MAE metric columns)", choices=("challenge", "balanced", "official"))
     progress: bool = key(True, "show a progress bar")

@@ -302,7 +302,7 @@ def load_checkpoint(
     try:
         saved_registry = TaskRegistry.from_list(meta["registry"])
         model_config, predict = saved_settings(meta["model_config"], meta.get("predict_config"), str(meta_path))
-        config = ModelConfig.from_dict({**model_config, "pretrained": "none"})
+        config = ModelConfig.from_saved({**model_config, "pretrained": "none"})
     except (ConfigError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{meta_path}: invalid registry or model config: {exc}") from None
     if registry is not None and registry != saved_registry:

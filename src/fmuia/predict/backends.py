@@ -95,7 +95,7 @@ class OnnxBackend:
             meta = onnx_graph.read_onnx_meta(self.session)
             self.registry = TaskRegistry.from_list(meta["registry"])
             model_config, self.predict = saved_settings(meta["model_config"], meta.get("predict_config"), path)
-            self.config = ModelConfig.from_dict({**model_config, "pretrained": "none"})
+            self.config = ModelConfig.from_saved({**model_config, "pretrained": "none"})
             self.routes: dict[str, str] = dict(meta["routes"])
             # The exported model's input sides; a graph exported without them: the model's rule.
             self.input_sizes: dict[str, int] = ({t: int(side) for t, side in meta["input_sizes"].items()}
