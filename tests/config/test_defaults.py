@@ -42,3 +42,19 @@ def test_a_saved_section_means_what_it_meant_when_written():
     config = Config.from_saved({"model": {"heads": {}}, "loss": {"params": {}}, "augment": {"default": {"hflip": 0.5}}})
     assert (config.model.heads, config.loss.params, config.augment.default) == ({}, {}, {"hflip": 0.5})
     assert config.augment.kinds == {} and config.train.select == "balanced"
+
+
+def test_a_run_saved_under_older_defaults_resumes_as_it_was_written(tmp_path):
+    # A run folder's config.yaml written before the defaults named a keypoint head: its
+    # ``heads: {}`` means each kind's default head, also with overrides laid over it.
+    from fmuia.config import load_config, save_config
+    from fmuia.config.loading import load_saved_config
+
+    saved = load_config({}).to_dict()
+    saved["model"]["heads"] = {}
+    path = tmp_path / "config.yaml"
+    save_config(saved, str(path))
+    assert load_config(str(path)).model.heads == {"keypoints": "bounded_regression"}  # a hand-written file
+    assert load_saved_config(str(path)).model.heads == {}
+    resumed = load_saved_config(str(path), ["train.epochs=7", "model.heads.detection=centernet"])
+    assert (resumed.train.epochs, resumed.model.heads) == (7, {"detection": "centernet"})

@@ -33,8 +33,8 @@ from fmuia.config.schema import FLOAT_TEXT, Section, build, merge
 from fmuia.config.sections import Config
 from fmuia.errors import ConfigError
 
-__all__ = ["defaults", "dump_config", "load_config", "merge_layers", "parse_override", "read_changes", "read_yaml",
-           "save_config"]
+__all__ = ["defaults", "dump_config", "load_config", "load_saved_config", "merge_layers", "parse_override",
+           "read_changes", "read_yaml", "save_config"]
 
 
 def defaults() -> dict[str, Any]:
@@ -94,6 +94,27 @@ def load_config(
     to values. Unknown keys and wrong types are ``ConfigError``s naming the file or
     override and the dotted key."""
     return merge_layers(Config, source, overrides)
+
+
+def load_saved_config(path: str, overrides: "Iterable[str] | Mapping[str, Any] | None" = None) -> Config:
+    """The config a run saved (``RUN/config.yaml``) <- ``overrides``. Unlike ``load_config``,
+    each open mapping the file holds replaces the default's instead of merging over it
+    (``Section.from_saved``), so that a run saved under older defaults resumes as it was
+    trained (``model.heads: {}`` stays each kind's default head)."""
+    try:
+        saved = Config.from_saved(Config.migrate(read_yaml(path), path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    tree, config = saved.to_dict(), saved
+    items = overrides.items() if isinstance(overrides, Mapping) else (parse_override(o) for o in overrides or ())
+    for key, value in items:
+        where = f"override {key}={value!r}"
+        try:
+            tree = merge(tree, Config.migrate(_nest(key, value), where), schema=Config)
+            config = build(Config, tree)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return config
 
 
 def merge_layers(

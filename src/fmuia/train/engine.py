@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from fmuia.config import Config, load_config
+from fmuia.config.loading import load_saved_config
 from fmuia.errors import CheckpointError, ConfigError, DataError
 from fmuia.io.images import set_exif_orientation
 from fmuia.io.lock import claim_output
@@ -253,15 +254,17 @@ def train(
     ``overrides``: ``["train.epochs=2", ...]`` or ``{"train.epochs": 2}``. ``resume``: a
     run folder to continue from its ``last`` checkpoint (its saved config and data roots
     are used unless given here)."""
+    saved = None
     if resume:
         info = _resume_info(resume)
-        config = config or os.path.join(resume, "config.yaml")
+        saved = None if config else os.path.join(resume, "config.yaml")
         data_root = data_root or info["data_root"]
         val_root = val_root or info.get("val_root")
         out_dir = resume
     if not data_root or not out_dir:
         raise ConfigError("train needs a data root and an output folder")
-    resolved = load_config(config, overrides)
+    # A run's own config.yaml resumes as it was written, whatever today's defaults.
+    resolved = load_saved_config(saved, overrides) if saved else load_config(config, overrides)
     # Checked and locked before the data is read: a run folder that cannot be written
     # fails at once, and a second run into it is refused (docs/robustness.md).
     with claim_output(out_dir, "train", "the run folder", lock=distributed.is_first_process()):
