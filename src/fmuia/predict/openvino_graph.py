@@ -1,0 +1,178 @@
+"""The OpenVINO form of a model: the routed graph of ``fmuia.predict.onnx_graph``
+converted to OpenVINO IR (``model.xml`` + ``model.bin``), in fp32 or quantised to int8.
+
+The IR keeps the ONNX graph's inputs and outputs (images, the task routing as row
+indices, one raw output per task), and its runtime info holds the same fmuia metadata
+as the ONNX file (task registry, model config with input sizes, flip and box voting,
+routes) plus the precision and, for int8, how it was calibrated: ``model.xml`` alone
+(with its ``.bin``) is enough to predict.
+
+int8 is NNCF's post-training quantisation (``nncf.quantize``): weights and
+activations of the convolutions and matrix products in int8, scales from the
+activation ranges seen on calibration images. Calibration images are training images
+spread evenly over every task of the model (``calibration_feeds``), one per forward
+pass so that each task's head sees its own rows. Weights are stored in fp32
+(``compress_to_fp16=False``): fp16 weight storage alone moves raw outputs by ~1e-3.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from fmuia.errors import CheckpointError, DataError
+from fmuia.model.network import MultiTaskModel
+from fmuia.predict import onnx_graph
+
+log = logging.getLogger(__name__)
+
+META_KEY = onnx_graph.META_KEY
+PRECISIONS = ("fp32", "int8")
+# NNCF's own default subset: 300 calibration samples (about 11 per task of FM_UIA 2026).
+DEFAULT_CALIBRATION_IMAGES = 300
+
+
+def _openvino():
+    try:
+        import openvino as ov
+    except ImportError:
+        raise CheckpointError("the OpenVINO backend needs the openvino package (pip install 'fmuia[openvino]')") from None
+    return ov
+
+
+def calibration_feeds(model: MultiTaskModel, data_root: str, images: int = DEFAULT_CALIBRATION_IMAGES) -> list[dict[str, np.ndarray]]:
+    """Graph inputs of ``images`` calibration images from ``data_root``: the same number
+    of rows from every task of the model that the data holds (fewer where a task has
+    fewer), taken evenly through each task's rows, one image per feed, in task order
+    interleaved. Tasks of the data the model lacks, and tasks of the model the data
+    lacks, are named in the error / the log."""
+    from fmuia.data.layout import read_layout
+    from fmuia.predict.pipeline import _Images
+    from fmuia.predict.predictor import normalise
+
+    if images < 1:
+        raise DataError(f"--calibration-images must be at least 1, got {images}")
+    layout = read_layout(data_root, base=model.registry)
+    if layout.problems:
+        raise DataError(f"{data_root}: {len(layout.problems)} problem(s) in the CSVs, first: {layout.problems[0]}")
+    unknown = [t for t in layout.registry.task_ids if t not in model.registry]
+    if unknown:
+        raise DataError(f"{data_root}: calibration data has task(s) the model was not trained for: {', '.join(unknown)}")
+    by_task: dict[str, list] = {}
+    for entry in layout.entries:
+        by_task.setdefault(entry.task_id, []).append(entry)
+    if not by_task:
+        raise DataError(f"{data_root}: no rows to calibrate on")
+    missing = [t for t in model.registry.task_ids if t not in by_task]
+    if missing:
+        log.warning("calibration data has no rows of task(s) %s", ", ".join(missing))
+    per_task = max(1, math.ceil(images / len(by_task)))
+    chosen: list[list] = []
+    for rows in by_task.values():
+        k = min(per_task, len(rows))
+        chosen.append([rows[int(i * len(rows) / k)] for i in range(k)])
+    # Interleaved so that a cut at ``images`` keeps every task.
+    entries = [task[i] for i in range(per_task) for task in chosen if i < len(task)][:images]
+    reader = _Images(entries, model.input_sizes)
+    cpu = torch.device("cpu")
+    feeds = []
+    for i in range(len(entries)):
+        image, _, _, _, error = reader[i]
+        if error is not None:
+            raise DataError(error)
+        task_id = entries[i].task_id
+        feed = onnx_graph.routing_feeds([task_id], model.routes, model.registry.task_ids)
+        feed[onnx_graph.IMAGES] = normalise(image[None], cpu).numpy()
+        feeds.append(feed)
+    return feeds
+
+
+def export_openvino(model: MultiTaskModel, path: str, *, calibration: str | None = None,
+                    calibration_images: int = DEFAULT_CALIBRATION_IMAGES) -> dict:
+    """Write ``model`` as OpenVINO IR to ``path`` (``.xml``; the weights go to the
+    ``.bin`` beside it): fp32, or int8 when ``calibration`` names a data root to
+    calibrate on. Returns the metadata written (``precision``, ``calibration``)."""
+    ov = _openvino()
+    if not path.lower().endswith(".xml"):
+        raise CheckpointError(f"{path}: the OpenVINO output file must end in .xml (the weights go beside it in .bin)")
+    model = model.float().cpu().eval()
+    meta = onnx_graph.graph_meta(model)
+    with tempfile.TemporaryDirectory(prefix="fmuia-openvino-") as scratch:
+        graph = os.path.join(scratch, "graph.onnx")
+        try:
+            onnx_graph.export_onnx(model, graph)
+        except ImportError as exc:
+            raise CheckpointError(f"OpenVINO export goes through ONNX and needs the onnx package (pip install 'fmuia[onnx]'): {exc}") from None
+        ir = ov.convert_model(graph)
+    meta["precision"] = "fp32"
+    if calibration is not None:
+        ir, meta["calibration"] = quantize(ir, model, calibration, calibration_images)
+        meta["precision"] = "int8"
+    ir.set_rt_info(json.dumps(meta), META_KEY)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # Written under temporary names and moved into place: never a half-written pair.
+    with tempfile.TemporaryDirectory(prefix=".fmuia-openvino-", dir=folder) as staging:
+        xml = os.path.join(staging, "model.xml")
+        ov.save_model(ir, xml, compress_to_fp16=False)
+        os.replace(xml[:-4] + ".bin", path[:-4] + ".bin")
+        os.replace(xml, path)
+    return meta
+
+
+def quantize(ir, model: MultiTaskModel, data_root: str, images: int):
+    """``ir`` quantised to int8 by NNCF, calibrated on ``images`` images of ``data_root``;
+    returns the quantised model and what to record of the calibration."""
+    try:
+        import nncf
+    except ImportError:
+        raise CheckpointError("int8 quantisation needs the nncf package (pip install 'fmuia[openvino]')") from None
+    start = time.perf_counter()
+    feeds = calibration_feeds(model, data_root, images)
+    quantised = nncf.quantize(ir, nncf.Dataset(feeds), subset_size=len(feeds))
+    seconds = time.perf_counter() - start
+    tasks = sorted({t for feed in feeds for t in model.registry.task_ids
+                    if feed[onnx_graph.rows_input(t)].size})
+    log.info("int8: calibrated on %d images of %d tasks in %.1f s", len(feeds), len(tasks), seconds)
+    return quantised, {"images": len(feeds), "tasks": len(tasks), "seconds": round(seconds, 1)}
+
+
+def read_openvino(path: str):
+    """The OpenVINO model at ``path`` (``.xml``) and its fmuia metadata."""
+    ov = _openvino()
+    if not os.path.isfile(path[:-4] + ".bin"):
+        raise CheckpointError(f"{path}: the weights file {os.path.basename(path[:-4])}.bin is missing beside it")
+    try:
+        model = ov.Core().read_model(path)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot load the OpenVINO model ({type(exc).__name__}: {exc})") from None
+    if not model.has_rt_info(META_KEY):
+        raise CheckpointError(f"{path}: not an OpenVINO model exported by 'fmuia export openvino' (no fmuia metadata)")
+    try:
+        meta = json.loads(model.get_rt_info(META_KEY).astype(str))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: malformed fmuia metadata in the OpenVINO model ({exc})") from None
+    if meta.get("precision", "fp32") not in PRECISIONS:
+        raise CheckpointError(f"{path}: unknown precision {meta.get('precision')!r} in its fmuia metadata")
+    return model, meta
+
+
+def compile_model(model, threads: int | None = None):
+    """``model`` compiled for the CPU: fp32 arithmetic wherever it is not quantised (the
+    same numbers on every CPU; OpenVINO would pick bf16 on CPUs with AMX), the latency
+    hint (one request at a time uses every thread), ``threads`` threads (default: as
+    many as torch uses, so that ``OMP_NUM_THREADS`` and ``torch.set_num_threads`` apply
+    to every backend alike)."""
+    ov = _openvino()
+    config = {
+        "INFERENCE_PRECISION_HINT": "f32",
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+    }
+    return ov.Core().compile_model(model, "CPU", config)
