@@ -26,6 +26,8 @@ batch size, the seed and the device.
                                  # improvement; improved + each candidate
     python benchmarks/quality.py --network configs/scratch_resnet18.yaml [--image-size 128]
                                  # any mode with another network: ResNet-18 from scratch
+    python benchmarks/quality.py --ladder --dry-run   # any mode: the resolved config of
+                                 # each run it would train, in quality_out/planned/
 
 What each mode trains, and the time it takes at the default size (the demo network of
 ``configs/demo_cpu.yaml``: EfficientNet-Lite0 at 128 px, 1200 steps of batch 8): a run
@@ -37,12 +39,15 @@ concern some kinds on those kinds' tasks only; ``--only`` picks rows); the ablat
 1 + 14 + 11 + 1 = 27 runs. With ``--full`` on one GPU, a run takes a few minutes.
 
 The recipes are ``configs/fmuia2026_official.yaml``, ``configs/fmuia2026_baseline.yaml``
-and ``configs/fmuia_plus.yaml``; ``fmuia.train.recipes`` lists the changes between them
-(``FIXES``: official to baseline, ``IMPROVEMENTS``: baseline to improved, ``CANDIDATES``:
-measured, not kept), and the test suite checks that the configs and the lists agree. The
-official recipe keeps its unseeded augmentation (``augment.seeded: false``), as written:
-its rows (and those of the official plus one fix, but "seeded augmentation") change a
-little from run to run; every other row repeats exactly.
+(extends the official, applies every fix) and ``configs/fmuia_plus.yaml`` (extends the
+baseline, applies every improvement); every row is built from the same named changes,
+read from their catalogues: ``configs/changes/fixes.yaml`` (official to baseline),
+``improvements.yaml`` (baseline to improved) and ``candidates.yaml`` (measured, not kept).
+``--dry-run`` trains nothing: it writes the resolved config of every run the mode
+would train to ``--out``/planned/NAME.yaml (and nothing else). The official recipe keeps
+its unseeded augmentation (``augment.seeded: false``), as written: its rows (and those
+of the official plus one fix, but "seeded augmentation") change a little from run to
+run; every other row repeats exactly.
 ``--restrict`` trains a change's row only on the tasks of the kinds the change concerns
 (against its reference recipe on the same tasks). Everything is written under ``--out``:
 data/, configs/, runs/, pred/, eval/, logs/, and quality.json / quality.md (or ladder.*,
@@ -63,10 +68,11 @@ from typing import Any, Mapping, Sequence
 
 from fmuia import kinds
 from fmuia.config import Config, load_config, read_yaml, save_config
+from fmuia.config.changes import Change
+from fmuia.config.loading import read_changes
 from fmuia.errors import ConfigError
 from fmuia.evaluate.outputs import compare_summaries, format_comparison
 from fmuia.tasks import Kind, fmuia2026
-from fmuia.train.recipes import CANDIDATES, FIXES, IMPROVEMENTS, Change, apply_changes, recipe_difference
 
 VAL_FRACTION = 0.2  # the recipes' data.val_fraction (checked in main)
 
@@ -76,22 +82,28 @@ OFFICIAL_CONFIG = os.path.join(CONFIGS, "fmuia2026_official.yaml")
 BASELINE_CONFIG = os.path.join(CONFIGS, "fmuia2026_baseline.yaml")
 IMPROVED_CONFIG = os.path.join(CONFIGS, "fmuia_plus.yaml")
 DEMO_CONFIG = os.path.join(CONFIGS, "demo_cpu.yaml")
+CHANGES = os.path.join(CONFIGS, "changes")
+FIXES = read_changes(os.path.join(CHANGES, "fixes.yaml"))  # official -> baseline
+IMPROVEMENTS = read_changes(os.path.join(CHANGES, "improvements.yaml"))  # baseline -> improved
+CANDIDATES = read_changes(os.path.join(CHANGES, "candidates.yaml"))  # measured, not kept
 
 FMUIA = [sys.executable, "-m", "fmuia"]
 
 
 def recipe(base: str, changes: Sequence[Change] = (), extra: Mapping[str, Any] | None = None) -> Config:
     """The resolved config of ``base`` with ``changes`` merged in, then ``extra`` (budget, size)."""
-    return apply_changes(base, changes, extra)
+    return load_config([base, *changes, *([extra] if extra else [])])
 
 
 def recipes_disagree() -> list[str]:
-    """What is wrong with the configs against the change lists (empty: they agree)."""
+    """What is wrong with the recipes against the catalogues (empty: the baseline is the
+    official recipe plus every fix, the improved recipe the baseline plus every
+    improvement, so that the ladder's rows add up to them)."""
     problems = []
-    if recipe_difference(OFFICIAL_CONFIG, BASELINE_CONFIG, FIXES):
-        problems.append(f"{BASELINE_CONFIG} is not {OFFICIAL_CONFIG} plus fmuia.train.recipes.FIXES")
-    if recipe_difference(BASELINE_CONFIG, IMPROVED_CONFIG, IMPROVEMENTS):
-        problems.append(f"{IMPROVED_CONFIG} is not {BASELINE_CONFIG} plus fmuia.train.recipes.IMPROVEMENTS")
+    if load_config(BASELINE_CONFIG) != recipe(OFFICIAL_CONFIG, FIXES):
+        problems.append(f"{BASELINE_CONFIG} is not {OFFICIAL_CONFIG} plus the changes of {CHANGES}/fixes.yaml")
+    if load_config(IMPROVED_CONFIG) != recipe(BASELINE_CONFIG, IMPROVEMENTS):
+        problems.append(f"{IMPROVED_CONFIG} is not {BASELINE_CONFIG} plus the changes of {CHANGES}/improvements.yaml")
     return problems
 
 
@@ -99,7 +111,10 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.out = os.path.abspath(args.out)
-        for sub in ("configs", "runs", "pred", "eval", "logs"):
+        self.planned: list[str] = []
+        if args.dry_run and os.path.isdir(os.path.join(self.out, "planned")):
+            _remove_tree(os.path.join(self.out, "planned"))  # the plan of this invocation alone
+        for sub in ("planned",) if args.dry_run else ("configs", "runs", "pred", "eval", "logs"):
             os.makedirs(os.path.join(self.out, sub), exist_ok=True)
         self.data = os.path.join(self.out, "data")
         self.timings: dict[str, float] = {}
@@ -140,7 +155,7 @@ class Bench:
         os.replace(stamp + ".tmp", stamp)
 
     # -- one recipe, end to end --------------------------------------------------------
-    def budget(self, kinds: Sequence[Kind] = (), seed: int | None = None) -> dict[str, Any]:
+    def budget(self, kinds: Sequence[str] = (), seed: int | None = None) -> dict[str, Any]:
         """What every run shares: network size, steps, batch size, seed, device (and no
         progress bars or plots). The steps are ``train.max_steps``; ``train.epochs`` is
         the number of epochs they take, so that a schedule stepped per epoch anneals over
@@ -172,7 +187,12 @@ class Bench:
 
     def run(self, name: str, config: Config) -> dict[str, Any]:
         """Train, predict the test split, score; the results.json summary. A run whose
-        config is unchanged since an earlier invocation with ``--reuse`` is not redone."""
+        config is unchanged since an earlier invocation with ``--reuse`` is not redone.
+        With ``--dry-run``: the config is written to planned/, and no results."""
+        if self.args.dry_run:
+            self.planned.append(name)
+            save_config(config, os.path.join(self.out, "planned", f"{name}.yaml"))
+            return {"per_kind": {}, "challenge_score": None}
         path = os.path.join(self.out, "configs", f"{name}.yaml")
         results = os.path.join(self.out, "eval", name, "results.json")
         if self.args.reuse and os.path.exists(results) and os.path.exists(path) and load_config(path) == config:
@@ -234,9 +254,18 @@ class Bench:
         return root
 
 
+def _is_kind(name: str) -> bool:
+    try:
+        return Kind(name) == name
+    except ValueError:
+        return False
+
+
 def _training_part(config: Config) -> Config:
     """``config`` without its prediction-only settings: two configs equal here train the
     same checkpoint."""
+    # To simplify once the prediction settings have their own section (predict:): this is
+    # then the config without that section, and Bench.run's decoding flags read it.
     return dataclasses.replace(config, model=config.model.replace(tta=False, box_voting=False))
 
 
@@ -390,11 +419,11 @@ class References:
 
     def __init__(self, bench: Bench, name: str, config: str) -> None:
         self.bench, self.name, self.config = bench, name, config
-        self.runs: dict[tuple[Kind, ...], Mapping[str, Any]] = {}
+        self.runs: dict[tuple[str, ...], Mapping[str, Any]] = {}
 
-    def __call__(self, kinds: tuple[Kind, ...] = ()) -> Mapping[str, Any]:
+    def __call__(self, kinds: tuple[str, ...] = ()) -> Mapping[str, Any]:
         if kinds not in self.runs:
-            name = self.name + ("-" + "-".join(k.value for k in kinds) if kinds else "")
+            name = self.name + ("-" + "-".join(kinds) if kinds else "")
             self.runs[kinds] = self.bench.run(name, recipe(self.config, extra=self.bench.budget(kinds)))
         return self.runs[kinds]
 
@@ -515,6 +544,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "(official, baseline, improved). With --reuse, runs already scored under --out fill the "
                         "other rows: two processes can share the rows of one --out")
     p.add_argument("--reuse", action="store_true", help="keep runs already scored under --out with the same config")
+    p.add_argument("--dry-run", action="store_true",
+                   help="train nothing: write the resolved config of each run the mode would train to OUT/planned/")
     args = p.parse_args(argv)
     args.steps = args.steps or (3000 if args.full else 1200)
     args.per_task = args.per_task or (120 if args.full else 30)
@@ -550,7 +581,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    problems = recipes_disagree()
+    problems = recipes_disagree() + [f"{CHANGES}: change {c.name!r}: {k!r} is not a task kind"
+                                      for c in FIXES + IMPROVEMENTS + CANDIDATES for k in c.kinds if not _is_kind(k)]
     if problems:
         raise SystemExit("; ".join(problems) + "; update one of them")
     for path in (OFFICIAL_CONFIG, BASELINE_CONFIG, IMPROVED_CONFIG):
@@ -563,9 +595,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = f"seed {args.seeds[0]}" if len(args.seeds) == 1 else f"seeds {', '.join(map(str, args.seeds))}"
     print(f"quality: {size}, {args.steps} steps of batch {args.batch_size}, {seeds}, "
           f"{args.per_task} training / {args.test} test samples per task -> {bench.out}", flush=True)
-    bench.synth()
     name, mode = (("ladder", ladder) if args.ladder else ("ablation", ablation) if args.ablation
                   else ("leave_out", leave_out) if args.leave_out else ("quality", compare))
+    if args.dry_run:
+        mode(bench)
+        print("\n".join(f"  {run}" for run in bench.planned))
+        print(f"{len(bench.planned)} runs planned; their configs: {os.path.join(bench.out, 'planned')}")
+        return 0
+    bench.synth()
     result = mode(bench)
     result.update({"steps": args.steps, "batch_size": args.batch_size, "seed": args.seeds[0], "per_task": args.per_task,
                    "test": args.test, "full": args.full, "restrict": args.restrict, "network": args.network,

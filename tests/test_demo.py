@@ -36,8 +36,12 @@ def test_the_budget_sets_size_and_length_and_keeps_the_recipes():
         assert budgeted == plain, recipe
 
 
-def test_the_official_run_is_seeded_and_the_defaults_exist():
-    assert demo.OFFICIAL_SEEDED == "augment.seeded=true"
-    official = load_config(os.path.join(ROOT, "configs", "fmuia2026_official.yaml"), [demo.OFFICIAL_SEEDED])
-    assert official.augment.seeded is True
+def test_the_official_run_is_seeded_by_a_recipe_that_extends_the_official_one(tmp_path):
+    official = os.path.join(ROOT, "configs", "fmuia2026_official.yaml")
+    budget = os.path.join(ROOT, "configs", "demo_cpu.yaml")
+    seeded = demo._seeded_official(official, str(tmp_path / "official"))
+    assert os.path.dirname(seeded) == str(tmp_path / "official")  # written in the demo's folder
+    resolved, plain = load_config([seeded, budget]), load_config([official, budget])
+    assert resolved.augment.seeded is True and plain.augment.seeded is False
+    assert resolved == load_config([official, budget], ["augment.seeded=true"])  # and nothing else changes
     assert demo.LABELS == ("untrained", "official", "improved")

@@ -1,8 +1,22 @@
-"""The package's module-level import graph has no cycles, and prediction stays light.
+"""The package's import graph has no cycles, and prediction stays light.
 
-Imports inside functions and under ``if TYPE_CHECKING:`` do not run when a module is
-imported, so only the others count. Importing ``a.b.c`` also runs the packages ``a``
-and ``a.b`` (unless the importer lives inside them), so those are edges too.
+Two graphs over the modules of ``src/fmuia``, both read with ``ast``:
+
+* the import-time graph (``import_graph()``): what runs when a module is imported, so
+  imports inside functions and under ``if TYPE_CHECKING:`` are left out;
+* the full graph (``import_graph(deferred=True)``): every import statement wherever it
+  stands, inside functions included, since a function-level import is a dependency
+  all the same. Only ``if TYPE_CHECKING:`` blocks are left out: they never run (they
+  name types for the type checker). No cycle of any kind is allowed in it, and the
+  layering holds in it.
+
+Edges: ``import a.b.c`` is an edge to ``a.b.c``; ``from a.b import y`` is an edge to the
+submodule ``a.b.y`` when there is one, else to ``a.b`` (the module, or the package
+``__init__`` that defines or re-exports ``y``). Importing ``a.b.c`` also runs the packages
+``a`` and ``a.b``, so those are edges too, unless the importer lives inside them (the
+package is then already being imported). A package re-exporting its submodules' names
+is therefore a dependency of whoever imports those names from the package: a module
+that the package's ``__init__`` itself needs imports from the defining submodule.
 """
 from __future__ import annotations
 
@@ -26,57 +40,64 @@ def _modules(root: Path) -> dict[str, Path]:
     return modules
 
 
-def _top_level_imports(tree: ast.Module, module: str, is_package: bool, modules: dict[str, Path]) -> set[str]:
-    found: set[str] = set()
-
-    def visit(body):
-        for node in body:
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                continue
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            if isinstance(node, ast.ClassDef):
-                visit(node.body)
-            elif isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parts = module.split(".")
-                    package = parts if is_package else parts[:-1]
-                    package = package[: len(package) - node.level + 1]
-                    base = ".".join(package + ([base] if base else []))
-                found.add(base)
-                found.update(f"{base}.{alias.name}" for alias in node.names)
-            elif isinstance(node, (ast.If, ast.Try, ast.With)):
-                for field in ("body", "orelse", "finalbody", "handlers"):
-                    for child in getattr(node, field, []) or []:
-                        visit(child.body if isinstance(child, ast.ExceptHandler) else [child])
-
-    visit(tree.body)
-    return {name for name in found if name in modules}
+def _import_nodes(body: list[ast.stmt], deferred: bool):
+    """The import statements of ``body`` that count: never those under ``if
+    TYPE_CHECKING:``, and those inside functions only when ``deferred``."""
+    for node in body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from _import_nodes(node.orelse, deferred)
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not deferred:
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+            continue
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                yield from _import_nodes([child], deferred)
+            elif isinstance(child, ast.ExceptHandler):
+                yield from _import_nodes(child.body, deferred)
+            elif isinstance(child, ast.match_case):
+                yield from _import_nodes(child.body, deferred)
 
 
-def import_graph(root: Path = SRC) -> dict[str, set[str]]:
+def _imports(tree: ast.Module, module: str, is_package: bool, modules: dict[str, Path], deferred: bool) -> set[str]:
+    named: set[str] = set()  # what the statements name
+    packages: set[str] = set()  # the packages above them, run on the way
+    for node in _import_nodes(tree.body, deferred):
+        if isinstance(node, ast.Import):
+            bases = [alias.name for alias in node.names]
+            named.update(bases)
+        else:
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")
+                package = parts if is_package else parts[:-1]
+                package = package[: len(package) - node.level + 1]
+                base = ".".join(package + ([base] if base else []))
+            bases = [base]
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                named.add(submodule if submodule in modules else base)
+        for base in bases:
+            parts = base.split(".")
+            packages.update(".".join(parts[:k]) for k in range(1, len(parts)))
+    packages = {p for p in packages if p != module and not module.startswith(p + ".")}
+    return {name for name in named | packages if name in modules}
+
+
+def import_graph(root: Path = SRC, deferred: bool = False) -> dict[str, set[str]]:
+    """Module -> the modules it imports (see the module notes for ``deferred``)."""
     modules = _modules(root)
-    graph = {
-        name: _top_level_imports(ast.parse(path.read_text(encoding="utf-8")), name, path.name == "__init__.py", modules)
+    return {
+        name: _imports(ast.parse(path.read_text(encoding="utf-8")), name, path.name == "__init__.py", modules, deferred)
         for name, path in modules.items()
     }
-    for name, targets in graph.items():
-        parents = set()
-        for target in targets:
-            parts = target.split(".")
-            for k in range(1, len(parts)):
-                package = ".".join(parts[:k])
-                if package in modules and package != name and not name.startswith(package + "."):
-                    parents.add(package)
-        targets |= parents
-    return graph
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan, iterative)."""
+    """The strongly connected components with more than one module, and the modules
+    that import themselves (Tarjan, iterative)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -115,13 +136,13 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
                     component.append(member)
                     if member == node:
                         break
-                if len(component) > 1:
+                if len(component) > 1 or node in graph[node]:
                     found.append(sorted(component))
     return found
 
 
-# The layering of README's "Architecture" section: the packages a package's modules may
-# import at module level (besides its own modules and the shared leaves below).
+# The layering of docs/architecture.md's package table: the packages a package's modules may
+# import, inside functions too (besides its own modules and the shared leaves below).
 SHARED = {"fmuia", "errors", "_version", "imagenet"}
 LAYERS = {
     "tasks": set(),
@@ -147,7 +168,7 @@ def _package(module: str) -> str:
 
 def test_packages_import_only_the_layers_below_them():
     wrong = []
-    for module, targets in import_graph().items():
+    for module, targets in import_graph(deferred=True).items():  # function-level imports included
         allowed = LAYERS.get(_package(module))
         if allowed is None:  # the command line, the demo, the package itself: the top
             continue
@@ -162,18 +183,55 @@ def test_the_graph_sees_the_package_edges():
     graph = import_graph()
     assert "fmuia.model.network" in graph["fmuia.model"]
     assert "fmuia.kinds" in graph["fmuia.data.layout"]
-    # a function-local import is not an edge
+    # a function-local import is not an import-time edge, but an edge of the full graph
     assert "fmuia.predict.api" not in graph["fmuia"]
+    assert "fmuia.predict.api" in import_graph(deferred=True)["fmuia"]
+
+
+def _graph_of(tmp_path: Path, files: dict[str, str], deferred: bool = True) -> dict[str, set[str]]:
+    for name, text in files.items():
+        path = tmp_path / "fmuia" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return import_graph(tmp_path, deferred)
+
+
+def test_the_full_graph_resolves_names_to_modules_or_packages(tmp_path):
+    graph = _graph_of(tmp_path, {
+        "__init__.py": "",
+        "pkg/__init__.py": "from fmuia.pkg.impl import Thing\n",
+        "pkg/impl.py": "def f():\n    from fmuia import user\n",
+        "pkg/other.py": "from fmuia.pkg import impl\nfrom . import Thing\n",
+        "user.py": (
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from fmuia.pkg.other import X\n"
+            "def g():\n    try:\n        from fmuia.pkg import Thing\n    except ImportError:\n        pass\n"
+        ),
+    })
+    assert graph["fmuia.pkg"] == {"fmuia.pkg.impl"}  # its own package is already running
+    assert graph["fmuia.pkg.impl"] == {"fmuia.user"}  # inside a function
+    assert graph["fmuia.pkg.other"] == {"fmuia.pkg.impl", "fmuia.pkg"}  # a submodule; a re-exported name
+    assert graph["fmuia.user"] == {"fmuia.pkg"}  # not the TYPE_CHECKING import
+    assert cycles(graph) == [["fmuia.pkg", "fmuia.pkg.impl", "fmuia.user"]]
+    assert _graph_of(tmp_path, {}, deferred=False)["fmuia.pkg.impl"] == set()
 
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+    assert cycles({"a": {"a"}, "b": {"a"}}) == [["a"]]  # a self-import
 
 
-def test_no_import_cycles():
-    found = cycles(import_graph())
-    assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+def test_no_import_cycles_of_any_kind():
+    """Function-level imports included: a cycle there is a tangle all the same."""
+    graph = import_graph(deferred=True)
+    found = cycles(graph)
+    described = []
+    for component in found:
+        members = set(component)
+        edges = [f"{a} -> {b}" for a in component for b in sorted(graph[a] & members)]
+        described.append(f"[{', '.join(component)}] ({'; '.join(edges)})")
+    assert found == [], "import cycles: " + " | ".join(described)
 
 
 def test_prediction_imports_no_training_scoring_or_plotting():

@@ -5,17 +5,23 @@ import os
 
 import pytest
 
-from fmuia.train.recipes import CANDIDATES, FIXES, IMPROVEMENTS
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def quality():
+def _load_quality():
     spec = importlib.util.spec_from_file_location("quality_benchmark", os.path.join(ROOT, "benchmarks", "quality.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+QUALITY = _load_quality()
+FIXES, IMPROVEMENTS, CANDIDATES = QUALITY.FIXES, QUALITY.IMPROVEMENTS, QUALITY.CANDIDATES
+
+
+@pytest.fixture(scope="module")
+def quality():
+    return QUALITY
 
 
 class Recorder:
@@ -167,7 +173,6 @@ def test_compare_of_one_recipe_prints_its_metrics(quality):
 
 def test_leave_out_rows_drop_one_change_from_the_improved_recipe(quality):
     from fmuia.config import load_config
-    from fmuia.train.recipes import apply_changes
 
     bench = Recorder(quality, steps=10, leave_out=True)
     result = quality.leave_out(bench)
@@ -175,7 +180,7 @@ def test_leave_out_rows_drop_one_change_from_the_improved_recipe(quality):
     assert names[0] == "improved recipe"
     assert len(names) == 1 + len(FIXES) + len(IMPROVEMENTS) + len(CANDIDATES)
     improved = bench.runs["improved"]
-    assert improved == apply_changes(quality.IMPROVED_CONFIG, extra=bench.budget())
+    assert improved == load_config([quality.IMPROVED_CONFIG, bench.budget()])
     # Leaving a fix out brings back the official quirk, and nothing else changes.
     without = bench.runs["improved-without-balanced_selection"]
     assert without.train.select == "official"
@@ -265,3 +270,28 @@ def test_an_interrupted_rerun_is_not_taken_for_a_finished_one(quality, tmp_path)
     bench._fmuia = FakeFmuia(bench)
     bench.run("row", changed)
     assert [name for name, _ in bench._fmuia.calls] == ["row.train", "row.predict", "row.evaluate"]
+
+
+def test_the_rows_come_from_the_catalogues_and_add_up_to_the_recipes(quality):
+    from fmuia.config.loading import read_changes
+
+    assert quality.IMPROVEMENTS == read_changes(os.path.join(ROOT, "configs", "changes", "improvements.yaml"))
+    assert quality.recipes_disagree() == []
+
+
+def test_dry_run_writes_each_planned_config_and_trains_nothing(quality, tmp_path, capsys):
+    from fmuia.config import load_config
+
+    out = tmp_path / "out"
+    (out / "planned").mkdir(parents=True)
+    (out / "planned" / "earlier-plan.yaml").write_text("seed: 1\n")
+    assert quality.main(["--ladder", "--restrict", "--only", "dice + ce,EMA", "--dry-run", "--out", str(out)]) == 0
+    assert os.listdir(out) == ["planned"]
+    planned = sorted(os.listdir(out / "planned"))
+    assert planned == ["baseline-EMA.yaml", "baseline-dice_plus_ce.yaml", "baseline-segmentation.yaml", "baseline.yaml",
+                       "improved.yaml", "official.yaml"]
+    bench = Recorder(quality, steps=1200, restrict=True)
+    dice = next(c for c in IMPROVEMENTS if c.name == "dice + ce")
+    assert load_config(str(out / "planned" / "baseline-dice_plus_ce.yaml")) == quality.recipe(
+        quality.BASELINE_CONFIG, [dice], bench.budget(dice.kinds))
+    assert "6 runs planned" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import pytest
 
 from dataset_builders import cls_row, materialise, seg_row, valid_rows
 from fmuia.cli.main import main
+from fmuia.evaluate.curves import curve_panels
 from fmuia.evaluate.report import plot_training_curves
 from fmuia.evaluate.truth_submission import write_truth_submission
 
@@ -64,6 +65,27 @@ def test_training_curves_tolerate_odd_metrics_files(tmp_path):
     empty = tmp_path / "c.csv"
     empty.write_text("")
     assert plot_training_curves(str(empty)) is None
+
+
+# One row of a balanced-selection run's metrics.csv; the unit of every plotted column.
+# The skill and selection scores below 0 and the distances under 1 px are there so that
+# a panel chosen by value range would put them on the wrong axis.
+CURVE_ROW_UNITS = {
+    "train_loss": ("loss", 0.8), "segmentation_DSC": ("score", 0.7), "segmentation_HD": ("px", 0.6),
+    "classification_Accuracy": ("score", 0.5), "classification_AUC": ("score", 0.9),
+    "detection_IoU": ("score", 0.4), "keypoints_MRE": ("px", 12.5), "val_score": ("score", -0.1),
+    "challenge_score": ("score", 0.6), "skill_segmentation": ("score", 0.3), "skill_keypoints": ("score", -0.2),
+}
+
+
+def test_each_training_curves_panel_has_one_unit(tmp_path):
+    rows = [{"epoch": e, "step": 10 * e, "lr": 1e-4, "time_s": 3.0, "score_fetal_head": 0.5,
+             **{column: value + e for column, (_, value) in CURVE_ROW_UNITS.items()}} for e in range(2)]
+    panels = curve_panels(rows)
+    assert [(title, unit) for title, unit, _ in panels] == [("losses", "loss"), ("scores", "score"), ("distances", "px")]
+    for _, unit, columns in panels:
+        assert {CURVE_ROW_UNITS[c][0] for c in columns} == {unit}
+    assert sorted(c for _, _, columns in panels for c in columns) == sorted(CURVE_ROW_UNITS)
 
 
 @pytest.mark.browser

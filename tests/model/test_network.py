@@ -3,7 +3,7 @@ import torch
 
 from fmuia.errors import ConfigError
 from fmuia.model import ModelConfig, build_model, group_indices, resolve_routes
-from fmuia.model.routing import resolve_input_sizes, scaled_size
+from fmuia.model.network import scaled_size, task_input_sizes
 from fmuia.tasks import fmuia2026
 
 from model_helpers import SIZE, images, tiny_config
@@ -183,7 +183,7 @@ def test_input_scale_gives_each_task_its_input_side(small_registry):
     assert {t: s for t, s in model.input_sizes.items() if s != size} == expected
     assert all(s % 32 == 0 for s in model.input_sizes.values())
     assert [scaled_size(128, f) for f in (1.0, 1.5, 1.2, 0.5, 1.26)] == [128, 192, 160, 64, 192]
-    assert resolve_input_sizes(small_registry, 64) == {t.task_id: 64 for t in small_registry}
+    assert task_input_sizes(small_registry, ModelConfig(image_size=64)) == {t.task_id: 64 for t in small_registry}
     with pytest.raises(ConfigError, match="model.input_scale: 'nope' is neither a task id nor a kind"):
         build_model(tiny_config(input_scale={"nope": 2.0}), small_registry)
     for bad in (0.1, 5, True, "2", None):

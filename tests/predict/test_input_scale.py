@@ -31,6 +31,7 @@ def scaled_checkpoint(tmp_path_factory):
 def test_each_task_is_predicted_at_its_own_size(scaled_checkpoint):
     predictor = fmuia.load(scaled_checkpoint, device="cpu", precision="fp32")
     assert predictor.input_sizes["breast_lesion"] == 96 and predictor.input_sizes["organ_cls"] == 64
+    assert predictor.input_sizes == predictor.backend.model.input_sizes  # the model's mapping, received
     assert "64/96px" in repr(predictor)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (50 + 7 * i, 70, 3), dtype=np.uint8) for i in range(5)]
@@ -59,6 +60,8 @@ def test_torch_and_onnx_submissions_agree(tmp_path, scaled_checkpoint):
     materialise(root, valid_rows())
     onnx_file = str(tmp_path / "model.onnx")
     assert main(["export", "onnx", "--checkpoint", scaled_checkpoint, onnx_file]) == 0
+    # the graph carries the model's mapping
+    assert fmuia.load(onnx_file, device="cpu").input_sizes == fmuia.load(scaled_checkpoint).backend.model.input_sizes
     outs = {}
     for backend, ckpt in (("torch", scaled_checkpoint), ("onnx", onnx_file)):
         out = outs[backend] = str(tmp_path / backend)

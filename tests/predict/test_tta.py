@@ -25,6 +25,7 @@ class RectangleBackend:
     name = "stub"
     registry = REGISTRY
     config = ModelConfig(encoder="resnet18", pretrained="none", image_size=S)
+    input_sizes = {t.task_id: S for t in REGISTRY}
     device = torch.device("cpu")
 
     def __init__(self):

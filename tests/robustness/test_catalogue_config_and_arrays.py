@@ -5,6 +5,7 @@ the argument."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -15,7 +16,6 @@ from tiny import tiny_checkpoint
 
 import fmuia
 from fmuia.errors import DataError
-from fmuia.train.recipes import apply_changes, find_change
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "io"))
 from test_dicom_files import BY_NAME  # noqa: E402  (pydicom-data's files, found without a download)
@@ -36,9 +36,14 @@ def test_config_mistakes_stop_train_before_anything_is_written(tmp_path, capsys,
     assert fingerprint(tmp_path) == before and not (tmp_path / "run").exists()
 
 
-def test_unknown_recipe_change_is_a_config_error_naming_it():
-    with pytest.raises(fmuia.errors.ConfigError, match=r"recipe change 'warp_drive': unknown \(known: "):
-        apply_changes({}, [find_change("warp_drive")])
+def test_unknown_recipe_change_is_a_config_error_naming_it(tmp_path):
+    recipe = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "configs", "fmuia_plus.yaml")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"extends: {os.path.abspath(recipe)}\nchanges: [warp drive]\n")
+    from fmuia.config import load_config
+
+    with pytest.raises(fmuia.errors.ConfigError, match=rf"^{re.escape(str(mine))}: changes: unknown change 'warp drive' "):
+        load_config(str(mine))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,9 @@ from fmuia.data.torch_datasets import EvalSet, TrainSet, collate
 from fmuia.data.dataset import FMUIADataset
 from fmuia.data.transforms import build_eval_transform, build_train_transform
 from fmuia.errors import DataError
-from fmuia.train.data import build_data, random_split, stratified_split
+from fmuia.config import ModelConfig
+from fmuia.model.network import task_input_sizes
+from fmuia.train.data import build_data, random_split, read_datasets, stratified_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -105,8 +107,10 @@ def test_unseeded_augmentation_differs_between_loader_workers(train_root):
 
 def test_build_data_applies_val_split_and_augment_seeded(train_root):
     def run_data(val_split, seeded):
-        return build_data(DataConfig(num_workers=0, val_fraction=0.25, val_split=val_split), SamplerConfig(),
-                          AugmentConfig(seeded=seeded), train_root, None, image_size=64, batch_size=4, seed=3)
+        data = DataConfig(num_workers=0, val_fraction=0.25, val_split=val_split)
+        datasets = read_datasets(data, train_root, None, seed=3)
+        return build_data(data, SamplerConfig(), AugmentConfig(seeded=seeded), datasets,
+                          input_sizes={t.task_id: 64 for t in datasets.registry}, batch_size=4, seed=3)
 
     per_task = run_data("per_task", True)
     assert len(per_task.val.entries) == 8  # round(0.25 * 6) = 2 of each of the four tasks
@@ -117,9 +121,11 @@ def test_build_data_applies_val_split_and_augment_seeded(train_root):
 
 
 def test_tasks_of_several_input_sizes_are_loaded_and_cached_at_their_own(train_root, tmp_path):
-    run = build_data(DataConfig(num_workers=0, val_fraction=0.25, cache_dir=str(tmp_path / "cache")),
-                     SamplerConfig(mode="mixed", batches_per_epoch=6), AugmentConfig(), train_root, None,
-                     image_size=64, batch_size=4, seed=0, input_scale={"segmentation": 1.5, "breast_2cls": 2.0})
+    data = DataConfig(num_workers=0, val_fraction=0.25, cache_dir=str(tmp_path / "cache"))
+    datasets = read_datasets(data, train_root, None, seed=0)
+    model = ModelConfig(image_size=64, input_scale={"segmentation": 1.5, "breast_2cls": 2.0})
+    run = build_data(data, SamplerConfig(mode="mixed", batches_per_epoch=6), AugmentConfig(), datasets,
+                     input_sizes=task_input_sizes(datasets.registry, model), batch_size=4, seed=0)
     sizes = {t.task_id: (96 if t.kind.value == "segmentation" else 128 if t.task_id == "breast_2cls" else 64)
              for t in run.registry}
     seen = set()

@@ -24,7 +24,7 @@ def weights(run_dir, which="last"):
     return load_file(os.path.join(run_dir, which, "model.safetensors"))
 
 
-def test_run_outputs_and_untrained_baseline(train_root, tmp_path):
+def test_run_outputs_and_the_untrained_score(train_root, tmp_path):
     run = str(tmp_path / "run")
     result = train(tiny_config(plot=True), train_root, run)
     assert result.epochs == 2 and result.steps > 0
@@ -40,7 +40,7 @@ def test_run_outputs_and_untrained_baseline(train_root, tmp_path):
     assert saved["model"]["encoder"] == "resnet18" and saved["train"]["epochs"] == 2
     model = load_checkpoint(os.path.join(run, "best"))
     assert model.checkpoint_meta["training_config"]["seed"] == 3
-    # epochs=0 scores the untrained model (the baseline of a run)
+    # epochs=0 scores the untrained model (what a run starts from)
     base = train(tiny_config(epochs=0), train_root, str(tmp_path / "untrained"))
     assert base.epochs == 0 and base.best_score is not None and base.history[0]["train_loss"] is None
     with pytest.raises(ConfigError, match="already holds a training run"):

@@ -16,7 +16,8 @@ from fmuia.model.checkpoint import WEIGHTS_NAME
 from fmuia.train import train
 from fmuia.data.layout import read_layout
 from fmuia.tasks import fmuia2026
-from fmuia.train.finetune import finetune, freeze, load_initial_weights
+from fmuia.train.finetune import finetune
+from fmuia.train.transfer import freeze, load_initial_weights
 from fmuia.train.optim import build_optimizer
 from train_helpers import tiny_config
 

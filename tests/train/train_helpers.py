@@ -24,21 +24,27 @@ def tiny_config(**train) -> dict:
     }
 
 
-def train_stopped_after_first_epoch(monkeypatch, *args, **kwargs) -> None:
-    """``train(*args, **kwargs)`` interrupted (KeyboardInterrupt) right after its first
-    epoch was saved, as a killed run would be; resume it with ``train(resume=RUN)``."""
+def stopped_after_first_epoch(monkeypatch, run_class, start) -> None:
+    """``start()`` interrupted (KeyboardInterrupt) right after the first epoch of its run
+    (a ``run_class``, a ``TrainingLoop``) was saved, as a killed run would be."""
     import pytest
 
-    from fmuia.train import Trainer, train
-
-    original = Trainer._end_epoch
+    original = run_class._end_epoch
 
     def stop_after_first(self, *a):
         original(self, *a)
         if self.epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_end_epoch", stop_after_first)
+    monkeypatch.setattr(run_class, "_end_epoch", stop_after_first)
     with pytest.raises(KeyboardInterrupt):
-        train(*args, **kwargs)
-    monkeypatch.setattr(Trainer, "_end_epoch", original)
+        start()
+    monkeypatch.setattr(run_class, "_end_epoch", original)
+
+
+def train_stopped_after_first_epoch(monkeypatch, *args, **kwargs) -> None:
+    """``train(*args, **kwargs)`` interrupted right after its first epoch was saved;
+    resume it with ``train(resume=RUN)``."""
+    from fmuia.train import Trainer, train
+
+    stopped_after_first_epoch(monkeypatch, Trainer, lambda: train(*args, **kwargs))

@@ -34,6 +34,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from fmuia.cli._run_summary import run_summary
     from fmuia.errors import ConfigError
     from fmuia.train.finetune import finetune
 
@@ -41,7 +42,5 @@ def run(args) -> int:
         raise ConfigError("--from, --data and --out are required (resume a fine-tuning run with fmuia train --resume RUN)")
     result = finetune(args.source, args.data, args.out, config=args.config, val_root=args.val,
                       overrides=args.overrides, freeze_spec=args.freeze, layer_decay=args.layer_decay)
-    score = f"{result.best_score:.4f} (epoch {result.best_epoch})" if result.best_score is not None else "n/a (no validation)"
-    print(f"run: {result.run_dir} (fine-tuned from {args.source})\nbest validation challenge score: {score}\n"
-          f"checkpoints: {result.best_checkpoint or '-'} (best), {result.last_checkpoint} (last)")
+    print(run_summary(result, source=args.source))
     return 0

@@ -27,6 +27,8 @@ def _read_config(path: Path | None) -> tuple[ModelConfig, list | None]:
         return load_config().model, None
     data = read_yaml(str(path))
     tasks = data.pop("tasks") if isinstance(data.get("tasks"), list) else None
+    if tasks is None:  # a config file as `fmuia train` reads it: what it extends and its changes included
+        return load_config(str(path)).model, None
     try:
         return load_config(data).model, tasks
     except ConfigError as exc:

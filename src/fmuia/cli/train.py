@@ -9,7 +9,7 @@ DESCRIPTION = (
     "Train one network for every task of a data root. The resolved config is saved as "
     "RUN_DIR/config.yaml (several --config files are merged in order, each later one "
     "overriding the earlier ones key by key: a recipe, then a budget); checkpoints go to "
-    "RUN_DIR/best (highest validation challenge score) and RUN_DIR/last; metrics.csv and "
+    "RUN_DIR/best (highest validation score under train.select) and RUN_DIR/last; metrics.csv and "
     "curves.png describe the run. Several processes: torchrun --nproc_per_node N -m fmuia train ..."
 )
 
@@ -27,6 +27,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from fmuia.cli._run_summary import run_summary
     from fmuia.errors import ConfigError
     from fmuia.train import train
 
@@ -36,7 +37,5 @@ def run(args) -> int:
         raise ConfigError("--data and --out are required (or --resume RUN_DIR)")
     result = train(args.config or None, args.data, args.out or args.resume, val_root=args.val,
                    overrides=args.overrides, resume=args.resume)
-    score = f"{result.best_score:.4f} (epoch {result.best_epoch})" if result.best_score is not None else "n/a (no validation)"
-    print(f"run: {result.run_dir}\nbest validation challenge score: {score}\n"
-          f"checkpoints: {result.best_checkpoint or '-'} (best), {result.last_checkpoint} (last)")
+    print(run_summary(result))
     return 0

@@ -30,7 +30,7 @@ import cv2
 from fmuia import kinds
 from fmuia.tasks import Task
 
-__all__ = ["AFFINE_LIMITS", "EXTRA_POLICY", "extra_steps", "geometric_steps", "ultrasound_steps"]
+__all__ = ["AFFINE_LIMITS", "EXTRA_POLICY", "geometric_steps", "ultrasound_steps"]
 
 # The policy entries this module adds (probabilities; 0 disables).
 EXTRA_POLICY: dict[str, float] = {
@@ -73,8 +73,3 @@ def ultrasound_steps(policy: Mapping[str, float]) -> list[A.BasicTransform]:
     if policy.get("speckle", 0.0) > 0:
         steps.append(A.MultiplicativeNoise(multiplier=(0.8, 1.2), per_channel=False, elementwise=True, p=float(policy["speckle"])))
     return steps
-
-
-def extra_steps(task: Task, policy: Mapping[str, float], image_size: int) -> tuple[list[A.BasicTransform], list[A.BasicTransform]]:
-    """(geometric steps, photometric steps) of this module for one task's pipeline."""
-    return geometric_steps(task, policy, image_size), ultrasound_steps(policy)

@@ -79,16 +79,6 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def raise_if_invalid(self, limit: int = 50) -> None:
-        if self.ok:
-            return
-        shown = "\n  ".join(str(p) for p in self.problems[:limit])
-        more = f"\n  ... and {len(self.problems) - limit} more" if len(self.problems) > limit else ""
-        raise DataError(
-            f"{self.root}: {len(self.problems)} problem(s) found; fix them or run "
-            f"'fmuia validate {self.root}' for the full list:\n  {shown}{more}"
-        )
-
     def to_dict(self) -> dict:
         return {
             "root": self.root,

@@ -165,6 +165,7 @@ class TaskKind:
     max_n: ClassVar[int | None] = None
     metric_names: ClassVar[tuple[str, ...]] = ()  # per-kind summary metrics, in order
     lower_is_better: ClassVar[frozenset[str]] = frozenset()  # metrics (distances) where smaller wins
+    pixel_metrics: ClassVar[frozenset[str]] = frozenset()  # metrics measured in pixels (the curves' px panel)
     # The few metrics that sum a kind up in one-line comparisons; None: all of metric_names.
     headline_metrics: ClassVar[tuple[str, ...] | None] = None
     prediction_file: ClassVar[str | None] = None  # the submission's JSON file; None: a file per sample

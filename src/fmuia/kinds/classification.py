@@ -7,7 +7,7 @@ a feature lies, not only whether); loss: cross-entropy.
 Submission: ``classification_predictions.json`` entries with ``predicted_class`` and
 ``predicted_probs`` (n probabilities summing to 1).
 Score: accuracy, macro/weighted F1, MCC and ROC AUC over the task
-(``fmuia.evaluate.metrics.classification_metrics``); the task score is the AUC (accuracy
+(``fmuia.metrics.scores.classification_metrics``); the task score is the AUC (accuracy
 where it is undefined).
 """
 from __future__ import annotations

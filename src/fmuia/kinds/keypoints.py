@@ -194,6 +194,7 @@ class KeypointsKind(TaskKind):
     min_n = 1
     metric_names = ("MRE",)
     lower_is_better = frozenset({"MRE", "MRE_norm"})
+    pixel_metrics = frozenset({"MRE"})
     prediction_file = "regression_predictions.json"
     default_route = TOP
     label_columns = ("point_1_xy",)  # and point_2_xy ... up to n (is_label_column)

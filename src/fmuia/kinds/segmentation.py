@@ -6,8 +6,8 @@ Head ``conv``: 1x1 conv to ``n`` logits upsampled to the input size; loss: multi
 (segmentation-models-pytorch's ``DiceLoss``: per class over the batch, classes absent
 from the targets contribute nothing) plus ``ce_weight`` (default 0) times cross-entropy.
 Submission: ``Segmentation/...`` PNGs at the CSV ``mask_path`` without leading ``../``.
-Score: per class Dice and Hausdorff distance (``fmuia.evaluate.metrics``); the task's DSC
-and HD are the class means over the samples, background excluded.
+Score: per class Dice and Hausdorff distance (``fmuia.metrics.scores.segmentation_scores``);
+the task's DSC and HD are the class means over the samples, background excluded.
 """
 from __future__ import annotations
 
@@ -150,6 +150,7 @@ class SegmentationKind(TaskKind):
     min_n = 2
     metric_names = ("DSC", "HD")
     lower_is_better = frozenset({"HD", "HD_norm"})
+    pixel_metrics = frozenset({"HD"})
     prediction_file = None  # one PNG per row
     prediction_dir = SEGMENTATION_DIR
     default_route = FPN

@@ -171,11 +171,6 @@ class SegmentationScores:
     hd: np.ndarray
     diagonal: float
 
-    @property
-    def hd_normalised(self) -> np.ndarray:
-        """HD divided by the image diagonal, in [0, 1]."""
-        return np.minimum(self.hd / self.diagonal, 1.0) if self.diagonal > 0 else np.zeros_like(self.hd)
-
 
 def segmentation_scores(pred: np.ndarray, gt: np.ndarray, n: int) -> SegmentationScores:
     """Dice and Hausdorff distance of every class 0..n-1 for one sample.

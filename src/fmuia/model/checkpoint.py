@@ -164,11 +164,6 @@ def open_checkpoint(path: "str | os.PathLike[str]", *, training_state: bool = Fa
     return CheckpointFiles(meta, weights_path, meta_path, weights, state_path, state)
 
 
-def verify_checkpoint(path: "str | os.PathLike[str]", *, training_state: bool = False) -> dict[str, Any]:
-    """Check a checkpoint as ``open_checkpoint`` does; returns its sidecar."""
-    return open_checkpoint(path, training_state=training_state).meta
-
-
 def _refuse_foreign_files(folder: Path) -> None:
     """A folder checkpoint is replaced as a whole: never throw away files it does not own."""
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):

@@ -6,7 +6,6 @@ by default (``TaskKind.default_route``); a config may override it per kind or pe
 """
 from __future__ import annotations
 
-import math
 from typing import Iterable, Mapping
 
 from fmuia import kinds
@@ -16,8 +15,7 @@ from fmuia.tasks import TaskRegistry
 
 SOURCES = (TOP, FPN)
 
-__all__ = ["FPN", "SOURCES", "TOP", "default_routes", "group_indices", "resolve_input_sizes", "resolve_routes",
-           "scaled_size"]
+__all__ = ["FPN", "SOURCES", "TOP", "default_routes", "group_indices", "resolve_routes"]
 
 
 def default_routes() -> dict:
@@ -38,24 +36,6 @@ def resolve_routes(registry: TaskRegistry, overrides: Mapping[str, str] | None =
         t.task_id: overrides.get(t.task_id, overrides.get(t.kind.value, kinds.kind_of(t).default_route))
         for t in registry
     }
-
-
-def scaled_size(image_size: int, factor: float) -> int:
-    """The input side for a scale factor: ``image_size * factor`` rounded up to a
-    multiple of 32 (the encoder's largest stride)."""
-    return 32 * math.ceil(image_size * factor / 32 - 1e-9)
-
-
-def resolve_input_sizes(registry: TaskRegistry, image_size: int, input_scale: Mapping[str, float] | None = None
-                        ) -> dict[str, int]:
-    """The input side of every task: its ``model.input_scale`` factor (a task-id entry,
-    else a kind entry, else 1) applied to ``image_size``."""
-    scales = dict(input_scale or {})
-    names = [k.name for k in kinds.all_kinds()]
-    for key in scales:
-        if key not in registry and key not in names:
-            raise ConfigError(f"model.input_scale: {key!r} is neither a task id nor a kind ({', '.join(names)})")
-    return {t.task_id: scaled_size(image_size, scales.get(t.task_id, scales.get(t.kind.value, 1.0))) for t in registry}
 
 
 def group_indices(task_ids: Iterable[str]) -> dict[str, list[int]]:

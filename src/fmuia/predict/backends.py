@@ -1,7 +1,8 @@
 """Where the network runs: PyTorch, or onnxruntime or OpenVINO on an exported graph.
 
-A backend takes a normalised batch ``(B, 3, S, S)`` and one task id per image and
-returns each task's raw head output (rows in batch order, as ``MultiTaskModel``
+A backend carries the model's task registry, config and ``input_sizes`` (each task's
+input side ``S``, as ``MultiTaskModel.input_sizes``). It takes a normalised batch
+``(B, 3, S, S)`` and one task id per image and returns each task's raw head output (rows in batch order, as ``MultiTaskModel``
 does); ``decode`` turns a task's raw output into normalised predictions with the
 task's head. Everything after that is the same for every backend.
 """
@@ -17,7 +18,7 @@ import torch
 from fmuia.errors import CheckpointError
 from fmuia.model.config import ModelConfig
 from fmuia.model.heads import Head, build_head, head_types
-from fmuia.model.network import MultiTaskModel
+from fmuia.model.network import MultiTaskModel, task_input_sizes
 import fmuia.predict.onnx_graph as onnx_graph
 from fmuia.runtime import autocast, resolve_device, resolve_precision
 from fmuia.tasks import TaskRegistry
@@ -46,6 +47,7 @@ class TorchBackend:
         self.model = model.to(self.device).eval()
         self.registry: TaskRegistry = model.registry
         self.config: ModelConfig = model.config
+        self.input_sizes: dict[str, int] = model.input_sizes  # each task's input side
         self.precision = inference_precision(precision, model.config.precision, self.device)
 
     def raw(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -75,6 +77,9 @@ class GraphBackend:
         self.registry = TaskRegistry.from_list(meta["registry"])
         self.config = ModelConfig.from_dict({**meta["model_config"], "pretrained": "none"})
         self.routes: dict[str, str] = dict(meta["routes"])
+        # The exported model's input sides; a graph exported without them: the model's rule.
+        self.input_sizes: dict[str, int] = ({t: int(side) for t, side in meta["input_sizes"].items()}
+                                            if "input_sizes" in meta else task_input_sizes(self.registry, self.config))
         types = head_types(self.config.heads)
         self._heads: dict[str, Head] = {t.task_id: build_head(t, 1, self.config, types[t.kind]).eval() for t in self.registry}
 

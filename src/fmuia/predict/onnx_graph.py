@@ -90,6 +90,7 @@ def graph_meta(model: MultiTaskModel) -> dict:
         "registry": model.registry.to_list(),
         "model_config": model.config.to_dict(),
         "routes": dict(model.routes),
+        "input_sizes": dict(model.input_sizes),
     }
 
 

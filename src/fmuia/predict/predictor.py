@@ -10,7 +10,7 @@ workers and the model; ``tests/predict`` checks it equals ``build_eval_transform
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ import torch
 from fmuia.data import transforms
 from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from fmuia.errors import ConfigError, DataError
-from fmuia.model.routing import group_indices, resolve_input_sizes
+from fmuia.model.routing import group_indices
 from fmuia.predict.images import as_rgb
 from fmuia.predict.pipeline import predict_dataset
 from fmuia import kinds
@@ -66,19 +66,21 @@ class Predictor:
     """A loaded model ready to predict (see ``fmuia.load``).
 
     ``predict(image, task_id)`` answers for one image; ``predict_dataset(data_root,
-    out_dir)`` writes a challenge submission for a whole data root.
+    out_dir)`` writes a challenge submission for a whole data root. ``input_sizes``: each
+    task's input side, by default the one the backend's model was built with
+    (``backend.input_sizes``, see ``MultiTaskModel.input_sizes``).
     """
 
     def __init__(self, backend: Any, tta: "bool | Iterable[str] | None" = None,
-                 box_voting: bool | None = None) -> None:
+                 box_voting: bool | None = None, input_sizes: "Mapping[str, int] | None" = None) -> None:
         if box_voting is not None:  # None: the model config's choice (``model.box_voting``)
             backend.set_decoding(backend.config.replace(box_voting=box_voting))
         self.backend = backend
         self.registry: TaskRegistry = backend.registry
         self.image_size: int = backend.config.image_size
-        # Each task's input side (``model.input_scale``; ``image_size`` for most).
-        self.input_sizes: dict[str, int] = resolve_input_sizes(self.registry, self.image_size,
-                                                               backend.config.input_scale)
+        # Each task's input side (``model.input_scale``; ``image_size`` for most): the
+        # model's own mapping, which the backend carries, unless given here.
+        self.input_sizes: dict[str, int] = dict(backend.input_sizes if input_sizes is None else input_sizes)
         # None: the model config's choice (``model.tta``), saved with the checkpoint.
         self.tta = tta_tasks(self.registry, backend.config.tta if tta is None else tta)
 

@@ -68,14 +68,6 @@ class Probe:
         theta = np.asarray(lateral) * self.spread
         return ox + r * np.sin(theta), oy + r * np.cos(theta)
 
-    def beam_direction(self, x: float, y: float) -> tuple[float, float]:
-        """Unit vector along the beam (pointing deeper) at an image position."""
-        if self.kind == "linear":
-            return 0.0, 1.0
-        dx, dy = x - self.origin[0], y - self.origin[1]
-        n = max(np.hypot(dx, dy), 1e-6)
-        return dx / n, dy / n
-
     def to_beam(self, img: np.ndarray) -> np.ndarray:
         return cv2.remap(img, self.beam_x, self.beam_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 

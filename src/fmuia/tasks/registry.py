@@ -184,10 +184,6 @@ class Task:
             raise AttributeError(f"task {self.task_id} ({self.kind.value}) has no points")
         return self.n
 
-    @property
-    def csv_kind(self) -> str:
-        return self.kind.csv_name
-
     def class_name(self, index: int) -> str:
         if self.class_names:
             return self.class_names[index]

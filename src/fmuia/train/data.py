@@ -31,10 +31,9 @@ from fmuia.data.validate import validate
 from fmuia.data.samplers import TaskBatchSampler
 from fmuia.data.transforms import build_eval_transform, build_train_transform, policy_for
 from fmuia.errors import ConfigError, DataError
-from fmuia.model.routing import resolve_input_sizes
 from fmuia.runtime import training_workers
 
-__all__ = ["RunData", "build_data", "check_data", "random_split", "stratified_split"]
+__all__ = ["RunData", "RunDatasets", "build_data", "check_data", "random_split", "read_datasets", "stratified_split"]
 
 
 def stratified_split(groups: Mapping[str, list[int]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -128,6 +127,20 @@ def _eval_batches(groups: Mapping[str, list[int]], batch_size: int) -> list[list
 
 
 @dataclass
+class RunDatasets:
+    """The training and validation datasets of a run; ``registry``: the tasks the model
+    is built for (those of the training root, or ``data.tasks``)."""
+
+    full: FMUIADataset
+    train: FMUIADataset
+    val: FMUIADataset | None
+
+    @property
+    def registry(self):
+        return self.full.registry
+
+
+@dataclass
 class RunData:
     train: FMUIADataset
     val: FMUIADataset | None
@@ -141,15 +154,9 @@ class RunData:
         return self.train.registry
 
 
-def build_data(
-    data: DataConfig, sampler: SamplerConfig, augment: AugmentConfig, data_root: str, val_root: str | None, *,
-    image_size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1, local_world_size: int = 1,
-    device_type: str = "cpu", input_scale: Mapping[str, float] | None = None,
-) -> RunData:
-    """The datasets and loaders of a run from the ``data``, ``sampler`` and ``augment``
-    sections; ``image_size`` is the network's input side and ``input_scale`` its factor
-    per task or kind (``model.input_scale``), ``batch_size`` the training batch, ``seed``
-    the run's seed (validation split, batch order)."""
+def read_datasets(data: DataConfig, data_root: str, val_root: str | None, seed: int) -> RunDatasets:
+    """The datasets of a run from the ``data`` section: the validation root, or the
+    ``data.val_split`` of the training root drawn with the run's ``seed``."""
     full = FMUIADataset(data_root, tasks=data.tasks)
     _require_labels(full, "training data")
     if val_root:
@@ -168,14 +175,32 @@ def build_data(
         train_set, val_set = full, None
     if not train_set.entries:
         raise DataError(f"{data_root}: no training samples")
+    return RunDatasets(full, train_set, val_set)
 
-    sizes = resolve_input_sizes(full.registry, image_size, input_scale)
-    cache = SampleCache(data.cache_dir, image_size, sizes) if data.cache_dir else None
-    policies = {t.task_id: policy_for(t, augment) for t in full.registry}
-    unknown = set(augment.tasks) - set(full.registry.task_ids)
+
+def build_data(
+    data: DataConfig, sampler: SamplerConfig, augment: AugmentConfig, datasets: RunDatasets, *,
+    input_sizes: Mapping[str, int], batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+    local_world_size: int = 1, device_type: str = "cpu",
+) -> RunData:
+    """The loaders of a run over ``datasets`` (``read_datasets``) from the ``data``,
+    ``sampler`` and ``augment`` sections. ``input_sizes``: each task's input side, the
+    model's (``MultiTaskModel.input_sizes``); ``batch_size`` the training batch, ``seed``
+    the run's seed (batch order)."""
+    registry = datasets.registry
+    missing = [t.task_id for t in registry if t.task_id not in input_sizes]
+    if missing:
+        raise ConfigError(f"the model has no input size for task(s) {', '.join(missing)} of the data")
+    sizes = {t.task_id: int(input_sizes[t.task_id]) for t in registry}
+    train_set, val_set = datasets.train, datasets.val
+    # Every task's side is in ``sizes``; the cache's default side only names its base folder.
+    common_side = max(set(sizes.values()), key=list(sizes.values()).count)
+    cache = SampleCache(data.cache_dir, common_side, sizes) if data.cache_dir else None
+    policies = {t.task_id: policy_for(t, augment) for t in registry}
+    unknown = set(augment.tasks) - set(registry.task_ids)
     if unknown:
         raise ConfigError(f"augment.tasks: unknown task(s) {', '.join(sorted(unknown))}")
-    transforms = {t.task_id: build_train_transform(sizes[t.task_id], t, policies[t.task_id]) for t in full.registry}
+    transforms = {t.task_id: build_train_transform(sizes[t.task_id], t, policies[t.task_id]) for t in registry}
     batches = TaskBatchSampler(
         {t: ix for t, ix in train_set.indices_by_task().items()},
         batch_size=int(batch_size),

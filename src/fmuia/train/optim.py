@@ -95,7 +95,7 @@ def build_optimizer(model: nn.Module, optim: OptimConfig, finetune: FinetuneConf
     Where training fixes which parameters learn: those that ``optim.train_decoder: false``
     leaves out are set ``requires_grad=False`` here, before the training loop wraps the
     model for several processes (DDP registers only the parameters that require a
-    gradient); parameters already frozen (``fmuia.train.finetune.freeze``) are left out.
+    gradient); parameters already frozen (``fmuia.train.transfer.freeze``) are left out.
     ``finetune.layer_decay`` splits the encoder group by stage."""
     for p in _untrained(model, optim):
         p.requires_grad_(False)

@@ -25,7 +25,7 @@ from fmuia.train.optim import build_optimizer, build_scheduler
 from train_helpers import TINY_MODEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BASELINE = os.path.join(ROOT, "tests", "snapshots", "seed_faithful.yaml")
+SEED_RECIPE = os.path.join(ROOT, "tests", "snapshots", "seed_faithful.yaml")
 SEG, CLS, DET, KP = Task("s", Kind.SEGMENTATION, 3), Task("c", Kind.CLASSIFICATION, 3), Task("d", Kind.DETECTION, 1), Task("k", Kind.KEYPOINTS, 2)
 
 
@@ -34,9 +34,9 @@ def test_seed_head_types_and_routes_are_the_defaults():
                              Kind.KEYPOINTS: "regression"}
     assert default_routes() == {Kind.SEGMENTATION: "fpn", Kind.DETECTION: "fpn", Kind.CLASSIFICATION: "top",
                               Kind.KEYPOINTS: "top"}
-    baseline = load_config(BASELINE)
-    assert baseline.model.heads == {} and baseline.model.routing == {}
-    assert "segmentation.conv" not in baseline.loss.params
+    seed_recipe = load_config(SEED_RECIPE)
+    assert seed_recipe.model.heads == {} and seed_recipe.model.routing == {}
+    assert "segmentation.conv" not in seed_recipe.loss.params
 
 
 def test_seed_head_output_shapes():
@@ -78,11 +78,11 @@ def test_seed_loss_values_on_fixed_tensors():
     assert values["det"].item() == pytest.approx(2.7914416790, abs=1e-6)
 
 
-def test_baseline_config_builds_the_seed_losses():
-    baseline = load_config(BASELINE)
+def test_seed_recipe_config_builds_the_seed_losses():
+    seed_recipe = load_config(SEED_RECIPE)
     registry = TaskRegistry([SEG, CLS, DET, KP])
     heads = {k: default_heads()[k] for k in Kind}
-    loss = TaskLoss(registry, heads, baseline.loss)
+    loss = TaskLoss(registry, heads, seed_recipe.loss)
     assert loss.params == {"s": {"ce_weight": 0.0}, "c": {"label_smoothing": 0.0}, "d": {"box_weight": 8.0, "negatives": True, "positive_share": 0.0}, "k": {}}
     assert loss.balance is None and list(loss.parameters()) == []
     assert loss.fns["s"] is loss_for(Kind.SEGMENTATION, "conv")
@@ -94,15 +94,15 @@ KIND_TASKS = {kind: [t.task_id for t in REGISTRY if t.kind is kind] for kind in 
 
 
 @pytest.fixture(scope="module")
-def baseline():
-    return load_config(BASELINE)
+def seed_recipe():
+    return load_config(SEED_RECIPE)
 
 
 @pytest.fixture(scope="module")
-def baseline_model(baseline):
+def seed_model(seed_recipe):
     """The reference network for the 27 tasks, without downloading its ImageNet weights."""
     torch.manual_seed(0)
-    return build_model(dataclasses.replace(baseline.model, pretrained="none"), REGISTRY)
+    return build_model(dataclasses.replace(seed_recipe.model, pretrained="none"), REGISTRY)
 
 
 def _layers(module: torch.nn.Module) -> list[tuple]:
@@ -122,8 +122,8 @@ def _layers(module: torch.nn.Module) -> list[tuple]:
     return out
 
 
-def test_baseline_config_values(baseline):
-    values = baseline.to_dict()
+def test_seed_recipe_config_values(seed_recipe):
+    values = seed_recipe.to_dict()
     assert values["seed"] == 42
     model = values["model"]
     assert (model["encoder"], model["pretrained"], model["image_size"]) == ("efficientnet_b4", "imagenet", 256)
@@ -135,8 +135,8 @@ def test_baseline_config_values(baseline):
     assert values["train"]["max_steps"] is None and values["train"]["compile"] is False
 
 
-def test_baseline_heads_and_routes_per_task(baseline_model):
-    model = baseline_model
+def test_seed_recipe_heads_and_routes_per_task(seed_model):
+    model = seed_model
     assert model.head_types == default_heads()
     expected_class = {Kind.SEGMENTATION: "SegmentationHead", Kind.CLASSIFICATION: "ClassificationHead",
                       Kind.DETECTION: "DetectionGridHead", Kind.KEYPOINTS: "KeypointRegressionHead"}
@@ -158,8 +158,8 @@ def test_baseline_heads_and_routes_per_task(baseline_model):
     assert sum(p.numel() for p in model.parameters()) == 19_461_676
 
 
-def test_baseline_losses_per_task(baseline, baseline_model):
-    loss = TaskLoss(REGISTRY, baseline_model.head_types, baseline.loss)
+def test_seed_recipe_losses_per_task(seed_recipe, seed_model):
+    loss = TaskLoss(REGISTRY, seed_model.head_types, seed_recipe.loss)
     names = {Kind.SEGMENTATION: "segmentation_dice", Kind.CLASSIFICATION: "classification_ce",
              Kind.DETECTION: "detection_grid", Kind.KEYPOINTS: "keypoint_mse"}
     params = {Kind.SEGMENTATION: {"ce_weight": 0.0}, Kind.CLASSIFICATION: {"label_smoothing": 0.0}, Kind.DETECTION: {"box_weight": 8.0, "negatives": True, "positive_share": 0.0},
@@ -169,8 +169,8 @@ def test_baseline_losses_per_task(baseline, baseline_model):
     assert loss.weights == {t.task_id: 1.0 for t in REGISTRY}
 
 
-def test_baseline_optimiser_groups(baseline, baseline_model):
-    optimizer = build_optimizer(baseline_model, baseline.optim)
+def test_seed_recipe_optimiser_groups(seed_recipe, seed_model):
+    optimizer = build_optimizer(seed_model, seed_recipe.optim)
     assert type(optimizer) is torch.optim.AdamW
     groups = optimizer.param_groups
     assert [g["name"] for g in groups] == ["encoder", "decoder"] + [f"head:{t.task_id}" for t in REGISTRY]
@@ -178,16 +178,16 @@ def test_baseline_optimiser_groups(baseline, baseline_model):
     for g in groups:
         assert (g["weight_decay"], g["betas"], g["eps"], g["amsgrad"]) == (0.01, (0.9, 0.999), 1e-8, False), g["name"]
     owned = [id(p) for g in groups for p in g["params"]]
-    assert len(owned) == len(set(owned)) == len(list(baseline_model.parameters()))
-    encoder = {id(p) for p in baseline_model.encoder.parameters()}
+    assert len(owned) == len(set(owned)) == len(list(seed_model.parameters()))
+    encoder = {id(p) for p in seed_model.encoder.parameters()}
     assert {id(p) for p in groups[0]["params"]} == encoder
 
 
-def test_baseline_schedule(baseline, baseline_model):
-    assert baseline.schedule.to_dict() == {"name": "cosine", "min_lr": 1e-6, "warmup_steps": 0, "interval": "step"}
-    optimizer = build_optimizer(baseline_model, baseline.optim)
+def test_seed_recipe_schedule(seed_recipe, seed_model):
+    assert seed_recipe.schedule.to_dict() == {"name": "cosine", "min_lr": 1e-6, "warmup_steps": 0, "interval": "step"}
+    optimizer = build_optimizer(seed_model, seed_recipe.optim)
     total = 1001  # cosine over updates 0..1000: update 500 is half-way
-    scheduler = build_scheduler(optimizer, baseline.schedule, total)
+    scheduler = build_scheduler(optimizer, seed_recipe.schedule, total)
     encoder, decoder = scheduler.lr_lambdas[0], scheduler.lr_lambdas[1]
     # No warm-up: the first update uses the full rate; every group ends at min_lr.
     assert encoder(0) == 1.0 and decoder(0) == 1.0
@@ -210,7 +210,7 @@ def _pipeline(transform) -> list[tuple]:
     return out
 
 
-BASELINE_PIPELINE = [
+SEED_PIPELINE = [
     ("Resize", {"height": 256, "width": 256, "interpolation": 1, "mask_interpolation": 0}),  # linear; nearest masks
     ("RandomBrightnessContrast", {"p": 0.5, "brightness_limit": (-0.2, 0.2), "contrast_limit": (-0.2, 0.2),
                                   "brightness_by_max": True}),
@@ -218,25 +218,25 @@ BASELINE_PIPELINE = [
 ]
 
 
-def test_baseline_augmentation_per_task(baseline):
-    size = baseline.model.image_size
+def test_seed_recipe_augmentation_per_task(seed_recipe):
+    size = seed_recipe.model.image_size
     for task in REGISTRY:
-        transform = build_train_transform(size, task, policy_for(task, baseline.augment))
-        assert _pipeline(transform) == BASELINE_PIPELINE, task.task_id
+        transform = build_train_transform(size, task, policy_for(task, seed_recipe.augment))
+        assert _pipeline(transform) == SEED_PIPELINE, task.task_id
         params = transform.to_dict()["transform"]
         assert (params["bbox_params"]["format"], params["bbox_params"]["clip"]) == ("pascal_voc", True)
         assert (params["keypoint_params"]["format"], params["keypoint_params"]["remove_invisible"]) == ("xy", False)
-    assert _pipeline(build_eval_transform(size)) == [BASELINE_PIPELINE[0], BASELINE_PIPELINE[2]]
+    assert _pipeline(build_eval_transform(size)) == [SEED_PIPELINE[0], SEED_PIPELINE[2]]
 
 
-def _small_baseline(baseline, **train_cfg):
-    """The baseline recipe on the tiny network and CPU; everything else unchanged."""
-    return merge(baseline, {"device": "cpu", "model": TINY_MODEL, "data": {"num_workers": 0},
-                            "train": {"progress": False, "plot": False, **train_cfg}})
+def _small_seed_recipe(seed_recipe, **train_cfg):
+    """The seed recipe on the tiny network and CPU; everything else unchanged."""
+    return merge(seed_recipe, {"device": "cpu", "model": TINY_MODEL, "data": {"num_workers": 0},
+                               "train": {"progress": False, "plot": False, **train_cfg}})
 
 
-def test_trainer_builds_the_baseline_sampler_schedule_and_precision(baseline, train_root, tmp_path):
-    trainer = Trainer(_small_baseline(baseline), train_root, str(tmp_path / "run"))
+def test_trainer_builds_the_seed_recipe_sampler_schedule_and_precision(seed_recipe, train_root, tmp_path):
+    trainer = Trainer(_small_seed_recipe(seed_recipe), train_root, str(tmp_path / "run"))
     try:
         sampler = trainer.data.sampler
         assert (sampler.mode, sampler.batch_size) == ("round_robin", 8)
@@ -250,12 +250,12 @@ def test_trainer_builds_the_baseline_sampler_schedule_and_precision(baseline, tr
         transforms = trainer.data.train_loader.dataset.transforms
         assert sorted(transforms) == sorted(sampler.groups)
         for tf in transforms.values():
-            assert _pipeline(tf) == [("Resize", {**BASELINE_PIPELINE[0][1], "height": 64, "width": 64})] + BASELINE_PIPELINE[1:]
+            assert _pipeline(tf) == [("Resize", {**SEED_PIPELINE[0][1], "height": 64, "width": 64})] + SEED_PIPELINE[1:]
     finally:
         trainer.close()
 
 
-def test_baseline_clips_the_gradient_norm_at_one(baseline, train_root, tmp_path, monkeypatch):
+def test_seed_recipe_clips_the_gradient_norm_at_one(seed_recipe, train_root, tmp_path, monkeypatch):
     clip = torch.nn.utils.clip_grad_norm_
     seen = []
 
@@ -264,5 +264,5 @@ def test_baseline_clips_the_gradient_norm_at_one(baseline, train_root, tmp_path,
         return clip(parameters, max_norm, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
-    train(_small_baseline(baseline, max_steps=2, epochs=1), train_root, str(tmp_path / "run"))
+    train(_small_seed_recipe(seed_recipe, max_steps=2, epochs=1), train_root, str(tmp_path / "run"))
     assert seen == [1.0, 1.0]

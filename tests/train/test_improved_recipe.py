@@ -191,11 +191,11 @@ def test_flip_only_for_orientation_free_tasks(task_id, sensitive):
         np.testing.assert_allclose(out, reference[:, ::-1])
     # The whole improved policy never mirrors a sensitive task either: over many draws the
     # bright side stays on the left.
-    plus = build_train_transform(SIZE, task, policy_for(task, AugmentConfig(default={"affine": 1.0, "hflip": 1.0})))
+    improved = build_train_transform(SIZE, task, policy_for(task, AugmentConfig(default={"affine": 1.0, "hflip": 1.0})))
     lefts = []
     for seed in range(10):
-        plus.set_random_state(np.random.default_rng(seed), __import__("random").Random(seed))
-        img = plus(image=image)["image"]
+        improved.set_random_state(np.random.default_rng(seed), __import__("random").Random(seed))
+        img = improved(image=image)["image"]
         lefts.append(img[:, : SIZE // 2].mean() > img[:, SIZE // 2 :].mean())
     assert all(lefts) if sensitive else not any(lefts)
 
@@ -218,7 +218,7 @@ def _steps(transform) -> list[tuple]:
 
 
 def test_improved_augmentation_pipeline_per_task():
-    plus = load_config(os.path.join(ROOT, "configs", "fmuia_plus.yaml"))
+    improved = load_config(os.path.join(ROOT, "configs", "fmuia_plus.yaml"))
     photometric = [
         ("RandomBrightnessContrast", 0.5, {"brightness_limit": (-0.2, 0.2), "contrast_limit": (-0.2, 0.2)}),
         ("RandomGamma", 0.3, {"gamma_limit": (80.0, 120.0)}),
@@ -234,7 +234,7 @@ def test_improved_augmentation_pipeline_per_task():
     light = [("RandomBrightnessContrast", 0.2, {"brightness_limit": (-0.2, 0.2), "contrast_limit": (-0.2, 0.2)}),
              ("GaussNoise", 0.1, {})]
     for task in REG:
-        steps = _steps(build_train_transform(256, task, policy_for(task, plus.augment)))
+        steps = _steps(build_train_transform(256, task, policy_for(task, improved.augment)))
         assert steps[0][0] == "Resize" and steps[-1][0] == "Normalize", task.task_id
         if task.kind is Kind.CLASSIFICATION:
             assert steps[1:-1] == light, task.task_id
@@ -254,8 +254,8 @@ def test_improved_recipe_trains_briefly(tmp_path):
 
     root = str(tmp_path / "data")
     materialise(root, training_rows())
-    plus = load_config(os.path.join(ROOT, "configs", "fmuia_plus.yaml"))
-    config = merge(plus, {
+    improved = load_config(os.path.join(ROOT, "configs", "fmuia_plus.yaml"))
+    config = merge(improved, {
         "device": "cpu", "model": TINY_MODEL, "data": {"num_workers": 0, "val_fraction": 0.25},
         "train": {"epochs": 1, "max_steps": 4, "batch_size": 4, "progress": False, "plot": False},
         "optim": {"lr": 1e-3},
