@@ -10,8 +10,8 @@ routes) plus the precision and, for int8, how it was calibrated: ``model.xml`` a
 int8 is NNCF's post-training quantisation (``nncf.quantize``): weights and
 activations of the convolutions and matrix products in int8, scales from the
 activation ranges seen on calibration images. Calibration images are training images
-spread evenly over every task of the model (``calibration_feeds``), one per forward
-pass so that each task's head sees its own rows. Weights are stored in fp32
+spread evenly over every task of the model (``calibration_feeds``), one image of
+every task per forward pass so that every head sees its own task's rows in every pass. Weights are stored in fp32
 (``compress_to_fp16=False``): fp16 weight storage alone moves raw outputs by ~1e-3.
 """
 from __future__ import annotations
@@ -46,12 +46,20 @@ def _openvino():
     return ov
 
 
-def calibration_feeds(model: MultiTaskModel, data_root: str, images: int = DEFAULT_CALIBRATION_IMAGES) -> list[dict[str, np.ndarray]]:
-    """Graph inputs of ``images`` calibration images from ``data_root``: the same number
-    of rows from every task of the model that the data holds (fewer where a task has
-    fewer), taken evenly through each task's rows, one image per feed, in task order
-    interleaved. Tasks of the data the model lacks, and tasks of the model the data
-    lacks, are named in the error / the log."""
+def calibration_feeds(model: MultiTaskModel, data_root: str,
+                      images: int = DEFAULT_CALIBRATION_IMAGES) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """Graph inputs of about ``images`` calibration images from ``data_root`` (rounded
+    up to whole feeds), taken evenly through each task's rows, and the tasks whose own
+    images they hold.
+
+    Each feed is a batch of one image of EVERY task of the model, each routed to its
+    own task's head: NNCF's statistics (activation ranges, fast bias correction's
+    per-channel means) are taken per feed, and a head with no rows in a feed gives
+    statistics of an empty tensor (NaN means, reductions at the float limits) that
+    spoil its ranges. The feeds' side cycles through the model's input sides; a task
+    of another side is seen at the feed's side there (the same content, another
+    scale). A task of the model without rows in the data is routed a stand-in image
+    of another task (named in the log); tasks of the data the model lacks are refused."""
     from fmuia.data.layout import read_layout
     from fmuia.predict.pipeline import _Images
     from fmuia.predict.predictor import normalise
@@ -69,28 +77,32 @@ def calibration_feeds(model: MultiTaskModel, data_root: str, images: int = DEFAU
         by_task.setdefault(entry.task_id, []).append(entry)
     if not by_task:
         raise DataError(f"{data_root}: no rows to calibrate on")
-    missing = [t for t in model.registry.task_ids if t not in by_task]
+    task_ids = list(model.registry.task_ids)
+    missing = [t for t in task_ids if t not in by_task]
     if missing:
-        log.warning("calibration data has no rows of task(s) %s", ", ".join(missing))
-    per_task = max(1, math.ceil(images / len(by_task)))
-    chosen: list[list] = []
-    for rows in by_task.values():
-        k = min(per_task, len(rows))
-        chosen.append([rows[int(i * len(rows) / k)] for i in range(k)])
-    # Interleaved so that a cut at ``images`` keeps every task.
-    entries = [task[i] for i in range(per_task) for task in chosen if i < len(task)][:images]
-    reader = _Images(entries, model.input_sizes)
+        log.warning("calibration data has no rows of task(s) %s: their heads are calibrated on images of other tasks",
+                    ", ".join(missing))
+    count = max(1, math.ceil(images / len(by_task)))
+    stand_ins = list(by_task.values())
+    sides = sorted(set(model.input_sizes.values()))
     cpu = torch.device("cpu")
     feeds = []
-    for i in range(len(entries)):
-        image, _, _, _, error = reader[i]
-        if error is not None:
-            raise DataError(error)
-        task_id = entries[i].task_id
-        feed = onnx_graph.routing_feeds([task_id], model.routes, model.registry.task_ids)
-        feed[onnx_graph.IMAGES] = normalise(image[None], cpu).numpy()
+    for k in range(count):
+        entries = []
+        for j, task_id in enumerate(task_ids):
+            rows = by_task.get(task_id) or stand_ins[j % len(stand_ins)]
+            entries.append(rows[int(k * len(rows) / count) % len(rows)])
+        reader = _Images(entries, sides[k % len(sides)])
+        batch = []
+        for i in range(len(entries)):
+            image, _, _, _, error = reader[i]
+            if error is not None:
+                raise DataError(error)
+            batch.append(image)
+        feed = onnx_graph.routing_feeds(task_ids, model.routes, task_ids)
+        feed[onnx_graph.IMAGES] = normalise(torch.stack(batch), cpu).numpy()
         feeds.append(feed)
-    return feeds
+    return feeds, [t for t in task_ids if t in by_task]
 
 
 def export_openvino(model: MultiTaskModel, path: str, *, calibration: str | None = None,
@@ -134,13 +146,26 @@ def quantize(ir, model: MultiTaskModel, data_root: str, images: int):
     except ImportError:
         raise CheckpointError("int8 quantisation needs the nncf package (pip install 'fmuia[openvino]')") from None
     start = time.perf_counter()
-    feeds = calibration_feeds(model, data_root, images)
+    feeds, tasks = calibration_feeds(model, data_root, images)
     quantised = nncf.quantize(ir, nncf.Dataset(feeds), subset_size=len(feeds))
     seconds = time.perf_counter() - start
-    tasks = sorted({t for feed in feeds for t in model.registry.task_ids
-                    if feed[onnx_graph.rows_input(t)].size})
-    log.info("int8: calibrated on %d images of %d tasks in %.1f s", len(feeds), len(tasks), seconds)
-    return quantised, {"images": len(feeds), "tasks": len(tasks), "seconds": round(seconds, 1)}
+    used = len(feeds) * len(tasks)
+    log.info("int8: calibrated on %d images of %d tasks (%d passes) in %.1f s", used, len(tasks), len(feeds), seconds)
+    return quantised, {"images": used, "tasks": len(tasks), "passes": len(feeds), "seconds": round(seconds, 1)}
+
+
+def _is_ir(path: str) -> bool:
+    """Whether ``path`` opens as OpenVINO IR (root ``<net version=...>``). Checked before
+    ``read_model``, which otherwise hands an unknown file to every other frontend (and
+    those print parse errors of their own)."""
+    from xml.etree import ElementTree
+
+    try:
+        for _, element in ElementTree.iterparse(path, events=("start",)):
+            return element.tag == "net" and "version" in element.attrib
+    except (ElementTree.ParseError, OSError, UnicodeDecodeError):
+        return False
+    return False
 
 
 def read_openvino(path: str):
@@ -148,10 +173,14 @@ def read_openvino(path: str):
     ov = _openvino()
     if not os.path.isfile(path[:-4] + ".bin"):
         raise CheckpointError(f"{path}: the weights file {os.path.basename(path[:-4])}.bin is missing beside it")
+    if not _is_ir(path):
+        raise CheckpointError(f"{path}: cannot load the OpenVINO model (not an OpenVINO IR file: its root element "
+                              "is not <net version=...>)")
     try:
-        model = ov.Core().read_model(path)
+        model = ov.Core().read_model(path, path[:-4] + ".bin")
     except Exception as exc:
-        raise CheckpointError(f"{path}: cannot load the OpenVINO model ({type(exc).__name__}: {exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: cannot load the OpenVINO model ({type(exc).__name__}: {reason})") from None
     if not model.has_rt_info(META_KEY):
         raise CheckpointError(f"{path}: not an OpenVINO model exported by 'fmuia export openvino' (no fmuia metadata)")
     try:
