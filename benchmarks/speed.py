@@ -40,14 +40,14 @@ import sys
 import tempfile
 import time
 import types
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from forward import peak_mib, reset_peak  # noqa: E402  (one peak-memory method for all benchmarks)
 
-from fmuia.config.loading import read_yaml
+from fmuia.config.loading import load_config
 from fmuia.data.layout import read_layout
 from fmuia.model import ModelConfig, build_model, save_checkpoint
 from fmuia.predict.api import load
@@ -86,8 +86,8 @@ ROWS.append(Row("baseline", "torch", "fp32", False))
 
 
 def model_config(recipe: str, encoder: str, size: int) -> ModelConfig:
-    section = dict(read_yaml(os.path.join(CONFIGS, RECIPES[recipe]))["model"])
-    return ModelConfig.from_dict({**section, "encoder": encoder, "image_size": size, "pretrained": "none"})
+    recipe_config = load_config(os.path.join(CONFIGS, RECIPES[recipe]))  # extends and changes resolved
+    return replace(recipe_config.model, encoder=encoder, image_size=size, pretrained="none")
 
 
 def prepare(work: str, network: str, args) -> dict[tuple[str, str, str], str]:

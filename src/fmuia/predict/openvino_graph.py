@@ -154,8 +154,14 @@ def quantize(ir, model: MultiTaskModel, data_root: str, images: int):
     feeds, tasks = calibration_feeds(model, data_root, images)
     # The graph's nodes are named after the module path: a head's are under /<task id>/.
     fp32_heads = [f"^/{re.escape(t.task_id)}/.*" for t in model.registry if t.kind in FP32_HEAD_KINDS]
-    quantised = nncf.quantize(ir, nncf.Dataset(feeds), subset_size=len(feeds),
-                              ignored_scope=nncf.IgnoredScope(patterns=fp32_heads, validate=False))
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.WARNING)  # NNCF logs one INFO line per node it leaves in fp32
+    try:
+        quantised = nncf.quantize(ir, nncf.Dataset(feeds), subset_size=len(feeds),
+                                  ignored_scope=nncf.IgnoredScope(patterns=fp32_heads, validate=False))
+    finally:
+        nncf_log.setLevel(level)
     seconds = time.perf_counter() - start
     used = len(feeds) * len(tasks)
     log.info("int8: calibrated on %d images of %d tasks (%d passes) in %.1f s", used, len(tasks), len(feeds), seconds)
