@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import types
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -111,12 +112,12 @@ def prepare(work: str, network: str, args) -> dict[tuple[str, str, str], str]:
         files[recipe, "openvino", "fp32"] = os.path.join(folder, "fp32", "model.xml")
         seconds["openvino fp32"] = time.perf_counter() - start
         start = time.perf_counter()
-        export_openvino(model, os.path.join(folder, "int8", "model.xml"), calibration=args.train_root,
-                        calibration_images=args.calibration_images)
+        calibrated = export_openvino(model, os.path.join(folder, "int8", "model.xml"), calibration=args.train_root,
+                                     calibration_images=args.calibration_images)["calibration"]
         files[recipe, "openvino", "int8"] = os.path.join(folder, "int8", "model.xml")
         seconds["openvino int8 (with calibration)"] = time.perf_counter() - start
     print(f"{network}: export " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
-          + f" (int8 calibrated on {args.calibration_images} images)", flush=True)
+          + f" (int8 calibrated on {calibrated['images']} images of {calibrated['tasks']} tasks)", flush=True)
     return files
 
 
@@ -127,18 +128,35 @@ def child_env(args) -> dict[str, str]:
     return env
 
 
+def peak_rss_mib(pid: int) -> float:
+    """The largest VmHWM (peak resident memory since exec) of ``pid`` and its children
+    (the prediction's image readers), in MiB; 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            own = next((int(line.split()[1]) for line in fh if line.startswith("VmHWM:")), 0) / 1024
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = [int(c) for c in fh.read().split()]
+    except (OSError, ValueError):
+        return 0.0
+    return max([own, *(peak_rss_mib(c) for c in children)])
+
+
 def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB: the process's or its largest reader's) and stdout."""
+    """Wall seconds, peak RSS (MiB: the process's or its largest reader's, sampled every
+    50 ms; the kernel's rusage of a child starts from this process's own size at the
+    fork) and stdout."""
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate()
+    peak = 0.0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        finished = pool.submit(proc.communicate)
+        while not finished.done():
+            peak = max(peak, peak_rss_mib(proc.pid))
+            time.sleep(0.05)
+        out, err = finished.result()
     wall = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"error: {' '.join(command)} failed ({proc.returncode}):\n{err[-3000:]}")
-    # ru_maxrss of the children reaped so far: the largest of them, this one included.
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return wall, peak, out
 
 
