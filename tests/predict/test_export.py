@@ -55,5 +55,5 @@ def test_predict_with_onnx_backend_matches_torch(tmp_path, onnx_file):
                 if isinstance(value, list):
                     np.testing.assert_allclose(value, rb[key], atol=1e-4)
     predictor = fmuia.load(onnx_file)
-    assert predictor.backend.name == "onnx"
+    assert predictor.backend.name == "onnxruntime"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fmuia.cli.backend_options import add_backend_arguments, backend_options
+
 COMMAND = "predict"
 HELP = "predict every row of a data root into a challenge submission folder (masks + JSON)"
 ORDER = 40
@@ -19,7 +21,8 @@ DESCRIPTION = (
 
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT",
-                   help="checkpoint folder or .safetensors file, or an .onnx file from 'fmuia export onnx'")
+                   help="checkpoint folder or .safetensors file, an .onnx file from 'fmuia export onnx', or a "
+                        "model.xml from 'fmuia export openvino'")
     p.add_argument("--data", required=True, metavar="DATA_ROOT", help="data root with csv_files/ (test CSVs may have empty labels)")
     p.add_argument("--out", required=True, metavar="OUT_DIR",
                    help="submission folder to write (created if missing; must be new or empty unless --overwrite)")
@@ -31,12 +34,7 @@ def add_arguments(p) -> None:
                         "set another; batches may mix tasks)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: cuda when available")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="image-reading processes (default min(2, CPU cores); 0 reads in the main process)")
-    p.add_argument("--backend", default=None, choices=("torch", "onnx"),
-                   help="torch, or onnxruntime (default: onnx for an .onnx file, else torch)")
-    p.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16", "auto"),
-                   help="torch backend precision (default: fp32 on CPU, the same numbers on every CPU; the "
-                        "checkpoint's on GPU, usually bf16). bf16 is faster on CPUs with AVX512-BF16 or AMX; "
-                        "auto picks it there")
+    add_backend_arguments(p)
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average with a horizontally flipped view (never for orientation-sensitive tasks); "
                         "default: the checkpoint's predict.tta")
@@ -57,8 +55,8 @@ def run(args) -> int:
 
     set_exif_orientation(args.exif_orientation)
     check_writable(args.out)  # before the model and the data are read (checked again, locked, before writing)
-    predictor = load(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision, tta=args.tta,
-                     box_voting=args.box_voting)
+    predictor = load(args.checkpoint, device=args.device, tta=args.tta, box_voting=args.box_voting,
+                     **backend_options(args))
     summary = predictor.predict_dataset(
         args.data, args.out, batch_size=args.batch_size, workers=args.workers,
         progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite,

@@ -83,6 +83,19 @@ def routing_feeds(task_ids: Sequence[str], routes: dict[str, str], all_tasks: Se
     return feeds
 
 
+def graph_meta(model: MultiTaskModel) -> dict:
+    """What a graph file carries so that it alone is enough to predict: the task
+    registry, the model config, the prediction settings (flip, box voting...), the
+    routes and each task's input size."""
+    return {
+        "registry": model.registry.to_list(),
+        "model_config": model.config.to_dict(),
+        "predict_config": model.predict.to_dict(),
+        "routes": dict(model.routes),
+        "input_sizes": dict(model.input_sizes),
+    }
+
+
 def export_onnx(model: MultiTaskModel, path: str, opset: int = 17) -> None:
     """Write ``model`` (eval mode, fp32, CPU) as the routed graph to ``path``."""
     import onnx  # optional: only export needs it, and the submission container lacks it
@@ -110,15 +123,8 @@ def export_onnx(model: MultiTaskModel, path: str, opset: int = 17) -> None:
         traced = os.path.join(scratch, "graph.onnx")
         _export(graph, example, traced, input_names, list(task_ids), dynamic, opset)
         proto = onnx.load(traced)
-    meta = {
-        "registry": model.registry.to_list(),
-        "model_config": model.config.to_dict(),
-        "predict_config": model.predict.to_dict(),
-        "routes": dict(model.routes),
-        "input_sizes": dict(model.input_sizes),
-    }
     entry = proto.metadata_props.add()
-    entry.key, entry.value = META_KEY, json.dumps(meta)
+    entry.key, entry.value = META_KEY, json.dumps(graph_meta(model))
     atomic_write_bytes(path, proto.SerializeToString())
 
 

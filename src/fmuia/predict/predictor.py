@@ -109,16 +109,23 @@ class Predictor:
         rows in batch order; test-time flips averaged in where enabled. ``S`` is the
         tasks' input side (``input_sizes``): one batch holds tasks of one size."""
         x = normalise(images, self.device)
-        backend = self.backend
-        out = {t: backend.decode(t, raw) for t, raw in backend.raw(x, task_ids).items()}
         groups = group_indices(task_ids)
         flipped_tasks = [t for t in groups if t in self.tta]
         if flipped_tasks:
+            # One forward pass of the batch and its flipped rows together: the encoder's
+            # per-call cost is paid once, and every head runs once per batch.
             rows = sorted(i for t in flipped_tasks for i in groups[t])
             index = torch.as_tensor(rows, device=x.device)
-            raw = backend.raw(x.index_select(0, index).flip(-1), [task_ids[i] for i in rows])
-            for t in flipped_tasks:
-                back = kinds.kind_of(self.registry[t]).flip_back(backend.decode(t, raw[t]))
+            x = torch.cat([x, x.index_select(0, index).flip(-1)])
+            task_ids = [*task_ids, *(task_ids[i] for i in rows)]
+        backend = self.backend
+        out = {}
+        for t, raw in backend.raw(x, task_ids).items():
+            # A task's rows come in batch order: its own rows, then its flipped ones.
+            n = len(groups[t])
+            out[t] = backend.decode(t, raw[:n])
+            if t in self.tta:
+                back = kinds.kind_of(self.registry[t]).flip_back(backend.decode(t, raw[n:]))
                 out[t] = (out[t] + back.to(out[t].device)) / 2
         return out
 

@@ -3,7 +3,8 @@
 The container runs ``python model.py``: the data root is mounted read-only at
 ``/input/`` and the predictions go to ``/output/``. ``Model()`` loads the checkpoint
 in ``checkpoint/`` beside this file; ``Model().predict(data_root, output_dir,
-batch_size=8)`` writes the submission (segmentation PNGs and the three JSON files).
+batch_size=8)`` writes the submission (segmentation PNGs and the three JSON files)
+with the backend named in ``settings.json`` (torch, onnxruntime or openvino).
 
 ``fmuia export submission`` assembles a ready folder: this file, ``checkpoint/``, the
 fmuia modules prediction needs (``fmuia/``), ``settings.json``, ``Dockerfile`` and
@@ -46,7 +47,8 @@ class Model:
         checkpoint = os.path.join(HERE, settings.get("checkpoint", "checkpoint"))
         self.workers = settings.get("workers")
         self.predictor = fmuia.load(
-            checkpoint, device=settings.get("device", "auto"), precision=settings.get("precision"),
+            checkpoint, device=settings.get("device", "auto"), backend=settings.get("backend"),
+            precision=settings.get("precision"),
             tta=settings.get("tta", False), box_voting=settings.get("box_voting"),
         )
 
