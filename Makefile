@@ -9,9 +9,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.fmuia-installed
 DEMO   ?= demo_out
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 -m "not benchmark"
 
-.PHONY: demo test install clean-demo bench
+.PHONY: demo test test-bench install clean-demo bench
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The benchmark scripts' smoke tests (minutes of process start-ups and exports).
+test-bench: $(STAMP)
+	$(BIN)/python -m pytest -q -m benchmark
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/forward.py --quick

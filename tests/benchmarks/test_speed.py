@@ -8,7 +8,8 @@ import sys
 import pytest
 
 pytest.importorskip("openvino")
-pytestmark = pytest.mark.slow
+# Minutes of process start-ups and exports: run by `make test-bench`, not by `make test`.
+pytestmark = [pytest.mark.slow, pytest.mark.benchmark]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
