@@ -24,3 +24,4 @@ def test_challenge_selection_keeps_its_name():
 
 def test_no_validation():
     assert "best validation selection score (official): n/a (no validation)" in run_summary(_result("official", None, None))
+

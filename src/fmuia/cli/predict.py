@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from fmuia.cli.backend_options import add_backend_arguments, backend_options
+from fmuia.cli._image_options import add_exif_orientation_argument
 
 COMMAND = "predict"
 HELP = "predict every row of a data root into a challenge submission folder (masks + JSON)"
@@ -41,10 +42,8 @@ def add_arguments(p) -> None:
     p.add_argument("--box-voting", action=argparse.BooleanOptionalAction, default=None,
                    help="detection with a centre-map head: the box is the score-weighted mean of the boxes around "
                         "the peak, not the peak cell's alone; default: the checkpoint's predict.box_voting")
-    p.add_argument("--exif-orientation", choices=("apply", "ignore"), default="apply",
-                   help="an image's EXIF orientation tag (JPEG, PNG): apply (turn it upright, as the official reader "
-                        "cv2.imread does; predicted boxes and points are then in pixels of the upright image) or "
-                        "ignore; use the 'data.exif_orientation' the model was trained with; default apply")
+    add_exif_orientation_argument(p, "predicted boxes and points are then in pixels of the upright image; use "
+                                     "the choice the model was trained with")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from fmuia.cli._image_options import add_exif_orientation_argument
 
 COMMAND = "validate"
 HELP = "check every row and file of a data root; print a per-task table or every problem"
@@ -19,10 +20,7 @@ def add_arguments(p) -> None:
     p.add_argument("--unknown-tasks", choices=("warn", "error"), default="warn",
                    help="a task id outside the task registry: warn (name the closest known id; its rows form a new "
                         "task) or error (a problem, as 'data.unknown_tasks: error' makes it for training); default warn")
-    p.add_argument("--exif-orientation", choices=("apply", "ignore"), default="apply",
-                   help="an image's EXIF orientation tag (JPEG, PNG): apply (turn it upright, as the official reader "
-                        "cv2.imread does; boxes and points are checked against the upright image) or ignore; "
-                        "as 'data.exif_orientation' for training; default apply")
+    add_exif_orientation_argument(p, "boxes and points are checked against the upright image")
     p.add_argument("--tasks-file", metavar="YAML", help="a task registry file to use instead of the FM_UIA 2026 tasks")
 
 
