@@ -24,6 +24,9 @@ batch size, the seed and the device.
                                  # baseline; baseline + each improvement or candidate alone
     python benchmarks/quality.py --leave-out   # improved; improved without each fix or
                                  # improvement; improved + each candidate
+    python benchmarks/quality.py --backends    # the accuracy gate: the improved run's checkpoint
+                                 # predicted by every inference backend (torch fp32,
+                                 # onnxruntime fp32, OpenVINO fp32, OpenVINO int8), scored
     python benchmarks/quality.py --network configs/scratch_resnet18.yaml [--image-size 128]
                                  # any mode with another network: ResNet-18 from scratch
     python benchmarks/quality.py --ladder --dry-run   # any mode: the resolved config of
@@ -36,7 +39,10 @@ benchmarks can share it); the comparison is 3 runs (about 25 minutes); the ladde
 1 + 7 + 1 + 14 + 1 + 11 = 35 rows, of which the two prediction-only improvements reuse a
 checkpoint with ``--reuse`` (``--restrict`` trains the rows of the changes that
 concern some kinds on those kinds' tasks only; ``--only`` picks rows); the ablation
-1 + 14 + 11 + 1 = 27 runs. With ``--full`` on one GPU, a run takes a few minutes.
+1 + 14 + 11 + 1 = 27 runs; ``--backends`` 1 run (the comparison's improved run with
+``--reuse``), then one export and one prediction per backend (int8 calibrated on
+``DEFAULT_CALIBRATION_IMAGES`` images of the training split; a few minutes). With
+``--full`` on one GPU, a run takes a few minutes.
 
 The recipes are ``configs/fmuia2026_official.yaml``, ``configs/fmuia2026_baseline.yaml``
 (extends the official, applies every fix) and ``configs/fmuia_plus.yaml`` (extends the
@@ -50,8 +56,8 @@ of the official plus one fix, but "seeded augmentation") change a little from ru
 run; every other row repeats exactly.
 ``--restrict`` trains a change's row only on the tasks of the kinds the change concerns
 (against its reference recipe on the same tasks). Everything is written under ``--out``:
-data/, configs/, runs/, pred/, eval/, logs/, and quality.json / quality.md (or ladder.*,
-ablation.*, leave_out.*: the tables printed).
+data/, configs/, runs/, pred/, eval/, logs/ (and exports/ of --backends), and quality.json /
+quality.md (or ladder.*, ablation.*, leave_out.*, backends.*: the tables printed).
 """
 from __future__ import annotations
 
@@ -357,6 +363,78 @@ def ablation_table(rows: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]])
     return "\n".join(lines)
 
 
+# The inference backends' accuracy gate: each backend's run against torch fp32 on the
+# same checkpoint and test split. Tolerances: the challenge score, and each kind's main
+# metric (worse by at most this much; MRE in pixels).
+BACKEND_ROWS = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8"))
+GATE_SCORE = 0.005
+GATE_METRICS = (("segmentation", "DSC", 0.01), ("classification", "AUC", 0.01), ("detection", "IoU", 0.01),
+                ("keypoints", "MRE", 1.0))
+
+
+def gate_checks(reference: Mapping[str, Any], results: Mapping[str, Any]) -> list[tuple[str, bool | None, str]]:
+    """The gate's checks of one backend's results against torch fp32's: (what, met, figures)."""
+    a, b = reference.get("challenge_score"), results.get("challenge_score")
+    checks: list[tuple[str, bool | None, str]] = [
+        (f"challenge score within {GATE_SCORE}", None if None in (a, b) else abs(b - a) <= GATE_SCORE,
+         f"{_fmt(a)} -> {_fmt(b)}")]
+    for kind_name, metric, tolerance in GATE_METRICS:
+        a, b = _value(reference, kind_name, metric), _value(results, kind_name, metric)
+        lower = metric in kinds.kind_of(kind_name).lower_is_better
+        worse = None if None in (a, b) else (b - a if lower else a - b)
+        checks.append((f"{kind_name} {metric} worse by at most {tolerance:g}", None if worse is None else worse <= tolerance,
+                       f"{_fmt(a)} -> {_fmt(b)}"))
+    return checks
+
+
+def backends(bench: Bench) -> dict[str, Any]:
+    """The improved run's ``best`` checkpoint predicted by every backend and scored, each
+    against torch fp32 (the improved run itself)."""
+    from fmuia.predict.openvino_graph import DEFAULT_CALIBRATION_IMAGES
+
+    improved = bench.run("improved", recipe(IMPROVED_CONFIG, extra=bench.budget()))
+    config = recipe(IMPROVED_CONFIG, extra=bench.budget())
+    checkpoint = os.path.join(bench.out, "runs", "improved", "best")
+    test = bench._test_root(config)
+    decoding = ["--tta" if config.predict.tta else "--no-tta",
+                "--box-voting" if config.predict.box_voting else "--no-box-voting"]
+    rows: list[Row] = [("torch fp32 (improved run)", improved, improved)]
+    checks: dict[str, list[tuple[str, bool | None, str]]] = {}
+    for backend, precision in BACKEND_ROWS:
+        name = f"improved-{backend}-{precision}"
+        if bench.args.dry_run:
+            bench.planned.append(f"{name} (export, predict and score the improved run's checkpoint)")
+            continue
+        exported = os.path.join(bench.out, "exports", name)
+        if os.path.isdir(exported):
+            _remove_tree(exported)
+        if backend == "onnxruntime":
+            model = os.path.join(exported, "model.onnx")
+            bench._fmuia(f"{name}.export", ["export", "onnx", "--checkpoint", checkpoint, model])
+        else:
+            model = os.path.join(exported, "model.xml")
+            int8 = ["--int8", "--calibration", os.path.join(bench.data, "train"), "--calibration-images",
+                    str(DEFAULT_CALIBRATION_IMAGES)] if precision == "int8" else []
+            bench._fmuia(f"{name}.export", ["export", "openvino", "--checkpoint", checkpoint, model, *int8])
+        pred_dir, eval_dir = (os.path.join(bench.out, sub, name) for sub in ("pred", "eval"))
+        for folder in (pred_dir, eval_dir):
+            if os.path.isdir(folder):
+                _remove_tree(folder)
+        bench._fmuia(f"{name}.predict", ["predict", "--checkpoint", model, "--data", test, "--out", pred_dir,
+                                         "--device", "cpu", "--no-progress", *decoding])
+        bench._fmuia(f"{name}.evaluate", ["evaluate", "--data", test, "--pred", pred_dir, "--out", eval_dir])
+        with open(os.path.join(eval_dir, "results.json"), encoding="utf-8") as fh:
+            results = json.load(fh)
+        rows.append((f"{backend} {precision}", improved, results))
+        checks[f"{backend} {precision}"] = gate_checks(improved, results)
+    result = _table_result("backends", rows)
+    result["table"] += "\n\nAccuracy gate (against torch fp32):\n" + "\n".join(
+        f"- [{'x' if met else ' '}] {row}: {what}: {figures}{'' if met is not None else ' (not measured)'}"
+        for row, found in checks.items() for what, met, figures in found)
+    result["gate"] = {row: [{"what": w, "met": m, "figures": f} for w, m, f in found] for row, found in checks.items()}
+    return result
+
+
 def _slug(name: str) -> str:
     """A change's name as part of a run's folder name: "dice + ce" -> "dice_plus_ce"."""
     return re.sub(r"[^A-Za-z0-9]+", "_", name.replace("+", "plus")).strip("_")
@@ -534,6 +612,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ablation", action="store_true", help="one row per change: the baseline recipe plus that change")
     p.add_argument("--leave-out", action="store_true",
                    help="one row per fix or improvement left out of the improved recipe, and per candidate added")
+    p.add_argument("--backends", action="store_true",
+                   help="the accuracy gate: the improved run's checkpoint predicted by every inference backend "
+                        "(onnxruntime fp32, OpenVINO fp32 and int8) against torch fp32")
     p.add_argument("--restrict", action="store_true",
                    help="ladder, ablation: train a change's row only on the tasks of the kinds it concerns")
     p.add_argument("--only", type=lambda text: [n.strip() for n in text.split(",") if n.strip()], default=None,
@@ -551,9 +632,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.device = args.device or ("auto" if args.full else "cpu")
     if args.threads is None and not args.full:
         args.threads = 1
-    if sum((args.ladder, args.ablation, args.leave_out)) > 1:
-        p.error("--ladder, --ablation and --leave-out are three modes; give one")
-    if args.seeds is not None and (args.ladder or args.ablation or args.leave_out):
+    if sum((args.ladder, args.ablation, args.leave_out, args.backends)) > 1:
+        p.error("--ladder, --ablation, --leave-out and --backends are four modes; give one")
+    if args.seeds is not None and (args.ladder or args.ablation or args.leave_out or args.backends):
         p.error("--seeds is for the comparison of the three recipes; the ladder, ablation and leave-out take --seed")
     args.seeds = args.seeds or [args.seed]
     if args.image_size is not None and args.image_size < 32:
@@ -594,7 +675,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"quality: {size}, {args.steps} steps of batch {args.batch_size}, {seeds}, "
           f"{args.per_task} training / {args.test} test samples per task -> {bench.out}", flush=True)
     name, mode = (("ladder", ladder) if args.ladder else ("ablation", ablation) if args.ablation
-                  else ("leave_out", leave_out) if args.leave_out else ("quality", compare))
+                  else ("leave_out", leave_out) if args.leave_out else ("backends", backends) if args.backends
+                  else ("quality", compare))
     if args.dry_run:
         mode(bench)
         print("\n".join(f"  {run}" for run in bench.planned))

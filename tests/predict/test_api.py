@@ -9,7 +9,8 @@ from fmuia.data.transforms import build_eval_transform
 from fmuia.errors import DataError
 from fmuia.predict import ClassificationResult, DetectionResult, KeypointsResult, SegmentationResult
 from fmuia.io.dicom import read_dicom
-from fmuia.predict.predictor import normalise, resize_image
+from fmuia.data.resize import resize_image
+from fmuia.predict.normalise import normalise
 
 
 @pytest.fixture(scope="module")

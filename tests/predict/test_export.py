@@ -11,7 +11,6 @@ import fmuia
 from fmuia.cli.main import main
 from fmuia.model import load_checkpoint
 from fmuia.predict.backends import OnnxBackend, TorchBackend
-from fmuia.predict.predictor import normalise
 
 JSONS = ("classification_predictions.json", "detection_predictions.json", "regression_predictions.json")
 
@@ -27,7 +26,7 @@ def test_onnx_and_torch_raw_outputs_agree_on_a_mixed_batch(onnx_file):
     torch_backend = TorchBackend(load_checkpoint(tiny_checkpoint()), "cpu", "fp32")
     onnx_backend = OnnxBackend(onnx_file, "cpu")
     assert onnx_backend.registry == torch_backend.registry
-    images = normalise(torch.randint(0, 256, (7, 64, 64, 3), dtype=torch.uint8), torch.device("cpu"))
+    images = torch.randint(0, 256, (7, 64, 64, 3), dtype=torch.uint8)
     for task_ids in (["FUGC", "breast_lesion", "organ_cls", "breast_lesion", "thyroid_nodule_det", "FUGC", "cardiac_multi"],
                      ["organ_cls"] * 7):  # a batch without any FPN task
         expected, got = torch_backend.raw(images, task_ids), onnx_backend.raw(images, task_ids)

@@ -11,7 +11,8 @@ from PIL import Image
 import fmuia
 from fmuia.cli.main import main
 from fmuia.model import ModelConfig, build_model, save_checkpoint
-from fmuia.predict.predictor import normalise, resize_image
+from fmuia.data.resize import resize_image
+from fmuia.predict.normalise import normalise
 from fmuia.tasks import fmuia2026
 
 from tiny import TINY

@@ -11,7 +11,6 @@ from fmuia import kinds
 from fmuia.model import ModelConfig, build_model
 from fmuia.predict.backends import OnnxBackend, TorchBackend
 from fmuia.predict.onnx_graph import export_onnx
-from fmuia.predict.predictor import normalise
 from fmuia.tasks import TaskRegistry, fmuia2026
 
 from tiny import TINY
@@ -35,7 +34,7 @@ def test_head_type_round_trips_through_onnx(kind, head, tmp_path):
     path = str(tmp_path / "model.onnx")
     export_onnx(model, path)
     torch_backend, onnx_backend = TorchBackend(model, "cpu", "fp32"), OnnxBackend(path, "cpu")
-    images = normalise(torch.randint(0, 256, (5, 64, 64, 3), dtype=torch.uint8), torch.device("cpu"))
+    images = torch.randint(0, 256, (5, 64, 64, 3), dtype=torch.uint8)
     task_ids = ["FUGC", "breast_lesion", "organ_cls", "thyroid_nodule_det", "FUGC"]
     expected, got = torch_backend.raw(images, task_ids), onnx_backend.raw(images, task_ids)
     assert set(got) == set(expected) == set(task_ids)
@@ -55,7 +54,7 @@ def test_fine_decoder_stage_round_trips_through_onnx(tmp_path):
     model = build_model(config, REGISTRY).eval()
     path = str(tmp_path / "model.onnx")
     export_onnx(model, path)
-    images = normalise(torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8), torch.device("cpu"))
+    images = torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
     task_ids = ["FUGC", "breast_lesion", "organ_cls", "thyroid_nodule_det"]
     expected = TorchBackend(model, "cpu", "fp32").raw(images, task_ids)
     got = OnnxBackend(path, "cpu").raw(images, task_ids)
@@ -76,7 +75,7 @@ def test_several_input_sizes_share_one_onnx_graph(tmp_path):
     export_onnx(model, path)
     torch_backend, onnx_backend = TorchBackend(model, "cpu", "fp32"), OnnxBackend(path, "cpu")
     for side, task_ids in ((96, ["FUGC", "breast_lesion", "thyroid_nodule_det"]), (64, ["organ_cls", "organ_cls"])):
-        images = normalise(torch.randint(0, 256, (len(task_ids), side, side, 3), dtype=torch.uint8), torch.device("cpu"))
+        images = torch.randint(0, 256, (len(task_ids), side, side, 3), dtype=torch.uint8)
         expected, got = torch_backend.raw(images, task_ids), onnx_backend.raw(images, task_ids)
         for task_id, raw in expected.items():
             assert got[task_id].shape == raw.shape, (side, task_id)

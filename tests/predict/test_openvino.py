@@ -22,7 +22,6 @@ from fmuia.cli.main import main
 from fmuia.model import ModelConfig, build_model
 from fmuia.predict.backends import OpenVinoBackend, TorchBackend
 from fmuia.predict.openvino_graph import export_openvino
-from fmuia.predict.predictor import normalise
 from fmuia.tasks import TaskRegistry, fmuia2026
 
 pytest.importorskip("openvino")
@@ -47,7 +46,7 @@ MODELS = {
 
 def _images(n, side, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return normalise(torch.randint(0, 256, (n, side, side, 3), dtype=torch.uint8, generator=generator), torch.device("cpu"))
+    return torch.randint(0, 256, (n, side, side, 3), dtype=torch.uint8, generator=generator)
 
 
 def assert_same_submission(expected: str, got: str) -> None:
@@ -200,3 +199,45 @@ def test_openvino_submission_runs_its_model_and_matches_fmuia_predict(tmp_path, 
     assert main(["predict", "--checkpoint", fp32_xml, "--data", root, "--out", str(reference), "--workers", "0",
                  "--no-progress"]) == 0
     assert_same_submission(str(reference), str(out))
+
+
+def test_tf_same_padding_is_exported_as_constants(tmp_path, one_thread):
+    """timm's ``tf_`` encoders work their "same" padding out from the input size at every
+    call; the export writes it as constants (no shape arithmetic left for OpenVINO's slow
+    reference ``Pad``), with the same outputs at every input side, and leaves the
+    caller's model as it was."""
+    import onnx
+    from timm.layers import Conv2dSame
+
+    from fmuia.predict.onnx_graph import export_onnx
+
+    torch.manual_seed(0)
+    config = {**TINY, "encoder": "tf_efficientnet_lite0", "input_scale": {"segmentation": 1.5}}
+    model = build_model(ModelConfig(**config), REGISTRY).eval()
+    assert any(isinstance(m, Conv2dSame) for m in model.modules())
+    export_onnx(model, str(tmp_path / "model.onnx"))
+    operators = {node.op_type for node in onnx.load(str(tmp_path / "model.onnx")).graph.node}
+    assert "Pad" in operators and "Ceil" not in operators  # the padding of the input-size arithmetic is gone
+    assert any(isinstance(m, Conv2dSame) for m in model.modules())  # the caller's model is untouched
+    path = str(tmp_path / "model.xml")
+    export_openvino(model, path)
+    expected_backend, backend = TorchBackend(model, "cpu", "fp32"), OpenVinoBackend(path, "cpu")
+    for side in sorted(set(model.input_sizes.values())):
+        task_ids = [t for t in BATCH if model.input_sizes[t] == side]
+        expected, got = expected_backend.raw(_images(len(task_ids), side), task_ids), backend.raw(_images(len(task_ids), side), task_ids)
+        for task_id, raw in expected.items():
+            assert float((got[task_id] - raw).abs().max()) <= 1e-4, (side, task_id)
+
+
+def test_graph_backends_import_neither_timm_nor_albumentations(tmp_path, fp32_xml):
+    """Predicting with an exported graph never builds the network: timm (and through it
+    torchvision and torch._dynamo) and albumentations cost seconds of start-up."""
+    root, out = str(tmp_path / "data"), str(tmp_path / "out")
+    materialise(root, valid_rows())
+    code = (f"import sys, fmuia\nfmuia.load({fp32_xml!r}).predict_dataset({root!r}, {out!r}, workers=0, progress=False)\n"
+            "banned = ('timm', 'torchvision', 'segmentation_models_pytorch', 'albumentations', 'torch._dynamo')\n"
+            "print('LOADED', sorted(m for m in sys.modules if m in banned))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "LOADED []" in proc.stdout, proc.stdout
+    assert os.path.isfile(os.path.join(out, "classification_predictions.json"))

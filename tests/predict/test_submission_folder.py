@@ -59,8 +59,9 @@ def test_export_ships_the_prediction_modules_and_generated_requirements(tmp_path
     assert sorted(os.listdir(folder)) == ["Dockerfile", "checkpoint", "fmuia", "model.py", "requirements.txt", "settings.json"]
     shipped = {p.relative_to(folder / "fmuia").as_posix() for p in (folder / "fmuia").rglob("*") if p.is_file()}
     assert {"__init__.py", "predict/api.py", "predict/pipeline.py", "predict/writer.py", "model/network.py",
-            "tasks/fmuia2026.yaml", "data/transforms.py"} <= shipped
-    for absent in ("train/", "evaluate/", "cli/", "synthetic/", "predict/submission.py", "predict/requirements.py",
+            "tasks/fmuia2026.yaml", "data/resize.py", "predict/normalise.py"} <= shipped
+    # data/transforms.py: prediction resizes with OpenCV alone, so the container needs no albumentations
+    for absent in ("train/", "evaluate/", "cli/", "synthetic/", "data/transforms.py", "predict/submission.py", "predict/requirements.py",
                    "predict/templates/", "demo.py"):
         assert not any(name.startswith(absent) for name in shipped), absent
     assert json.loads((folder / "settings.json").read_text())["device"] == "cpu"
@@ -69,7 +70,7 @@ def test_export_ships_the_prediction_modules_and_generated_requirements(tmp_path
     lines = (folder / "requirements.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
     names = {name.lower().replace("_", "-") for name in pins}
-    assert {"torch", "torchvision", "timm", "segmentation-models-pytorch", "albumentations", "numpy",
+    assert {"torch", "torchvision", "timm", "segmentation-models-pytorch", "numpy",
             "opencv-python-headless", "pillow", "pyyaml", "safetensors", "tqdm"} == names
     assert pins["torch"] == metadata.version("torch").split("+")[0]
     assert pins["timm"] == metadata.version("timm")

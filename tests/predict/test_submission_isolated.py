@@ -3,9 +3,9 @@
 ``Model().predict`` of an exported folder runs in ``python -I -S`` whose path is the
 folder and a site folder holding exactly the distributions its requirements.txt
 names (and their dependencies): no fmuia source tree, no development site-packages.
-Its output must equal ``fmuia predict``'s byte for byte. (Leaving albumentations out
-of that requirements.txt makes the same run fail with "No module named
-'albumentations'": the folder really sees nothing else.)
+Its output must equal ``fmuia predict``'s byte for byte. (Leaving timm out of that
+requirements.txt makes the same run fail with "No module named 'timm'": the folder
+really sees nothing else.)
 """
 import os
 import subprocess

@@ -35,7 +35,7 @@ class RectangleBackend:
 
     def raw(self, images, task_ids):
         self.calls.append(list(task_ids))
-        bright = (images[:, 0] > 0).float()  # (B, S, S)
+        bright = (images[..., 0] > 127).float()  # uint8 (B, S, S, 3) as read -> (B, S, S)
         out = {}
         for t in dict.fromkeys(task_ids):
             rows = [i for i, x in enumerate(task_ids) if x == t]

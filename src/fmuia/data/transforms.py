@@ -42,6 +42,7 @@ import torch
 
 from fmuia.config.sections import AugmentConfig
 from fmuia.config.catalogue import AUGMENTATIONS
+from fmuia.data import resize
 from fmuia.data.augment import geometric_steps, ultrasound_steps
 from fmuia.data.records import Sample
 from fmuia.errors import ConfigError, DataError
@@ -64,7 +65,6 @@ __all__ = [
     "normalize_step",
     "photometric_steps",
     "policy_for",
-    "resize_image",
     "resize_sample",
 ]
 
@@ -80,7 +80,8 @@ def _label_params() -> dict[str, Any]:
 
 def _resize(image_size: int) -> A.Resize:
     _check_size(image_size)
-    return A.Resize(image_size, image_size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST)
+    return A.Resize(image_size, image_size, interpolation=resize.IMAGE_INTERPOLATION,
+                    mask_interpolation=resize.MASK_INTERPOLATION)
 
 
 def _normalize() -> A.Normalize:
@@ -215,11 +216,6 @@ def _resizer(image_size: int) -> A.Compose:
     if image_size not in _RESIZERS:
         _RESIZERS[image_size] = A.Compose([_resize(image_size)], seed=0, **_label_params())
     return _RESIZERS[image_size]
-
-
-def resize_image(image: np.ndarray, image_size: int) -> np.ndarray:
-    """An image (no label) resized to ``image_size`` square, as ``resize_sample`` does."""
-    return np.ascontiguousarray(_resizer(image_size)(image=image)["image"])
 
 
 def resize_sample(sample: Sample, image_size: int) -> Sample:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import generalized_box_iou_loss
 
 from fmuia.errors import ConfigError
 from fmuia.kinds.dense import SCORE_PRIOR_BIAS, cell_centres, ltrb_to_boxes, tower
@@ -215,6 +214,9 @@ def centernet_loss(raw: torch.Tensor, target: torch.Tensor, task: Task, params: 
     boxes = ltrb_to_boxes(raw[:, 1:5].sigmoid()).permute(0, 2, 3, 1)[cells]  # (P, 4)
     wanted = target[:, None, None, :].expand(b, h, w, 4)[cells]
     wts = weight[cells]
+    # Imported here: torchvision.ops pulls in torch._dynamo (seconds), which prediction never needs.
+    from torchvision.ops import generalized_box_iou_loss
+
     giou = generalized_box_iou_loss(boxes, wanted, reduction="none")
     l1 = (boxes - wanted).abs().sum(dim=1)
     box = (wts * (float(params["giou_weight"]) * giou + float(params["l1_weight"]) * l1)).sum() / wts.sum().clamp_min(_EPS)

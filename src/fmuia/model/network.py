@@ -1,7 +1,6 @@
 """The multi-task network: one shared encoder, an FPN for dense tasks, one head per task."""
 from __future__ import annotations
 
-import math
 from typing import Mapping, Sequence
 
 import torch
@@ -15,6 +14,7 @@ from fmuia.model.config import ModelConfig
 from fmuia.model.decoder import FPN
 from fmuia.model.encoder import Encoder
 from fmuia.model.heads import Head, build_head, head_class, head_types
+from fmuia.model.input_sizes import scaled_size, task_input_sizes
 from fmuia.tasks import TaskRegistry
 
 
@@ -23,28 +23,6 @@ __all__ = ["MultiTaskModel", "build_model", "scaled_size", "task_input_sizes"]
 
 def _module_key(task_id: str) -> str:
     return task_id.replace(".", "%2E")  # module names may not contain dots
-
-
-def scaled_size(image_size: int, factor: float) -> int:
-    """The input side for a scale factor: ``image_size * factor`` rounded up to a
-    multiple of 32 (the encoder's largest stride)."""
-    return 32 * math.ceil(image_size * factor / 32 - 1e-9)
-
-
-def task_input_sizes(registry: TaskRegistry, config: ModelConfig) -> dict[str, int]:
-    """The input side of every task: its ``model.input_scale`` factor (a task-id entry,
-    else a kind entry, else 1) applied to ``model.image_size``.
-
-    The rule of ``MultiTaskModel.input_sizes``, which is what everyone else reads (the
-    training data, the predictor, the export); a graph exported without the mapping
-    applies it to the config it carries."""
-    scales = dict(config.input_scale or {})
-    names = [k.name for k in kinds.all_kinds()]
-    for key in scales:
-        if key not in registry and key not in names:
-            raise ConfigError(f"model.input_scale: {key!r} is neither a task id nor a kind ({', '.join(names)})")
-    return {t.task_id: scaled_size(config.image_size, scales.get(t.task_id, scales.get(t.kind.value, 1.0)))
-            for t in registry}
 
 
 class MultiTaskModel(nn.Module):

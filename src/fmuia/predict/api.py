@@ -6,10 +6,17 @@ import tempfile
 from typing import Iterable
 
 from fmuia.errors import CheckpointError
-from fmuia.model.checkpoint import load_checkpoint
 from fmuia.predict.backends import OnnxBackend, OpenVinoBackend, TorchBackend, is_onnx_file, is_openvino_file
-from fmuia.predict.onnx_graph import export_onnx
 from fmuia.predict.predictor import Predictor
+
+
+def load_checkpoint(path: str):
+    """``fmuia.model.load_checkpoint``, imported on first use: the exported-graph
+    backends never build the network, and timm's import costs seconds."""
+    from fmuia.model.checkpoint import load_checkpoint as load_model
+
+    return load_model(path)
+
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 # Earlier name of the onnxruntime backend, still accepted.
@@ -105,6 +112,8 @@ def load(
     if backend == "onnxruntime":
         if is_onnx_file(path):
             return Predictor(OnnxBackend(path, device, threads), **options)
+        from fmuia.predict.onnx_graph import export_onnx
+
         with tempfile.TemporaryDirectory(prefix="fmuia-onnx-") as folder:
             graph = os.path.join(folder, "model.onnx")
             export_onnx(model or load_checkpoint(path), graph)

@@ -1,16 +1,18 @@
 """Where the network runs: PyTorch, or onnxruntime or OpenVINO on an exported graph.
 
 A backend carries the model's task registry, config and ``input_sizes`` (each task's
-input side ``S``, as ``MultiTaskModel.input_sizes``). It takes a normalised batch
-``(B, 3, S, S)`` and one task id per image and returns each task's raw head output (rows in batch order, as ``MultiTaskModel``
-does); ``decode`` turns a task's raw output into normalised predictions with the
-task's head. Everything after that is the same for every backend.
+input side ``S``, as ``MultiTaskModel.input_sizes``). It takes a uint8 batch
+``(B, S, S, 3)`` as read and resized, normalises it where the network runs (torch on
+its device, onnxruntime in NumPy, OpenVINO inside the compiled model), and returns
+each task's raw head output for one task id per image (rows in batch order, as
+``MultiTaskModel`` does); ``decode`` turns a task's raw output into normalised
+predictions with the task's head. Everything after that is the same for every backend.
 """
 from __future__ import annotations
 
 import logging
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -19,10 +21,14 @@ from fmuia.errors import CheckpointError
 from fmuia.config.predict import PredictConfig, saved_settings
 from fmuia.model.config import ModelConfig
 from fmuia.model.heads import Head, build_head, head_types
-from fmuia.model.network import MultiTaskModel, task_input_sizes
+from fmuia.model.input_sizes import task_input_sizes
+from fmuia.predict.normalise import normalise
 import fmuia.predict.onnx_graph as onnx_graph
 from fmuia.runtime import autocast, resolve_device, resolve_precision
 from fmuia.tasks import TaskRegistry
+
+if TYPE_CHECKING:
+    from fmuia.model.network import MultiTaskModel
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,7 @@ def inference_precision(requested: str | None, checkpoint_precision: str, device
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, model: MultiTaskModel, device: "str | torch.device | None" = None, precision: str | None = None) -> None:
+    def __init__(self, model: "MultiTaskModel", device: "str | torch.device | None" = None, precision: str | None = None) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.registry: TaskRegistry = model.registry
@@ -54,7 +60,7 @@ class TorchBackend:
 
     def raw(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
         with torch.inference_mode(), autocast(self.precision, self.device):
-            return self.model(images.to(self.device, non_blocking=True), list(task_ids))
+            return self.model(normalise(images, self.device), list(task_ids))
 
     def decode(self, task_id: str, raw: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -93,8 +99,12 @@ class GraphBackend:
         if unknown:
             raise KeyError(f"unknown task(s) {', '.join(map(repr, unknown))}; the model's tasks: {', '.join(self.registry.task_ids)}")
         feeds = onnx_graph.routing_feeds(task_ids, self.routes, self.registry.task_ids)
-        feeds[onnx_graph.IMAGES] = np.ascontiguousarray(images.detach().float().cpu().numpy())
+        feeds[onnx_graph.IMAGES] = self._images_input(images)
         return feeds, present
+
+    def _images_input(self, images: torch.Tensor) -> np.ndarray:
+        """The graph's ``images`` input of a uint8 batch: normalised, ``(B, 3, S, S)``."""
+        return normalise(images, torch.device("cpu")).numpy()
 
     def decode(self, task_id: str, raw: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -164,6 +174,10 @@ class OpenVinoBackend(GraphBackend):
         self.precision = meta.get("precision", "fp32")
         self.compiled = openvino_graph.compile_model(model, threads)
         self._request = self.compiled.create_infer_request()
+
+    def _images_input(self, images: torch.Tensor) -> np.ndarray:
+        # The compiled model normalises (``openvino_graph.compile_model``): uint8 goes in as read.
+        return np.ascontiguousarray(images.numpy())
 
     def raw(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
         feeds, present = self._feeds(images, task_ids)

@@ -23,19 +23,22 @@ the ONNX file alone is enough to predict.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
 import warnings
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from fmuia.model import routing
-from fmuia.model.network import MultiTaskModel
 from fmuia.io.atomic import write_bytes as atomic_write_bytes
+
+if TYPE_CHECKING:
+    from fmuia.model.network import MultiTaskModel
 
 IMAGES = "images"
 FPN_ROWS = "fpn_rows"
@@ -66,6 +69,42 @@ class RoutedGraph(nn.Module):
             model.head(t)(sources[model.routes[t]].index_select(0, rows), size).float()
             for t, rows in zip(self.task_ids, task_rows)
         )
+
+
+class StaticSamePadConv(nn.Module):
+    """A TensorFlow-"same" convolution (timm's ``Conv2dSame``, in the ``tf_`` encoders)
+    with its padding as constants.
+
+    ``Conv2dSame`` works its padding out from the input's size at every call, which
+    the ONNX tracer records as shape arithmetic feeding a ``Pad`` node; OpenVINO runs
+    such a ``Pad`` with its slow reference kernel (14% of EfficientNet-Lite0's int8
+    forward pass at 128 px). On a side ``i`` divisible by the stride ``s`` the padding
+    is ``(k - 1) * d + 1 - s`` whatever ``i`` is, and every feature map of the network
+    is: input sides are multiples of 32, the encoder's largest stride
+    (``fmuia.model.input_sizes``). Same weights, same arithmetic."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+        (kh, kw), (sh, sw), (dh, dw) = conv.weight.shape[-2:], conv.stride, conv.dilation
+        pad_h, pad_w = max((kh - 1) * dh + 1 - sh, 0), max((kw - 1) * dw + 1 - sw, 0)
+        self.pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        return nn.functional.conv2d(nn.functional.pad(x, self.pads), c.weight, c.bias, c.stride, 0, c.dilation, c.groups)
+
+
+def with_static_padding(module: nn.Module) -> int:
+    """Replace every timm ``Conv2dSame`` under ``module`` by ``StaticSamePadConv`` (in
+    place); returns how many were replaced."""
+    from timm.layers import Conv2dSame
+
+    found = [(name, child) for name, child in module.named_modules() if isinstance(child, Conv2dSame)]
+    for name, conv in found:
+        parent_name, _, attr = name.rpartition(".")
+        setattr(module.get_submodule(parent_name) if parent_name else module, attr, StaticSamePadConv(conv))
+    return len(found)
 
 
 def routing_feeds(task_ids: Sequence[str], routes: dict[str, str], all_tasks: Sequence[str]) -> dict[str, np.ndarray]:
@@ -101,7 +140,9 @@ def export_onnx(model: MultiTaskModel, path: str, opset: int = 17) -> None:
     import onnx  # optional: only export needs it, and the submission container lacks it
 
     model = model.float().cpu().eval()
-    graph = RoutedGraph(model).eval()
+    # A copy: the caller's model keeps its own modules.
+    graph = RoutedGraph(copy.deepcopy(model)).eval()
+    with_static_padding(graph)
     task_ids = graph.task_ids
     size = model.config.image_size
     batch = 2

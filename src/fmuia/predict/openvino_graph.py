@@ -23,13 +23,16 @@ import os
 import re
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from fmuia.errors import CheckpointError, DataError
-from fmuia.model.network import MultiTaskModel
 from fmuia.predict import onnx_graph
+
+if TYPE_CHECKING:
+    from fmuia.model.network import MultiTaskModel
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def calibration_feeds(model: MultiTaskModel, data_root: str,
     of another task (named in the log); tasks of the data the model lacks are refused."""
     from fmuia.data.layout import read_layout
     from fmuia.predict.pipeline import _Images
-    from fmuia.predict.predictor import normalise
+    from fmuia.predict.normalise import normalise
 
     if images < 1:
         raise DataError(f"--calibration-images must be at least 1, got {images}")
@@ -208,15 +211,27 @@ def read_openvino(path: str):
 
 
 def compile_model(model, threads: int | None = None):
-    """``model`` compiled for the CPU: fp32 arithmetic wherever it is not quantised (the
-    same numbers on every CPU; OpenVINO would pick bf16 on CPUs with AMX), the latency
-    hint (one request at a time uses every thread), ``threads`` threads (default: as
-    many as torch uses, so that ``OMP_NUM_THREADS`` and ``torch.set_num_threads`` apply
-    to every backend alike)."""
+    """``model`` compiled for the CPU, taking uint8 ``(B, S, S, 3)`` images as read: the
+    ImageNet normalisation and the layout change run inside the compiled model
+    (OpenVINO's preprocessing, fused with the first convolution), where NumPy or torch
+    would cost a pass over the batch and its float copy. Arithmetic in fp32 wherever it
+    is not quantised (the same numbers on every CPU; OpenVINO would pick bf16 on CPUs
+    with AMX), the latency hint (one request at a time uses every thread), ``threads``
+    threads (default: as many as torch uses, so that ``OMP_NUM_THREADS`` and
+    ``torch.set_num_threads`` apply to every backend alike)."""
     ov = _openvino()
+    from openvino.preprocess import PrePostProcessor
+
+    from fmuia.predict.normalise import PIXEL_MEAN, PIXEL_STD
+
+    steps = PrePostProcessor(model)
+    images = steps.input(onnx_graph.IMAGES)
+    images.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    images.model().set_layout(ov.Layout("NCHW"))
+    images.preprocess().convert_element_type(ov.Type.f32).mean(list(PIXEL_MEAN)).scale(list(PIXEL_STD))
     config = {
         "INFERENCE_PRECISION_HINT": "f32",
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
     }
-    return ov.Core().compile_model(model, "CPU", config)
+    return ov.Core().compile_model(steps.build(), "CPU", config)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from fmuia.data.dataset import load_sample
 from fmuia.data.layout import Layout, read_layout
 from fmuia.data.records import Entry
-from fmuia.data.transforms import resize_sample
+from fmuia.data.resize import resize_image
 from fmuia.data.validate import image_header_problems
 from fmuia.errors import DataError
 from fmuia import kinds
@@ -85,8 +85,7 @@ class _Images(Dataset):
             sample = load_sample(self.entries[i], with_label=False)
             h, w = sample.size
             side = self.sizes if isinstance(self.sizes, int) else self.sizes[self.entries[i].task_id]
-            image = resize_sample(sample, side).image
-            return torch.from_numpy(np.ascontiguousarray(image)), i, h, w, None
+            return torch.from_numpy(resize_image(sample.image, side)), i, h, w, None
         except DataError as exc:
             return None, i, 0, 0, str(exc)
 

@@ -2,7 +2,7 @@
 flip, and results in original pixels.
 
 Preprocessing is ``fmuia.data.transforms``' evaluation pipeline split in two: the
-resize (``resize_sample``, the same albumentations step as ``build_eval_transform``)
+resize (``fmuia.data.resize``, the same bytes as ``build_eval_transform``'s step)
 runs where images are read, on uint8 pixels, and the ImageNet normalisation runs on
 the whole batch where the model is. The split sends 4x fewer bytes between loader
 workers and the model; ``tests/predict`` checks it equals ``build_eval_transform``.
@@ -15,31 +15,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from fmuia.data import transforms
-from fmuia.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from fmuia.data.resize import resize_image
 from fmuia.errors import ConfigError, DataError
 from fmuia.model.routing import group_indices
 from fmuia.predict.images import as_rgb
+
 from fmuia.predict.pipeline import predict_dataset
 from fmuia import kinds
 from fmuia.predict.results import Result
 from fmuia.tasks import Task, TaskRegistry
 
 log = logging.getLogger(__name__)
-
-
-def resize_image(image: np.ndarray, image_size: int) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> uint8 (S, S, 3), the evaluation pipeline's resize."""
-    return transforms.resize_image(image, image_size)
-
-
-def normalise(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, S, S, 3) -> float32 (B, 3, S, S) normalised with ImageNet mean/std
-    (albumentations' ``Normalize(max_pixel_value=255)``), computed on ``device``."""
-    x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255.0
-    inv_std = 1.0 / (torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0)
-    return ((x - mean) * inv_std).contiguous()
 
 
 def tta_tasks(registry: TaskRegistry, tta: "bool | Iterable[str] | None") -> frozenset[str]:
@@ -108,19 +94,19 @@ class Predictor:
         """Decoded (normalised) predictions of a uint8 batch ``(B, S, S, 3)``, per task,
         rows in batch order; test-time flips averaged in where enabled. ``S`` is the
         tasks' input side (``input_sizes``): one batch holds tasks of one size."""
-        x = normalise(images, self.device)
         groups = group_indices(task_ids)
         flipped_tasks = [t for t in groups if t in self.tta]
         if flipped_tasks:
             # One forward pass of the batch and its flipped rows together: the encoder's
-            # per-call cost is paid once, and every head runs once per batch.
+            # per-call cost is paid once, and every head runs once per batch. The uint8
+            # rows are flipped (along the width, axis 2): normalising is per pixel, so
+            # flipping before it gives the same bits as flipping after.
             rows = sorted(i for t in flipped_tasks for i in groups[t])
-            index = torch.as_tensor(rows, device=x.device)
-            x = torch.cat([x, x.index_select(0, index).flip(-1)])
+            images = torch.cat([images, images.index_select(0, torch.as_tensor(rows)).flip(2)])
             task_ids = [*task_ids, *(task_ids[i] for i in rows)]
         backend = self.backend
         out = {}
-        for t, raw in backend.raw(x, task_ids).items():
+        for t, raw in backend.raw(images, task_ids).items():
             # A task's rows come in batch order: its own rows, then its flipped ones.
             n = len(groups[t])
             out[t] = backend.decode(t, raw[:n])
