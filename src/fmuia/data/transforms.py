@@ -36,7 +36,6 @@ import random
 from typing import Any, Mapping
 
 import albumentations as A
-import cv2
 import numpy as np
 import torch
 

@@ -6,7 +6,6 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from fmuia import kinds
 from fmuia.errors import ConfigError
 import fmuia.model.routing as routing
 from fmuia.config.predict import PredictConfig
