@@ -241,3 +241,20 @@ def test_graph_backends_import_neither_timm_nor_albumentations(tmp_path, fp32_xm
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED []" in proc.stdout, proc.stdout
     assert os.path.isfile(os.path.join(out, "classification_predictions.json"))
+
+
+def test_openvino_cache_keeps_the_compiled_model_and_the_same_submission(tmp_path, fp32_xml, one_thread, capsys):
+    root, cache = str(tmp_path / "data"), tmp_path / "cache"
+    materialise(root, valid_rows())
+    for run in ("first", "second"):
+        assert main(["predict", "--checkpoint", fp32_xml, "--data", root, "--out", str(tmp_path / run), "--workers", "0",
+                     "--openvino-cache", str(cache), "--no-progress"]) == 0
+        if run == "first":
+            written = sorted(p.name for p in cache.iterdir())
+            assert any(name.endswith(".blob") for name in written), written
+    assert sorted(p.name for p in cache.iterdir()) == written  # the second run loaded it, compiled nothing new
+    assert_same_submission(str(tmp_path / "first"), str(tmp_path / "second"))
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", tiny_checkpoint(), "--data", root, "--out", str(tmp_path / "torch"),
+                 "--openvino-cache", str(cache), "--no-progress"]) == 2
+    assert "error: an OpenVINO cache folder applies to --backend openvino, not torch" in capsys.readouterr().err

@@ -66,6 +66,7 @@ def load(
     calibration: "str | os.PathLike[str] | None" = None,
     calibration_images: int | None = None,
     threads: int | None = None,
+    openvino_cache: "str | os.PathLike[str] | None" = None,
 ) -> Predictor:
     """Load a model for prediction.
 
@@ -90,7 +91,8 @@ def load(
     checkpoint's ``predict.tta``. ``box_voting``: detection boxes as the score-weighted mean
     of the cells around the peak (centre-map heads only; ``None``: ``predict.box_voting``).
     ``threads``: CPU threads of the onnxruntime and openvino backends (default: as many
-    as torch uses).
+    as torch uses). ``openvino_cache``: a folder for OpenVINO's compiled-model cache
+    (``openvino_graph.compile_model``; off by default).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -105,6 +107,9 @@ def load(
     backend = backend_of(path, backend)
     check_precision(backend, precision)
     options = dict(tta=tta, box_voting=box_voting)
+    if openvino_cache is not None and backend != "openvino":
+        raise CheckpointError(f"an OpenVINO cache folder applies to --backend openvino, not {backend}")
+    cache = None if openvino_cache is None else os.fspath(openvino_cache)
     if calibration is not None and not (backend == "openvino" and precision == "int8" and not is_openvino_file(path)):
         raise CheckpointError("a calibration data root applies to --backend openvino --precision int8 from a checkpoint only")
     if backend == "torch":
@@ -120,7 +125,7 @@ def load(
             # The session holds the graph in memory; the temporary file can go.
             return Predictor(OnnxBackend(graph, device, threads), **options)
     if is_openvino_file(path):
-        found = OpenVinoBackend(path, device, threads)
+        found = OpenVinoBackend(path, device, threads, cache)
         if precision is not None and precision != found.precision:
             raise CheckpointError(f"{path}: this OpenVINO model is {found.precision}, not {precision} "
                                   "(export another with 'fmuia export openvino"
@@ -136,4 +141,4 @@ def load(
         export_openvino(model or load_checkpoint(path), xml, calibration=os.fspath(calibration) if calibration else None,
                         calibration_images=calibration_images or DEFAULT_CALIBRATION_IMAGES)
         # The compiled model holds the weights in memory; the temporary files can go.
-        return Predictor(OpenVinoBackend(xml, device, threads), **options)
+        return Predictor(OpenVinoBackend(xml, device, threads, cache), **options)

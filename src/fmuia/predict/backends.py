@@ -159,7 +159,8 @@ class OpenVinoBackend(GraphBackend):
 
     name = "openvino"
 
-    def __init__(self, path: str, device: "str | torch.device | None" = None, threads: int | None = None) -> None:
+    def __init__(self, path: str, device: "str | torch.device | None" = None, threads: int | None = None,
+                 cache: str | None = None) -> None:
         from fmuia.predict import openvino_graph
 
         self.device = resolve_device(device)
@@ -172,7 +173,7 @@ class OpenVinoBackend(GraphBackend):
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: malformed fmuia metadata in the OpenVINO model ({exc})") from None
         self.precision = meta.get("precision", "fp32")
-        self.compiled = openvino_graph.compile_model(model, threads)
+        self.compiled = openvino_graph.compile_model(model, threads, cache)
         self._request = self.compiled.create_infer_request()
 
     def _images_input(self, images: torch.Tensor) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
@@ -183,12 +184,10 @@ def _write_predictions(predictor: "Predictor", layout: Layout, out_dir: str, pla
             collate_fn=_collate, pin_memory=predictor.device.type == "cuda",
             prefetch_factor=4 if workers else None, persistent_workers=False,
         )
-        with tqdm(total=len(entries), unit="img", desc="predict", disable=not progress, leave=False) as bar:
-            for images, indices, sizes, errors in loader:
-                if errors:
-                    raise DataError("\n".join(errors))
-                task_ids = [entries[i].task_id for i in indices]
-                for i, result in zip(indices, predictor.results(images, task_ids, sizes)):
+        with tqdm(total=len(entries), unit="img", desc="predict", disable=not progress, leave=False) as bar, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmuia-results") as results_thread:
+            def write(decoded, indices: list[int], sizes, task_ids: list[str]) -> None:
+                for i, result in zip(indices, predictor.results_of(decoded, task_ids, sizes)):
                     entry = entries[i]
                     owner = kinds.kind_of(entry.kind)
                     if owner.prediction_file is None:
@@ -197,6 +196,22 @@ def _write_predictions(predictor: "Predictor", layout: Layout, out_dir: str, pla
                         writer.add_record(entry.kind, owner.record(entry, result))
                     counts[entry.task_id] += 1
                 bar.update(len(indices))
+
+            # A batch's results (resizing to the original pixels, class maps, records) are
+            # made on a thread of their own while the next batch runs through the network:
+            # the network's kernels and OpenCV release the GIL, so the two overlap. One
+            # batch at a time in each, in order.
+            pending = None
+            for images, indices, sizes, errors in loader:
+                if errors:
+                    raise DataError("\n".join(errors))
+                task_ids = [entries[i].task_id for i in indices]
+                decoded = predictor.decoded(images, task_ids)
+                if pending is not None:
+                    pending.result()
+                pending = results_thread.submit(write, decoded, indices, sizes, task_ids)
+            if pending is not None:
+                pending.result()
         json_files = writer.finish()
     except BaseException:
         writer.close()

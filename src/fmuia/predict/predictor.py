@@ -118,7 +118,12 @@ class Predictor:
     def results(self, images: torch.Tensor, task_ids: Sequence[str], sizes: Sequence[tuple[int, int]],
                 probabilities: bool = False) -> list[Result]:
         """Results in original pixels for a uint8 batch; ``sizes[i]`` is image i's (h, w)."""
-        decoded = self.decoded(images, task_ids)
+        return self.results_of(self.decoded(images, task_ids), task_ids, sizes, probabilities)
+
+    def results_of(self, decoded: Mapping[str, torch.Tensor], task_ids: Sequence[str],
+                   sizes: Sequence[tuple[int, int]], probabilities: bool = False) -> list[Result]:
+        """``decoded``'s predictions (as ``decoded`` returns them) as results in original
+        pixels; ``sizes[i]`` is image i's (h, w)."""
         results: list[Result | None] = [None] * len(task_ids)
         for task_id, rows in group_indices(task_ids).items():
             task = self.registry[task_id]
