@@ -3,9 +3,10 @@ flip, and results in original pixels.
 
 Preprocessing is ``fmuia.data.transforms``' evaluation pipeline split in two: the
 resize (``fmuia.data.resize``, the same bytes as ``build_eval_transform``'s step)
-runs where images are read, on uint8 pixels, and the ImageNet normalisation runs on
-the whole batch where the model is. The split sends 4x fewer bytes between loader
-workers and the model; ``tests/predict`` checks it equals ``build_eval_transform``.
+runs where images are read, on uint8 pixels, and the ImageNet normalisation
+(``fmuia.predict.normalise``) runs on the whole batch in the backend, where the network
+is. The split sends 4x fewer bytes between loader workers and the model;
+``tests/predict`` and ``tests/data/test_resize.py`` check it equals ``build_eval_transform``.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from fmuia.data.resize import resize_image
 from fmuia.errors import ConfigError, DataError
 from fmuia.model.routing import group_indices
 from fmuia.predict.images import as_rgb
-
 from fmuia.predict.pipeline import predict_dataset
 from fmuia import kinds
 from fmuia.predict.results import Result
