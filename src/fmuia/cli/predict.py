@@ -46,7 +46,7 @@ def add_arguments(p) -> None:
                                      "the choice the model was trained with")
     p.add_argument("--openvino-cache", default=None, metavar="DIR",
                    help="--backend openvino: keep the compiled model in DIR, so that later runs of the same model "
-                        "on this machine load it instead of compiling (about half of OpenVINO's start-up); off by default")
+                        "on this machine load it instead of compiling (about half the model's load time); off by default")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
