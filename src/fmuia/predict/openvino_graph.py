@@ -16,11 +16,13 @@ every task per forward pass so that every head sees its own task's rows in every
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from typing import TYPE_CHECKING
@@ -162,8 +164,11 @@ def quantize(ir, model: MultiTaskModel, data_root: str, images: int):
     level = nncf_log.level
     nncf_log.setLevel(logging.WARNING)  # NNCF logs one INFO line per node it leaves in fp32
     try:
-        quantised = nncf.quantize(ir, nncf.Dataset(feeds), subset_size=len(feeds),
-                                  ignored_scope=nncf.IgnoredScope(patterns=fp32_heads, validate=False))
+        # NNCF draws its progress bars on standard output: they go to standard error,
+        # with the other progress, so that standard output holds the command's result.
+        with contextlib.redirect_stdout(sys.stderr):
+            quantised = nncf.quantize(ir, nncf.Dataset(feeds), subset_size=len(feeds),
+                                      ignored_scope=nncf.IgnoredScope(patterns=fp32_heads, validate=False))
     finally:
         nncf_log.setLevel(level)
     seconds = time.perf_counter() - start
