@@ -23,7 +23,10 @@ run round-robin (one of each row in turn, so that load changes hit all rows alik
 figures are medians; ratios are against the improved recipe on torch eager fp32 with
 the same flip setting, measured in the same run.
 
-    python benchmarks/speed.py                          # both networks, CPU, 3 repeats
+    python benchmarks/speed.py                          # both networks, CPU, 3 repeats (hours on 2 cores:
+                                                        # Lite0 takes 12 min, B4 at 540 images most of it)
+    python benchmarks/speed.py --networks b4 --per-task 8 --only "improved openvino int8 flip"
+                                                        # B4's int8 row and its reference (10-15 min)
     python benchmarks/speed.py --networks lite0 --threads 1
     python benchmarks/speed.py --device cuda            # torch rows on the GPU (graph backends stay on CPU)
     python benchmarks/speed.py --quick                  # smoke test: tiny network, one repeat
