@@ -93,6 +93,14 @@ ROWS.insert(4, Row("improved", "openvino", "int8", True, cached=True))
 ROWS.append(Row("baseline", "torch", "fp32", False))
 
 
+def selected_rows(only: list[str] | None) -> list[Row]:
+    """The rows to measure, in ``ROWS`` order: those named in ``only`` (every row
+    without it) and the torch fp32 rows their ratios are against."""
+    wanted = [r for r in ROWS if not only or r.label in only]
+    wanted += [r.reference for r in wanted]
+    return [r for r in ROWS if r in wanted]
+
+
 def model_config(recipe: str, encoder: str, size: int) -> ModelConfig:
     recipe_config = load_config(os.path.join(CONFIGS, RECIPES[recipe]))  # extends and changes resolved
     return replace(recipe_config.model, encoder=encoder, image_size=size, pretrained="none")
@@ -224,9 +232,7 @@ def bench_network(network: str, work: str, args) -> dict:
     files = prepare(work, network, args)
     env = child_env(args)
     n = len(read_layout(args.test_root).entries)
-    wanted = [r for r in ROWS if not args.only or r.label in args.only]
-    wanted += [r.reference for r in wanted]  # every ratio's reference is measured too
-    rows = [r for r in ROWS if r in wanted and (r.recipe, r.backend, r.precision) in files]
+    rows = [r for r in selected_rows(args.only) if (r.recipe, r.backend, r.precision) in files]
     if args.threads:
         torch.set_num_threads(args.threads)
     record: dict[Row, dict[str, list[float]]] = {r: {"process": [], "pipeline": [], "rss": [], "network": []} for r in rows}

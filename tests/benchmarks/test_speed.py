@@ -24,7 +24,7 @@ def test_quick_speed_benchmark_measures_every_row_and_stage(tmp_path):
     labels = {r["label"]: r for r in network["rows"]}
     assert set(labels) == {f"improved {b} {p} {f}" for f in ("flip", "no flip")
                            for b, p in (("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8"))
-                           } | {"baseline torch fp32 no flip"}
+                           } | {"improved openvino int8 flip cached", "baseline torch fp32 no flip"}
     for row in network["rows"]:
         for key in ("process images/s", "pipeline images/s", "network images/s", "peak RSS MiB"):
             assert row[key] > 0, (row["label"], key)
@@ -34,3 +34,19 @@ def test_quick_speed_benchmark_measures_every_row_and_stage(tmp_path):
     assert network["evaluate images/s"] > 0
     assert network["train"]["steps/s"] > 0 and network["train"]["images/s"] > 0
     assert "| improved openvino int8 flip |" in proc.stdout
+    assert os.listdir(tmp_path / "tiny" / "openvino-cache")  # the cached row's compiled model
+
+
+def test_only_measures_the_rows_named_and_their_references():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import speed
+    finally:
+        sys.path.pop(0)
+    args = speed.parse_args(["--only", "improved openvino int8 flip,baseline torch fp32 no flip"])
+    assert [r.label for r in speed.selected_rows(args.only)] == [
+        "improved torch fp32 flip", "improved openvino int8 flip", "improved torch fp32 no flip",
+        "baseline torch fp32 no flip"]
+    assert speed.selected_rows(None) == speed.ROWS
+    with pytest.raises(SystemExit):
+        speed.parse_args(["--only", "improved openvino int9 flip"])
