@@ -392,8 +392,8 @@ def backends(bench: Bench) -> dict[str, Any]:
     against torch fp32 (the improved run itself)."""
     from fmuia.predict.openvino_graph import DEFAULT_CALIBRATION_IMAGES
 
-    improved = bench.run("improved", recipe(IMPROVED_CONFIG, extra=bench.budget()))
     config = recipe(IMPROVED_CONFIG, extra=bench.budget())
+    improved = bench.run("improved", config)
     checkpoint = os.path.join(bench.out, "runs", "improved", "best")
     test = bench._test_root(config)
     decoding = ["--tta" if config.predict.tta else "--no-tta",

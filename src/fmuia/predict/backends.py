@@ -3,7 +3,7 @@
 A backend carries the model's task registry, config and ``input_sizes`` (each task's
 input side ``S``, as ``MultiTaskModel.input_sizes``). It takes a uint8 batch
 ``(B, S, S, 3)`` as read and resized, normalises it where the network runs (torch on
-its device, onnxruntime in NumPy, OpenVINO inside the compiled model), and returns
+its device, onnxruntime by torch on the CPU, OpenVINO inside the compiled model), and returns
 each task's raw head output for one task id per image (rows in batch order, as
 ``MultiTaskModel`` does); ``decode`` turns a task's raw output into normalised
 predictions with the task's head. Everything after that is the same for every backend.

@@ -239,7 +239,7 @@ def compile_model(model, threads: int | None = None, cache: str | None = None):
     images = steps.input(onnx_graph.IMAGES)
     images.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
     images.model().set_layout(ov.Layout("NCHW"))
-    images.preprocess().convert_element_type(ov.Type.f32).mean(list(PIXEL_MEAN)).scale(list(PIXEL_STD))
+    images.preprocess().convert_element_type(ov.Type.f32).mean(PIXEL_MEAN.tolist()).scale(PIXEL_STD.tolist())
     config = {
         "INFERENCE_PRECISION_HINT": "f32",
         "PERFORMANCE_HINT": "LATENCY",
