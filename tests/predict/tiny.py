@@ -1,8 +1,10 @@
 """A tiny random model checkpoint and data roots for the prediction tests."""
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import tempfile
 
 from fmuia.model import ModelConfig, build_model, save_checkpoint
@@ -19,5 +21,7 @@ def tiny_checkpoint() -> str:
     torch.manual_seed(0)
     model = build_model(ModelConfig(**TINY), fmuia2026()).eval()
     folder = tempfile.mkdtemp(prefix="fmuia-test-ckpt-")
+    # Removed when the test process ends: a suite run must not leave 45 MB behind per worker.
+    atexit.register(shutil.rmtree, folder, True)
     save_checkpoint(model, os.path.join(folder, "ckpt"))
     return os.path.join(folder, "ckpt")
