@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from fmuia.model import ModelConfig, build_model
-from fmuia.predict import onnx_graph
+from fmuia.predict import graph_inputs, onnx_graph
 from fmuia.predict.openvino_graph import compile_model
 from fmuia.tasks import fmuia2026
 
@@ -53,8 +53,8 @@ def main(argv=None) -> int:
 
     def feed(k: int) -> dict[str, np.ndarray]:
         ids = [segmentation[(k * args.batch + i) % len(segmentation)] for i in range(args.batch)]
-        values = onnx_graph.routing_feeds(ids, model.routes, all_tasks)
-        values[onnx_graph.IMAGES] = rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32)
+        values = graph_inputs.routing_feeds(ids, model.routes, all_tasks)
+        values[graph_inputs.IMAGES] = rng.standard_normal((args.batch, 3, args.size, args.size)).astype(np.float32)
         return values
 
     calibration = [feed(k) for k in range(8)]
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
                 "openvino int8": compile_model(quantised, args.threads).create_infer_request()}
     x = feed(3)
     task_ids = [segmentation[(3 * args.batch + i) % len(segmentation)] for i in range(args.batch)]
-    images = torch.from_numpy(x[onnx_graph.IMAGES])
+    images = torch.from_numpy(x[graph_inputs.IMAGES])
 
     def torch_forward() -> None:
         with torch.inference_mode():

@@ -202,7 +202,7 @@ def network_seconds(predictor, batches) -> float:
     start = time.perf_counter()
     for images, task_ids in batches:
         predictor.decoded(images, task_ids)
-    if predictor.device.type == "cuda":
+    if str(predictor.device).startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - start
 

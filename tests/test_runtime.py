@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fmuia.errors import ConfigError
-from fmuia.runtime import (autocast, prediction_workers, resolve_device, resolve_precision, training_precision,
+from fmuia.runtime import (autocast, resolve_device, resolve_precision, training_precision,
                            training_workers)
 
 
@@ -13,10 +13,6 @@ def test_training_workers_leave_a_core_for_training():
     assert 0 <= n <= 8 and n <= max(0, len(os.sched_getaffinity(0)) - 1)
     assert training_workers(device_type="cpu") == 0  # CPU training: the model's threads use every core
     assert training_workers(local_world_size=64, device_type="cuda") == 0  # cores shared by 64 processes
-
-
-def test_prediction_workers():
-    assert prediction_workers() == min(2, os.cpu_count() or 1)
 
 
 def test_device_resolution(monkeypatch):

@@ -12,7 +12,7 @@ from fmuia.config.schema import PRECISIONS
 from fmuia.errors import ConfigError
 
 __all__ = [
-    "PRECISIONS", "autocast", "cpu_has_fast_bf16", "prediction_workers", "resolve_device", "resolve_precision",
+    "PRECISIONS", "autocast", "cpu_has_fast_bf16", "resolve_device", "resolve_precision",
     "training_precision", "training_workers",
 ]
 
@@ -93,9 +93,3 @@ def training_workers(local_world_size: int = 1, device_type: str = "cuda") -> in
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(0, min(cores // max(1, local_world_size) - 1, 8))
-
-
-def prediction_workers() -> int:
-    """Image-reading processes of prediction: decoding overlaps the forward pass, and two
-    are enough to keep it fed at the batch sizes prediction uses."""
-    return min(2, os.cpu_count() or 1)

@@ -21,7 +21,7 @@ from fmuia.data.transforms import build_eval_transform, encode_sample
 from fmuia.data.validate import validate
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.evaluate.scorer import evaluate
-from fmuia.kinds.base import LabelCells, LabelError, SampleScore, TaskKind
+from fmuia.kinds.base import LabelCells, LabelError, SampleScore, TaskKind, as_numpy
 from fmuia.kinds.head import Head
 from fmuia.model import ModelConfig, build_model
 from fmuia.model.routing import group_indices
@@ -85,7 +85,7 @@ class CountingKind(TaskKind):
         return torch.tensor(float(label))
 
     def results(self, task, decoded, sizes, probabilities=False):
-        return [CountResult(task.task_id, float(v)) for v in decoded.double().cpu().numpy()]
+        return [CountResult(task.task_id, float(v)) for v in as_numpy(decoded)]
 
     def record_fields(self, result):
         return {"predicted_count": float(result.count)}

@@ -84,9 +84,19 @@ def test_fp32_openvino_matches_torch_raw_and_decoded(name, tmp_path, one_thread)
         assert set(got) == set(expected) == set(task_ids)
         for task_id, raw in expected.items():
             assert got[task_id].shape == raw.shape, (side, task_id)
-            assert float((got[task_id] - raw).abs().max()) <= 1e-4, (side, task_id)
-            decoded, decoded_ov = expected_backend.decode(task_id, raw), backend.decode(task_id, got[task_id])
-            assert torch.allclose(decoded.float(), decoded_ov.float(), atol=1e-4), (side, task_id)
+            assert float(np.abs(got[task_id] - raw.numpy()).max()) <= 1e-4, (side, task_id)
+        # Decoded in the graph, with box voting off and on (both decodes are in the
+        # graph), for this batch and for one task alone (the others decode no rows).
+        for voting in (False, True):
+            for b in (expected_backend, backend):
+                b.set_decoding(b.predict.replace(box_voting=voting))
+            for ids in (task_ids, task_ids[:1] * 3):
+                batch = _images(len(ids), side, seed=1)
+                decoded, decoded_ov = expected_backend.decoded(batch, ids), backend.decoded(batch, ids)
+                assert set(decoded_ov) == set(decoded)
+                for task_id, rows in decoded.items():
+                    assert decoded_ov[task_id].dtype == np.float32
+                    np.testing.assert_allclose(decoded_ov[task_id], rows, atol=1e-4, err_msg=f"{side} {task_id} {voting}")
 
 
 def test_int8_openvino_stays_within_its_tolerance(tmp_path, one_thread, capsys):
@@ -101,10 +111,18 @@ def test_int8_openvino_stays_within_its_tolerance(tmp_path, one_thread, capsys):
     assert meta["calibration"]["images"] == 16 and meta["calibration"]["tasks"] == 4  # every task of the data
     backend = OpenVinoBackend(path, "cpu")
     assert backend.precision == "int8"
+    # The decoding steps in the graph stay fp32: no quantiser feeds them.
+    import openvino as ov
+
+    ir = ov.Core().read_model(path)
+    quantised_inputs = [target.get_node().get_friendly_name() for op in ir.get_ops() if op.get_type_name() == "FakeQuantize"
+                        for target in op.output(0).get_target_inputs()]
+    assert any(name.startswith("/encoder/") for name in quantised_inputs)
+    assert not [name for name in quantised_inputs if name.startswith("/decoding")]
     images = _images(len(BATCH), 64)
     expected, got = TorchBackend(model, "cpu", "fp32").raw(images, BATCH), backend.raw(images, BATCH)
     for task_id, raw in expected.items():
-        relative = float((got[task_id] - raw).abs().mean() / raw.abs().mean())
+        relative = float(np.abs(got[task_id] - raw.numpy()).mean() / raw.abs().mean())
         assert 0 < relative <= INT8_RELATIVE_ERROR, (task_id, relative)  # 0 would mean it was not quantised
 
 
@@ -227,21 +245,51 @@ def test_tf_same_padding_is_exported_as_constants(tmp_path, one_thread):
         task_ids = [t for t in BATCH if model.input_sizes[t] == side]
         expected, got = expected_backend.raw(_images(len(task_ids), side), task_ids), backend.raw(_images(len(task_ids), side), task_ids)
         for task_id, raw in expected.items():
-            assert float((got[task_id] - raw).abs().max()) <= 1e-4, (side, task_id)
+            assert float(np.abs(got[task_id] - raw.numpy()).max()) <= 1e-4, (side, task_id)
 
 
-def test_graph_backends_import_neither_timm_nor_albumentations(tmp_path, fp32_xml):
-    """Predicting with an exported graph never builds the network: timm (and through it
-    torchvision and torch._dynamo) and albumentations cost seconds of start-up."""
+@pytest.mark.parametrize("workers", [0, 2])
+def test_openvino_predicts_without_torch(tmp_path, fp32_xml, workers):
+    """Predicting with OpenVINO never imports torch (1.5 s of start-up), nor builds the
+    network (timm, torchvision, albumentations): the graph decodes, the reader is ours."""
     root, out = str(tmp_path / "data"), str(tmp_path / "out")
     materialise(root, valid_rows())
-    code = (f"import sys, fmuia\nfmuia.load({fp32_xml!r}).predict_dataset({root!r}, {out!r}, workers=0, progress=False)\n"
-            "banned = ('timm', 'torchvision', 'segmentation_models_pytorch', 'albumentations', 'torch._dynamo')\n"
+    code = (f"import sys, fmuia\nfmuia.load({fp32_xml!r}, tta=True).predict_dataset({root!r}, {out!r}, workers={workers}, "
+            "progress=False)\n"
+            "banned = ('torch', 'timm', 'torchvision', 'segmentation_models_pytorch', 'albumentations')\n"
             "print('LOADED', sorted(m for m in sys.modules if m in banned))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED []" in proc.stdout, proc.stdout
     assert os.path.isfile(os.path.join(out, "classification_predictions.json"))
+
+
+def test_a_graph_without_decoded_outputs_is_refused_by_name(tmp_path, capsys):
+    """A graph exported before the graphs decoded (raw outputs only) is named, with the fix."""
+    import onnx
+    import openvino as ov
+
+    from fmuia.predict.onnx_graph import export_onnx
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY), REGISTRY).eval()
+    graph = str(tmp_path / "model.onnx")
+    export_onnx(model, graph)
+    proto = onnx.load(graph)
+    raw_only = [o for o in proto.graph.output if ":" not in o.name]
+    del proto.graph.output[:]
+    proto.graph.output.extend(raw_only)
+    old = str(tmp_path / "old.onnx")
+    onnx.save(proto, old)
+    meta = json.loads({p.key: p.value for p in proto.metadata_props}["fmuia"])
+    ir = ov.convert_model(old)
+    ir.set_rt_info(json.dumps({**meta, "precision": "fp32"}), "fmuia")
+    ov.save_model(ir, str(tmp_path / "old.xml"), compress_to_fp16=False)
+    for path in (old, str(tmp_path / "old.xml")):
+        assert main(["predict", "--checkpoint", path, "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}: exported by an earlier fmuia, without decoded outputs"), err
+        assert "export it again from its checkpoint" in err and err.count("\n") == 1
 
 
 def test_openvino_cache_keeps_the_compiled_model_and_the_same_submission(tmp_path, fp32_xml, one_thread, capsys):

@@ -33,9 +33,10 @@ class RectangleBackend:
     def __init__(self):
         self.calls = []
 
-    def raw(self, images, task_ids):
+    def decoded(self, images, task_ids):
+        """Decoded predictions as a backend gives them: float32 NumPy, rows in batch order."""
         self.calls.append(list(task_ids))
-        bright = (images[..., 0] > 127).float()  # uint8 (B, S, S, 3) as read -> (B, S, S)
+        bright = (torch.as_tensor(images)[..., 0] > 127).float()  # uint8 (B, S, S, 3) as read -> (B, S, S)
         out = {}
         for t in dict.fromkeys(task_ids):
             rows = [i for i, x in enumerate(task_ids) if x == t]
@@ -53,10 +54,7 @@ class RectangleBackend:
             else:
                 left = (b[:, :, : S // 2].sum((1, 2)) > 0).float()
                 out[t] = torch.stack([1 - left, left], dim=1)
-        return out
-
-    def decode(self, task_id, raw):
-        return raw
+        return {t: v.float().numpy() for t, v in out.items()}
 
 
 def _rectangle_image():

@@ -52,11 +52,23 @@ if TYPE_CHECKING:
     from fmuia.kinds.head import Head, LossFn
     from fmuia.metrics.results import TaskResult
 
-__all__ = ["HeadType", "LabelCells", "LabelError", "SampleScore", "TaskKind", "TOP", "FPN"]
+__all__ = ["HeadType", "LabelCells", "LabelError", "SampleScore", "TaskKind", "TOP", "FPN", "as_numpy"]
 
 # Feature sources a head can read (see fmuia.model.routing).
 TOP = "top"
 FPN = "fpn"
+
+
+def as_numpy(decoded: "np.ndarray | torch.Tensor", dtype=np.float64) -> np.ndarray:
+    """Decoded rows as a NumPy array of ``dtype`` (None: float32 or float64 as given). A
+    torch tensor (any device; bf16 and fp16 as float32) is read without this module
+    importing torch, so that prediction from a graph backend never does."""
+    if hasattr(decoded, "detach"):  # a torch tensor
+        decoded = decoded.detach()
+        if decoded.dtype.itemsize < 4:
+            decoded = decoded.float()
+        decoded = decoded.cpu().numpy()
+    return np.asarray(decoded, dtype=dtype)
 
 Size = tuple[int, int]  # original (height, width)
 
@@ -291,12 +303,15 @@ class TaskKind:
             raise KeyError(f"{self.name} has no head type {name!r} (known: {', '.join(self.head_types)})") from None
 
     # -- 5. prediction ---------------------------------------------------------
-    def flip_back(self, decoded: torch.Tensor) -> torch.Tensor:
-        """Decoded predictions of horizontally flipped images, in the unflipped frame."""
+    def flip_back(self, decoded: np.ndarray) -> np.ndarray:
+        """Decoded predictions (NumPy) of horizontally flipped images, in the unflipped frame."""
         return decoded
 
-    def results(self, task: Task, decoded: torch.Tensor, sizes: Sequence[Size], probabilities: bool = False) -> list:
-        """One result per decoded row, in original pixels (``sizes[i]``: row i's (h, w))."""
+    def results(self, task: Task, decoded: "np.ndarray | torch.Tensor", sizes: Sequence[Size],
+                probabilities: bool = False) -> list:
+        """One result per decoded row, in original pixels (``sizes[i]``: row i's (h, w)).
+        ``decoded``: NumPy (prediction), or a torch tensor on any device (training's
+        validation); ``as_numpy`` reads either."""
         raise NotImplementedError
 
     # -- 6. submission ---------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import classification_metrics
-from fmuia.kinds.base import TOP, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list, parse_int
+from fmuia.kinds.base import TOP, LabelCells, LabelError, SampleScore, TaskKind, as_numpy, blank, floats, number_list, parse_int
 from fmuia.kinds.drawing import thumbnail
 from fmuia.tasks import Task
 
@@ -112,7 +112,7 @@ class ClassificationKind(TaskKind):
 
     # -- prediction ------------------------------------------------------------
     def results(self, task, decoded, sizes, probabilities=False):
-        probs = decoded.double().cpu().numpy()
+        probs = as_numpy(decoded)
         out = []
         for row in probs:
             row = np.clip(row, 0.0, None)

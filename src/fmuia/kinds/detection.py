@@ -21,7 +21,7 @@ import numpy as np
 from fmuia.io.images import image_size
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import box_iou
-from fmuia.kinds.base import FPN, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list
+from fmuia.kinds.base import FPN, LabelCells, LabelError, SampleScore, TaskKind, as_numpy, blank, floats, number_list
 from fmuia.kinds.drawing import ACCENT, PREDICTED, TRUTH, thumbnail
 from fmuia.tasks import Task
 
@@ -125,13 +125,12 @@ class DetectionKind(TaskKind):
 
     # -- prediction ------------------------------------------------------------
     def flip_back(self, decoded):
-        import torch
-
-        x1, y1, x2, y2, score = decoded.unbind(dim=1)
-        return torch.stack([1.0 - x2, y1, 1.0 - x1, y2, score], dim=1)
+        x1, y1, x2, y2, score = decoded.T
+        one = decoded.dtype.type(1.0)
+        return np.stack([one - x2, y1, one - x1, y2, score], axis=1)
 
     def results(self, task, decoded, sizes, probabilities=False):
-        rows = decoded.double().cpu().numpy()
+        rows = as_numpy(decoded)
         out = []
         for row, (h, w) in zip(rows, sizes):
             box = np.clip(row[:4], 0.0, 1.0)

@@ -52,11 +52,10 @@ class DetectionGridHead(Head):
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
         scores = raw[:, 4].float().flatten(1)  # (B, h*w)
         best = scores.argmax(dim=1)
-        boxes = self.boxes(raw).flatten(2)  # (B, 4, h*w)
-        box = boxes.gather(2, best.view(-1, 1, 1).expand(-1, 4, 1)).squeeze(2)
+        box = cell_values(self.boxes(raw), best)
         x1, x2 = torch.minimum(box[:, 0], box[:, 2]), torch.maximum(box[:, 0], box[:, 2])
         y1, y2 = torch.minimum(box[:, 1], box[:, 3]), torch.maximum(box[:, 1], box[:, 3])
-        score = scores.gather(1, best.view(-1, 1)).squeeze(1).sigmoid()
+        score = scores.gather(1, best[:, None]).squeeze(1).sigmoid()
         return torch.stack([x1, y1, x2, y2, score], dim=1)
 
 
@@ -97,25 +96,36 @@ class CentreDetectionHead(Head):
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
         scores = raw[:, 0].float().flatten(1)
         best = scores.argmax(dim=1)
-        boxes = self.boxes(raw).flatten(2)
-        box = boxes.gather(2, best.view(-1, 1, 1).expand(-1, 4, 1)).squeeze(2)
-        score = scores.gather(1, best.view(-1, 1)).squeeze(1).sigmoid()
+        boxes = self.boxes(raw)
+        box = cell_values(boxes, best)
+        score = scores.gather(1, best[:, None]).squeeze(1).sigmoid()
         if self.box_voting:
-            box = self._vote(scores.sigmoid(), boxes, box, score, raw.shape[-2:])
+            box = self._vote(raw[:, 0].float().sigmoid(), boxes, box, score)
         return torch.cat([box.clamp(0.0, 1.0), score[:, None]], dim=1)
 
-    def _vote(self, probs: torch.Tensor, boxes: torch.Tensor, peak_box: torch.Tensor, peak: torch.Tensor,
-              grid: tuple[int, int]) -> torch.Tensor:
-        """``probs`` (B, h*w), ``boxes`` (B, 4, h*w), ``peak_box`` (B, 4), ``peak`` (B,) -> (B, 4)."""
-        h, w = grid
+    def _vote(self, probs: torch.Tensor, boxes: torch.Tensor, peak_box: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+        """``probs`` (B, h, w), ``boxes`` (B, 4, h, w), ``peak_box`` (B, 4), ``peak`` (B,) -> (B, 4)."""
+        h, w = probs.shape[-2:]
         xs, ys = cell_centres(h, w, probs.device)
-        cx, cy = xs.view(1, w).expand(h, w).reshape(1, -1), ys.view(h, 1).expand(h, w).reshape(1, -1)
-        inside = ((cx >= peak_box[:, 0:1]) & (cx <= peak_box[:, 2:3]) & (cy >= peak_box[:, 1:2])
-                  & (cy <= peak_box[:, 3:4]))
+        cx, cy = xs.view(1, 1, w), ys.view(1, h, 1)
+        x1, y1, x2, y2 = (peak_box[:, i, None, None] for i in range(4))
+        inside = (cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)
         # the peak cell always votes (>= its own score), so no row is left without voters
-        voters = (inside & (probs >= self.VOTE_FRACTION * peak[:, None])) | (probs >= peak[:, None])
+        peak = peak[:, None, None]
+        voters = (inside & (probs >= self.VOTE_FRACTION * peak)) | (probs >= peak)
         weights = torch.where(voters, probs, torch.zeros_like(probs))
-        return (boxes * weights[:, None]).sum(dim=2) / weights.sum(dim=1, keepdim=True).clamp_min(_EPS)
+        return (boxes * weights[:, None]).sum(dim=(2, 3)) / weights.sum(dim=(1, 2))[:, None].clamp_min(_EPS)
+
+
+def cell_values(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """``(B, C, h, w)`` maps and ``(B,)`` cell indices into the flattened ``h * w`` grid ->
+    ``(B, C)``, each map's value at its row's cell. Gathered along h, then w, with no
+    reshape: an exported graph's reshape of a batch without rows has no size to infer,
+    and the graph decodes every task, with rows or not."""
+    b, c, h, w = maps.shape
+    rows, cols = torch.div(cells, w, rounding_mode="floor"), cells % w
+    along_h = maps.gather(2, rows[:, None, None, None].expand(b, c, 1, w))
+    return along_h.gather(3, cols[:, None, None, None].expand(b, c, 1, 1))[:, :, 0, 0]
 
 
 def centre_cells(boxes: torch.Tensor, grid_h: int, grid_w: int) -> tuple[torch.Tensor, torch.Tensor]:

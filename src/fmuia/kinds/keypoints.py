@@ -25,7 +25,7 @@ import numpy as np
 from fmuia.io.images import image_size
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import image_diagonal, radial_errors
-from fmuia.kinds.base import TOP, LabelCells, LabelError, SampleScore, TaskKind, blank, floats, number_list
+from fmuia.kinds.base import TOP, LabelCells, LabelError, SampleScore, TaskKind, as_numpy, blank, floats, number_list
 from fmuia.kinds.drawing import ACCENT, PREDICTED, TRUTH, thumbnail
 from fmuia.tasks import Task
 
@@ -158,12 +158,12 @@ class KeypointsKind(TaskKind):
 
     # -- prediction ------------------------------------------------------------
     def flip_back(self, decoded):
-        flipped = decoded.clone()
-        flipped[..., 0] = 1.0 - flipped[..., 0]
+        flipped = decoded.copy()
+        flipped[..., 0] = decoded.dtype.type(1.0) - flipped[..., 0]
         return flipped
 
     def results(self, task, decoded, sizes, probabilities=False):
-        rows = decoded.double().cpu().numpy()
+        rows = as_numpy(decoded)
         out = []
         for row, (h, w) in zip(rows, sizes):
             points = np.clip(row.reshape(-1, 2), 0.0, 1.0)

@@ -35,7 +35,7 @@ class KeypointRegressionHead(Head):
         return self.linear(features.mean(dim=(2, 3)))
 
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
-        return raw.float().view(raw.shape[0], -1, 2).clamp(0.0, 1.0)
+        return as_points(raw.float()).clamp(0.0, 1.0)
 
 
 class KeypointBoundedRegressionHead(KeypointRegressionHead):
@@ -48,7 +48,7 @@ class KeypointBoundedRegressionHead(KeypointRegressionHead):
     raw: ``(B, 2K)`` logits. decode: ``(B, K, 2)`` their sigmoids."""
 
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(raw.float()).view(raw.shape[0], -1, 2)
+        return as_points(torch.sigmoid(raw.float()))
 
 
 class KeypointHeatmapHead(Head):
@@ -71,6 +71,12 @@ class KeypointHeatmapHead(Head):
 
     def decode(self, raw: torch.Tensor) -> torch.Tensor:
         return soft_argmax(raw, window=self.DECODE_WINDOW).clamp(0.0, 1.0)
+
+
+def as_points(flat: torch.Tensor) -> torch.Tensor:
+    """``(B, 2K)`` as x1, y1, x2, y2, ... -> ``(B, K, 2)``. Sliced, not reshaped: an exported
+    graph's reshape of a batch without rows has no size to infer (``detection_heads.cell_values``)."""
+    return torch.stack([flat[:, 0::2], flat[:, 1::2]], dim=2)
 
 
 def keypoint_mse(raw: torch.Tensor, target: torch.Tensor, task: Task, params: Mapping[str, Any]) -> torch.Tensor:

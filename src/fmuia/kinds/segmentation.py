@@ -23,7 +23,7 @@ from fmuia.io.paths import submission_mask_path
 from fmuia.errors import DataError
 from fmuia.metrics.results import TaskResult, empty_result
 from fmuia.metrics.scores import segmentation_scores
-from fmuia.kinds.base import FPN, LabelCells, LabelError, SampleScore, TaskKind
+from fmuia.kinds.base import FPN, LabelCells, LabelError, SampleScore, TaskKind, as_numpy
 from fmuia.kinds.drawing import PALETTE, PREDICTED, TRUTH, contours, thumbnail
 from fmuia.tasks import Task
 
@@ -114,19 +114,14 @@ def segmentation_result(task: Task, dice: np.ndarray, hd: np.ndarray, diagonals:
     )
 
 
-def class_map(decoded: torch.Tensor) -> np.ndarray:
+def class_map(decoded: "np.ndarray | torch.Tensor") -> np.ndarray:
     """uint8 ``(B, H, W)`` class ids: the argmax over the class axis of ``(B, C, H, W)``
-    scores (the first class among equal scores). On a GPU it runs there and only the
-    class maps move; on the CPU NumPy's argmax, several times faster than torch's over a
-    middle axis of a few classes (the same ids: both keep the first maximum)."""
-    import torch  # a kind's scoring side imports without torch; this runs on model outputs
-
-    if decoded.device.type != "cpu":
-        return decoded.argmax(dim=1).to(torch.uint8).cpu().numpy()
-    scores = decoded.detach()
-    if scores.dtype not in (torch.float32, torch.float64):
-        scores = scores.float()  # bf16/fp16 -> fp32 keeps every order and tie
-    return np.argmax(scores.numpy(), axis=1).astype(np.uint8)
+    scores (the first class among equal scores). A tensor on a GPU is reduced there and
+    only the class maps move; on the CPU NumPy's argmax, several times faster than
+    torch's over a middle axis of a few classes (the same ids: both keep the first maximum)."""
+    if hasattr(decoded, "detach") and decoded.device.type != "cpu":  # a torch tensor on a GPU
+        return decoded.argmax(dim=1).byte().cpu().numpy()
+    return np.argmax(as_numpy(decoded, None), axis=1).astype(np.uint8)
 
 
 class SegmentationKind(TaskKind):
@@ -213,11 +208,11 @@ class SegmentationKind(TaskKind):
 
     # -- prediction ------------------------------------------------------------
     def flip_back(self, decoded):
-        return decoded.flip(-1)
+        return decoded[..., ::-1]
 
     def results(self, task, decoded, sizes, probabilities=False):
         class_maps = class_map(decoded)
-        probs = decoded.float().cpu().numpy() if probabilities else None
+        probs = as_numpy(decoded, np.float32) if probabilities else None
         out = []
         for i, (h, w) in enumerate(sizes):
             # Nearest-neighbour back to the original size (the submission contract).

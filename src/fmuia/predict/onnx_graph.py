@@ -1,15 +1,7 @@
 """The ONNX form of a model: one graph for all tasks, with the task routing as input.
 
-Graph inputs:
-
-- ``images``: float32 ``(B, 3, S, S)``, ImageNet-normalised (as for the PyTorch model);
-- ``fpn_rows``: int64 ``(F,)``, the batch rows that go through the FPN decoder;
-- ``rows:<task_id>`` for every task: int64 ``(k,)``, the rows of that task's head,
-  indexing its feature source (the batch for ``top`` tasks, ``fpn_rows`` order for
-  ``fpn`` tasks); empty when the task is not in the batch.
-
-Graph outputs: one per task, named by the task id, holding the head's raw output for
-its ``k`` rows in the order given (exactly ``MultiTaskModel.forward``'s ``out[task]``).
+Its inputs and outputs (images, the rows of each task, raw and decoded outputs per
+task) are named in ``fmuia.predict.graph_inputs``, which the backends read without torch.
 
 Why one graph with the routing as input: the encoder runs once per batch whatever
 the mix of tasks, each head runs only on its own rows (onnxruntime computes every
@@ -28,35 +20,52 @@ import json
 import os
 import tempfile
 import warnings
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 
 from fmuia.model import routing
 from fmuia.io.atomic import write_bytes as atomic_write_bytes
+from fmuia.predict.graph_inputs import DECODING_SCOPE, FPN_ROWS, IMAGES, META_KEY, decoded_output, rows_input
 
 if TYPE_CHECKING:
     from fmuia.model.network import MultiTaskModel
 
-IMAGES = "images"
-FPN_ROWS = "fpn_rows"
-ROWS_PREFIX = "rows:"
-META_KEY = "fmuia"
+class Decoding(nn.Module):
+    """A head's ``decode`` as a step of the graph. A module of its own so that the
+    decoding nodes are named under its scope (``graph_inputs.DECODING_SCOPE``), where
+    int8 quantisation leaves them alone: box voting compares and weights scores, and
+    quantising those would move the boxes."""
 
-
-def rows_input(task_id: str) -> str:
-    return ROWS_PREFIX + task_id
+    def forward(self, head: nn.Module, raw: torch.Tensor, box_voting: bool | None = None) -> torch.Tensor:
+        if box_voting is None:
+            return head.decode(raw)
+        saved, head.box_voting = head.box_voting, box_voting
+        try:
+            return head.decode(raw)
+        finally:
+            head.box_voting = saved
 
 
 class RoutedGraph(nn.Module):
-    """``MultiTaskModel`` with its routing made explicit as tensor inputs (traceable)."""
+    """``MultiTaskModel`` with its routing made explicit as tensor inputs (traceable).
+
+    Outputs: every task's raw head output, then every task's decoded output, then the
+    box-voting decode of each head that votes (``output_names`` names them in order;
+    ``decoded:`` is then the decode without voting, so that the choice stays open when
+    the graph runs)."""
 
     def __init__(self, model: MultiTaskModel) -> None:
         super().__init__()
         self.model = model
         self.task_ids = list(model.registry.task_ids)
+        self.voting = [t for t in self.task_ids if hasattr(model.head(t), "box_voting")]
+        setattr(self, DECODING_SCOPE, Decoding())
+
+    def output_names(self) -> list[str]:
+        return [*self.task_ids, *(decoded_output(t) for t in self.task_ids),
+                *(decoded_output(t, box_voting=True) for t in self.voting)]
 
     def forward(self, images: torch.Tensor, fpn_rows: torch.Tensor, *task_rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
         model = self.model
@@ -65,10 +74,12 @@ class RoutedGraph(nn.Module):
         if model.decoder is not None:
             sources[routing.FPN] = model.decoder([f.index_select(0, fpn_rows) for f in feats])
         size = (images.shape[-2], images.shape[-1])
-        return tuple(
-            model.head(t)(sources[model.routes[t]].index_select(0, rows), size).float()
-            for t, rows in zip(self.task_ids, task_rows)
-        )
+        raw = {t: model.head(t)(sources[model.routes[t]].index_select(0, rows), size).float()
+               for t, rows in zip(self.task_ids, task_rows)}
+        decoding = getattr(self, DECODING_SCOPE)
+        decoded = [decoding(model.head(t), raw[t], False if t in self.voting else None) for t in self.task_ids]
+        voted = [decoding(model.head(t), raw[t], True) for t in self.voting]
+        return (*raw.values(), *decoded, *voted)
 
 
 class StaticSamePadConv(nn.Module):
@@ -107,21 +118,6 @@ def with_static_padding(module: nn.Module) -> int:
     return len(found)
 
 
-def routing_feeds(task_ids: Sequence[str], routes: dict[str, str], all_tasks: Sequence[str]) -> dict[str, np.ndarray]:
-    """The index inputs of the graph for a batch of ``task_ids`` (the same grouping as
-    ``MultiTaskModel.forward``: tasks' rows ascending)."""
-    groups = routing.group_indices(task_ids)
-    fpn_rows = sorted(i for t, rows in groups.items() if routes[t] == routing.FPN for i in rows)
-    position = {i: j for j, i in enumerate(fpn_rows)}
-    feeds = {FPN_ROWS: np.asarray(fpn_rows or [0], dtype=np.int64)}
-    for task_id in all_tasks:
-        rows = groups.get(task_id, [])
-        if routes[task_id] == routing.FPN:
-            rows = [position[i] for i in rows]
-        feeds[rows_input(task_id)] = np.asarray(rows, dtype=np.int64)
-    return feeds
-
-
 def graph_meta(model: MultiTaskModel) -> dict:
     """What a graph file carries so that it alone is enough to predict: the task
     registry, the model config, the prediction settings (flip, box voting...), the
@@ -155,14 +151,16 @@ def export_onnx(model: MultiTaskModel, path: str, opset: int = 17) -> None:
     dynamic = {IMAGES: {0: "batch"}, FPN_ROWS: {0: "fpn_batch"}}
     if len(set(model.input_sizes.values())) > 1:  # ``model.input_scale``: tasks of several input sizes
         dynamic[IMAGES].update({2: "height", 3: "width"})
+    output_names = graph.output_names()
     for i, t in enumerate(task_ids):
-        dynamic[rows_input(t)] = {0: f"rows_{i}"}
-        dynamic[t] = {0: f"rows_{i}"}
+        for name in (rows_input(t), t, decoded_output(t), decoded_output(t, box_voting=True)):
+            if name in input_names or name in output_names:
+                dynamic[name] = {0: f"rows_{i}"}
     # The TorchScript-based exporter: no onnxscript dependency, and it handles the
     # data-dependent row selection as plain Gather nodes.
     with tempfile.TemporaryDirectory(prefix="fmuia-onnx-") as scratch:
         traced = os.path.join(scratch, "graph.onnx")
-        _export(graph, example, traced, input_names, list(task_ids), dynamic, opset)
+        _export(graph, example, traced, input_names, output_names, dynamic, opset)
         proto = onnx.load(traced)
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(graph_meta(model))
@@ -182,11 +180,3 @@ def _run_exporter(graph, example, path, input_names, output_names, dynamic, opse
         graph, example, path, input_names=input_names, output_names=output_names,
         dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True,
     )
-
-
-def read_onnx_meta(session) -> dict:
-    """The metadata written by ``export_onnx`` from an onnxruntime session."""
-    custom = session.get_modelmeta().custom_metadata_map
-    if META_KEY not in custom:
-        raise KeyError(META_KEY)
-    return json.loads(custom[META_KEY])

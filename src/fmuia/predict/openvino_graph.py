@@ -2,7 +2,7 @@
 converted to OpenVINO IR (``model.xml`` + ``model.bin``), in fp32 or quantised to int8.
 
 The IR keeps the ONNX graph's inputs and outputs (images, the task routing as row
-indices, one raw output per task), and its runtime info holds the same fmuia metadata
+indices, raw and decoded outputs per task: ``fmuia.predict.graph_inputs``), and its runtime info holds the same fmuia metadata
 as the ONNX file (task registry, model config with input sizes, flip and box voting,
 routes) plus the precision and, for int8, how it was calibrated: ``model.xml`` alone
 (with its ``.bin``) is enough to predict.
@@ -28,18 +28,17 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from fmuia.errors import CheckpointError, DataError
 from fmuia.io.outputs import check_writable
-from fmuia.predict import onnx_graph
+from fmuia.predict import graph_inputs
 
 if TYPE_CHECKING:
     from fmuia.model.network import MultiTaskModel
 
 log = logging.getLogger(__name__)
 
-META_KEY = onnx_graph.META_KEY
+META_KEY = graph_inputs.META_KEY
 PRECISIONS = ("fp32", "int8")
 # NNCF's own default subset: 300 calibration samples (about 11 per task of FM_UIA 2026).
 DEFAULT_CALIBRATION_IMAGES = 300
@@ -71,6 +70,8 @@ def calibration_feeds(model: MultiTaskModel, data_root: str,
     of another side is seen at the feed's side there (the same content, another
     scale). A task of the model without rows in the data is routed a stand-in image
     of another task (named in the log); tasks of the data the model lacks are refused."""
+    import torch
+
     from fmuia.data.layout import read_layout
     from fmuia.predict.pipeline import _Images
     from fmuia.predict.normalise import normalise
@@ -110,8 +111,8 @@ def calibration_feeds(model: MultiTaskModel, data_root: str,
             if error is not None:
                 raise DataError(error)
             batch.append(image)
-        feed = onnx_graph.routing_feeds(task_ids, model.routes, task_ids)
-        feed[onnx_graph.IMAGES] = normalise(torch.stack(batch), cpu).numpy()
+        feed = graph_inputs.routing_feeds(task_ids, model.routes, task_ids)
+        feed[graph_inputs.IMAGES] = normalise(torch.from_numpy(np.stack(batch)), cpu).numpy()
         feeds.append(feed)
     return feeds, [t for t in task_ids if t in by_task]
 
@@ -121,6 +122,8 @@ def export_openvino(model: MultiTaskModel, path: str, *, calibration: str | None
     """Write ``model`` as OpenVINO IR to ``path`` (``.xml``; the weights go to the
     ``.bin`` beside it): fp32, or int8 when ``calibration`` names a data root to
     calibrate on. Returns the metadata written (``precision``, ``calibration``)."""
+    from fmuia.predict import onnx_graph
+
     ov = _openvino()
     if not path.lower().endswith(".xml"):
         raise CheckpointError(f"{path}: the OpenVINO output file must end in .xml (the weights go beside it in .bin)")
@@ -159,7 +162,9 @@ def quantize(ir, model: MultiTaskModel, data_root: str, images: int):
     start = time.perf_counter()
     feeds, tasks = calibration_feeds(model, data_root, images)
     # The graph's nodes are named after the module path: a head's are under /<task id>/.
-    fp32_heads = [f"^/{re.escape(t.task_id)}/.*" for t in model.registry if t.kind in FP32_HEAD_KINDS]
+    kept_fp32 = [f"^/{re.escape(t.task_id)}/.*" for t in model.registry if t.kind in FP32_HEAD_KINDS]
+    # The decoding steps (``onnx_graph.Decoding``; the tracer numbers its later calls ``decoding_1``, ...).
+    kept_fp32.append(f"^/{graph_inputs.DECODING_SCOPE}(_[0-9]+)?/.*")
     nncf_log = logging.getLogger("nncf")
     level = nncf_log.level
     nncf_log.setLevel(logging.WARNING)  # NNCF logs one INFO line per node it leaves in fp32
@@ -168,7 +173,7 @@ def quantize(ir, model: MultiTaskModel, data_root: str, images: int):
         # with the other progress, so that standard output holds the command's result.
         with contextlib.redirect_stdout(sys.stderr):
             quantised = nncf.quantize(ir, nncf.Dataset(feeds), subset_size=len(feeds),
-                                      ignored_scope=nncf.IgnoredScope(patterns=fp32_heads, validate=False))
+                                      ignored_scope=nncf.IgnoredScope(patterns=kept_fp32, validate=False))
     finally:
         nncf_log.setLevel(level)
     seconds = time.perf_counter() - start
@@ -223,8 +228,7 @@ def compile_model(model, threads: int | None = None, cache: str | None = None):
     would cost a pass over the batch and its float copy. Arithmetic in fp32 wherever it
     is not quantised (the same numbers on every CPU; OpenVINO would pick bf16 on CPUs
     with AMX), the latency hint (one request at a time uses every thread), ``threads``
-    threads (default: as many as torch uses, so that ``OMP_NUM_THREADS`` and
-    ``torch.set_num_threads`` apply to every backend alike).
+    threads (None: OpenVINO's default, the physical cores).
 
     ``cache``: a folder for OpenVINO's compiled-model cache (``CACHE_DIR``): the first
     run writes the compiled model there, later runs of the same model, settings and
@@ -236,15 +240,16 @@ def compile_model(model, threads: int | None = None, cache: str | None = None):
     from fmuia.predict.normalise import PIXEL_MEAN, PIXEL_STD
 
     steps = PrePostProcessor(model)
-    images = steps.input(onnx_graph.IMAGES)
+    images = steps.input(graph_inputs.IMAGES)
     images.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
     images.model().set_layout(ov.Layout("NCHW"))
     images.preprocess().convert_element_type(ov.Type.f32).mean(PIXEL_MEAN.tolist()).scale(PIXEL_STD.tolist())
     config = {
         "INFERENCE_PRECISION_HINT": "f32",
         "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
     }
+    if threads:  # else OpenVINO's default: the physical cores
+        config["INFERENCE_NUM_THREADS"] = int(threads)
     core = ov.Core()
     if cache is not None:
         check_writable(cache, "the OpenVINO cache folder")

@@ -3,7 +3,7 @@
 Order of work: read the CSVs; refuse tasks the model lacks, malformed rows, an unsafe
 output folder, every unsafe mask path and every image whose header cannot be read
 before anything is written; then stream the
-images through a DataLoader (reading and resizing in worker processes), run the model
+images through ``fmuia.predict.reader`` (reading and resizing in worker processes), run the model
 on batches that may mix tasks, write masks on a thread pool as they come, and write
 the three JSON files atomically at the end. The output folder's rules (never among
 the inputs, new or empty unless ``overwrite``) are ``fmuia.predict.output_folder``.
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import closing
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
-import torch
-from torch.utils.data import DataLoader, Dataset
+import numpy as np
 from tqdm import tqdm
 
 from fmuia.data.dataset import load_sample
@@ -31,8 +31,8 @@ from fmuia import kinds
 from fmuia.io.lock import claim_output
 from fmuia.predict.output_folder import check_output_folder, refuse_overwriting_inputs, refuse_unwritable_names
 from fmuia.predict.paths import plan_mask_files
+from fmuia.predict.reader import prediction_workers as default_workers, read_batches
 from fmuia.predict.writer import SubmissionWriter
-from fmuia.runtime import prediction_workers as default_workers
 from fmuia.tasks import Kind
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class PredictionSummary:
         return "\n".join(lines)
 
 
-class _Images(Dataset):
+class _Images:
     """Row i -> (uint8 (S, S, 3) image, i, original h, w, error message or None), S the
     row's task's input side (``sizes``: task id -> side, or one side for all).
 
@@ -85,7 +85,7 @@ class _Images(Dataset):
             sample = load_sample(self.entries[i], with_label=False)
             h, w = sample.size
             side = self.sizes if isinstance(self.sizes, int) else self.sizes[self.entries[i].task_id]
-            return torch.from_numpy(resize_image(sample.image, side)), i, h, w, None
+            return resize_image(sample.image, side), i, h, w, None
         except DataError as exc:
             return None, i, 0, 0, str(exc)
 
@@ -106,7 +106,7 @@ def _collate(items):
     errors = [msg for *_, msg in items if msg is not None]
     if errors:
         return None, [], [], errors
-    images = torch.stack([it[0] for it in items])
+    images = np.stack([it[0] for it in items])
     return images, [it[1] for it in items], [(it[2], it[3]) for it in items], []
 
 
@@ -177,14 +177,11 @@ def _write_predictions(predictor: "Predictor", layout: Layout, out_dir: str, pla
     writer = SubmissionWriter(out_dir)
     start = time.perf_counter()
     try:
-        writer.start()  # before the loader: a folder that cannot be written fails without forking readers
-        loader = DataLoader(
-            _Images(entries, predictor.input_sizes), batch_sampler=size_runs(entries, predictor.input_sizes, batch_size),
-            num_workers=workers,
-            collate_fn=_collate, pin_memory=predictor.device.type == "cuda",
-            prefetch_factor=4 if workers else None, persistent_workers=False,
-        )
-        with tqdm(total=len(entries), unit="img", desc="predict", disable=not progress, leave=False) as bar, \
+        writer.start()  # before the readers: a folder that cannot be written fails without forking readers
+        batches = read_batches(_Images(entries, predictor.input_sizes).__getitem__,
+                               size_runs(entries, predictor.input_sizes, batch_size), workers)
+        # closing: an error in the loop stops the reading processes at once.
+        with closing(batches), tqdm(total=len(entries), unit="img", desc="predict", disable=not progress, leave=False) as bar, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmuia-results") as results_thread:
             def write(decoded, indices: list[int], sizes, task_ids: list[str]) -> None:
                 for i, result in zip(indices, predictor.results_of(decoded, task_ids, sizes)):
@@ -202,7 +199,7 @@ def _write_predictions(predictor: "Predictor", layout: Layout, out_dir: str, pla
             # the network's kernels and OpenCV release the GIL, so the two overlap. One
             # batch at a time in each, in order.
             pending = None
-            for images, indices, sizes, errors in loader:
+            for images, indices, sizes, errors in map(_collate, batches):
                 if errors:
                     raise DataError("\n".join(errors))
                 task_ids = [entries[i].task_id for i in indices]

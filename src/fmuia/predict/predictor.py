@@ -1,12 +1,14 @@
-"""The predictor: preprocessing, the network (either backend), optional test-time
+"""The predictor: preprocessing, the network (any backend), optional test-time
 flip, and results in original pixels.
 
 Preprocessing is ``fmuia.data.transforms``' evaluation pipeline split in two: the
 resize (``fmuia.data.resize``, the same bytes as ``build_eval_transform``'s step)
 runs where images are read, on uint8 pixels, and the ImageNet normalisation
 (``fmuia.predict.normalise``) runs on the whole batch in the backend, where the network
-is. The split sends 4x fewer bytes between loader workers and the model;
+is. The split sends 4x fewer bytes between reader processes and the model;
 ``tests/predict`` and ``tests/data/test_resize.py`` check it equals ``build_eval_transform``.
+Batches and decoded predictions are NumPy arrays: with a graph backend nothing here
+needs torch.
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ import logging
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from fmuia.data.resize import resize_image
 from fmuia.errors import ConfigError, DataError
@@ -71,7 +72,8 @@ class Predictor:
         self.tta = tta_tasks(self.registry, backend.predict.tta if tta is None else tta)
 
     @property
-    def device(self) -> torch.device:
+    def device(self):
+        """Where the network runs (a ``torch.device`` for torch and onnxruntime, ``"cpu"`` for OpenVINO)."""
         return self.backend.device
 
     @property
@@ -90,10 +92,12 @@ class Predictor:
         return task
 
     # -- the core: one batch -------------------------------------------------
-    def decoded(self, images: torch.Tensor, task_ids: Sequence[str]) -> dict[str, torch.Tensor]:
+    def decoded(self, images: np.ndarray, task_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Decoded (normalised) predictions of a uint8 batch ``(B, S, S, 3)``, per task,
-        rows in batch order; test-time flips averaged in where enabled. ``S`` is the
-        tasks' input side (``input_sizes``): one batch holds tasks of one size."""
+        rows in batch order, as float32 NumPy arrays; test-time flips averaged in where
+        enabled. ``S`` is the tasks' input side (``input_sizes``): one batch holds tasks
+        of one size."""
+        images = np.asarray(images)
         groups = group_indices(task_ids)
         flipped_tasks = [t for t in groups if t in self.tta]
         if flipped_tasks:
@@ -102,25 +106,23 @@ class Predictor:
             # rows are flipped (along the width, axis 2): normalising is per pixel, so
             # flipping before it gives the same bits as flipping after.
             rows = sorted(i for t in flipped_tasks for i in groups[t])
-            images = torch.cat([images, images.index_select(0, torch.as_tensor(rows)).flip(2)])
+            images = np.concatenate([images, images[rows, :, ::-1]])
             task_ids = [*task_ids, *(task_ids[i] for i in rows)]
-        backend = self.backend
         out = {}
-        for t, raw in backend.raw(images, task_ids).items():
+        for t, decoded in self.backend.decoded(images, task_ids).items():
             # A task's rows come in batch order: its own rows, then its flipped ones.
             n = len(groups[t])
-            out[t] = backend.decode(t, raw[:n])
+            out[t] = decoded[:n]
             if t in self.tta:
-                back = kinds.kind_of(self.registry[t]).flip_back(backend.decode(t, raw[n:]))
-                out[t] = (out[t] + back.to(out[t].device)) / 2
+                out[t] = (out[t] + kinds.kind_of(self.registry[t]).flip_back(decoded[n:])) / np.float32(2)
         return out
 
-    def results(self, images: torch.Tensor, task_ids: Sequence[str], sizes: Sequence[tuple[int, int]],
+    def results(self, images: np.ndarray, task_ids: Sequence[str], sizes: Sequence[tuple[int, int]],
                 probabilities: bool = False) -> list[Result]:
         """Results in original pixels for a uint8 batch; ``sizes[i]`` is image i's (h, w)."""
         return self.results_of(self.decoded(images, task_ids), task_ids, sizes, probabilities)
 
-    def results_of(self, decoded: Mapping[str, torch.Tensor], task_ids: Sequence[str],
+    def results_of(self, decoded: Mapping[str, np.ndarray], task_ids: Sequence[str],
                    sizes: Sequence[tuple[int, int]], probabilities: bool = False) -> list[Result]:
         """``decoded``'s predictions (as ``decoded`` returns them) as results in original
         pixels; ``sizes[i]`` is image i's (h, w)."""
@@ -163,7 +165,7 @@ class Predictor:
             by_size.setdefault(self.input_sizes[t], []).append(i)
         results: list[Result | None] = [None] * len(rgbs)
         for side, rows in by_size.items():  # one forward pass per input size
-            batch = torch.from_numpy(np.stack([resize_image(rgbs[i], side) for i in rows]))
+            batch = np.stack([resize_image(rgbs[i], side) for i in rows])
             out = self.results(batch, [task_ids[i] for i in rows], [sizes[i] for i in rows], probabilities=probabilities)
             for i, result in zip(rows, out):
                 results[i] = result
