@@ -92,9 +92,12 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             model(images, task_ids)
 
+    # The compiled OpenVINO models take uint8 (B, S, S, 3) and normalise inside
+    # (``compile_model``); the same-shaped work on pixels of that form.
+    x_pixels = {**x, graph_inputs.IMAGES: rng.integers(0, 256, (args.batch, args.size, args.size, 3), dtype=np.uint8)}
     runs = {"torch fp32": torch_forward,
             **{name: (lambda s=s: s.run(None, x)) for name, s in sessions.items()},
-            **{name: (lambda r=r: r.infer(x)) for name, r in requests.items()}}
+            **{name: (lambda r=r: r.infer(x_pixels)) for name, r in requests.items()}}
     for run in runs.values():
         run()  # warm-up
     seconds: dict[str, list[float]] = {name: [] for name in runs}

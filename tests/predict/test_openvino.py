@@ -307,3 +307,32 @@ def test_openvino_cache_keeps_the_compiled_model_and_the_same_submission(tmp_pat
     assert main(["predict", "--checkpoint", tiny_checkpoint(), "--data", root, "--out", str(tmp_path / "torch"),
                  "--openvino-cache", str(cache), "--no-progress"]) == 2
     assert "error: an OpenVINO cache folder applies to --backend openvino, not torch" in capsys.readouterr().err
+
+
+def test_the_model_compiles_while_the_data_is_read_and_a_failure_names_the_file(fp32_xml, monkeypatch):
+    """``OpenVinoBackend`` compiles on a thread of its own; the first batch waits for it,
+    and a compiler failure reaches the caller as one line naming the model file."""
+    from fmuia.errors import CheckpointError
+    from fmuia.predict import openvino_graph
+
+    backend = OpenVinoBackend(fp32_xml, "cpu")
+    images = _images(2, 64).numpy()
+    assert set(backend.decoded(images, ["organ_cls", "FUGC"])) == {"organ_cls", "FUGC"}
+
+    def failing(*args):
+        def compile_now():
+            raise RuntimeError("Exception from src/plugins/intel_cpu: out of memory")
+        return compile_now
+
+    monkeypatch.setattr(openvino_graph, "compiler", failing)
+    broken = OpenVinoBackend(fp32_xml, "cpu")  # returns at once: compiling has not failed yet
+    with pytest.raises(CheckpointError, match=r"model.xml: cannot compile the OpenVINO model \(RuntimeError: .*out of memory\)"):
+        broken.decoded(images, ["organ_cls", "FUGC"])
+
+
+def test_a_data_error_while_compiling_exits_with_one_line(tmp_path, fp32_xml):
+    """The command fails on the data before the model has compiled: one error line, exit 2."""
+    proc = subprocess.run([sys.executable, "-m", "fmuia", "predict", "--checkpoint", fp32_xml, "--data",
+                           str(tmp_path / "missing"), "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -92,7 +92,7 @@ def load(
     of the cells around the peak (centre-map heads only; ``None``: ``predict.box_voting``).
     ``threads``: CPU threads of the onnxruntime and openvino backends (default: as many
     as torch uses). ``openvino_cache``: a folder for OpenVINO's compiled-model cache
-    (``openvino_graph.compile_model``; off by default).
+    (``openvino_graph.compiler``; off by default).
     """
     path = os.fspath(path)
     if not os.path.exists(path):

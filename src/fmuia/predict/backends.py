@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -226,17 +228,41 @@ class OpenVinoBackend(GraphBackend):
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: malformed fmuia metadata in the OpenVINO model ({exc})") from None
         self.precision = meta.get("precision", "fp32")
-        self.compiled = openvino_graph.compile_model(model, threads or default_threads(), cache)
-        self._request = self.compiled.create_infer_request()
+        self._path = path
+        # Compiled on a thread of its own (seconds, on one core): meanwhile the caller
+        # reads and checks the data and the reader processes start reading images. The
+        # first batch waits for it (``compiled``). Not a daemon: an early exit waits
+        # for the compiler rather than tear OpenVINO down under it.
+        self._compiling: Future = Future()
+        compile_now = openvino_graph.compiler(model, threads or default_threads(), cache)
+        threading.Thread(target=_set_result, args=(self._compiling, compile_now), name="fmuia-openvino-compile").start()
+        self._request = None
+
+    @property
+    def compiled(self):
+        """The compiled model (waits for the compiling thread)."""
+        try:
+            return self._compiling.result()
+        except Exception as exc:
+            raise CheckpointError(f"{self._path}: cannot compile the OpenVINO model ({type(exc).__name__}: {exc})") from None
 
     def _images_input(self, images: np.ndarray) -> np.ndarray:
-        # The compiled model normalises (``openvino_graph.compile_model``): uint8 goes in as read.
+        # The compiled model normalises (``openvino_graph.compiler``): uint8 goes in as read.
         return np.ascontiguousarray(images)
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+        if self._request is None:
+            self._request = self.compiled.create_infer_request()
         self._request.infer(feeds)
         # The request's output buffers are reused by the next call: copy what is kept.
         return [self._request.get_tensor(name).data.copy() for name in outputs]
+
+
+def _set_result(future: Future, work) -> None:
+    try:
+        future.set_result(work())
+    except BaseException as exc:  # handed to whoever waits for the result
+        future.set_exception(exc)
 
 
 def is_onnx_file(path: str) -> bool:

@@ -4,7 +4,7 @@ without torch: what the onnxruntime and OpenVINO backends need to run a graph fi
 Graph inputs:
 
 - ``images``: float32 ``(B, 3, S, S)``, ImageNet-normalised (as for the PyTorch model);
-  the OpenVINO model compiled by ``openvino_graph.compile_model`` takes the uint8
+  the OpenVINO model compiled by ``openvino_graph.compiler`` takes the uint8
   ``(B, S, S, 3)`` batch as read instead and normalises it itself;
 - ``fpn_rows``: int64 ``(F,)``, the batch rows that go through the FPN decoder;
 - ``rows:<task_id>`` for every task: int64 ``(k,)``, the rows of that task's head,

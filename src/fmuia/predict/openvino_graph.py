@@ -222,13 +222,23 @@ def read_openvino(path: str):
 
 
 def compile_model(model, threads: int | None = None, cache: str | None = None):
-    """``model`` compiled for the CPU, taking uint8 ``(B, S, S, 3)`` images as read: the
-    ImageNet normalisation and the layout change run inside the compiled model
-    (OpenVINO's preprocessing, fused with the first convolution), where NumPy or torch
-    would cost a pass over the batch and its float copy. Arithmetic in fp32 wherever it
-    is not quantised (the same numbers on every CPU; OpenVINO would pick bf16 on CPUs
-    with AMX), the latency hint (one request at a time uses every thread), ``threads``
-    threads (None: OpenVINO's default, the physical cores).
+    """``model`` compiled for the CPU (``compiler``'s work, done now)."""
+    return compiler(model, threads, cache)()
+
+
+def compiler(model, threads: int | None = None, cache: str | None = None):
+    """A function of no arguments compiling ``model`` for the CPU; everything that can
+    fail on the caller's input (the cache folder) is checked here, before it runs, so
+    that it can run on another thread (``OpenVinoBackend`` compiles while the data is
+    read: compiling keeps one core busy, and the other would wait).
+
+    The compiled model takes uint8 ``(B, S, S, 3)`` images as read: the ImageNet
+    normalisation and the layout change run inside it (OpenVINO's preprocessing, fused
+    with the first convolution), where NumPy or torch would cost a pass over the batch
+    and its float copy. Arithmetic in fp32 wherever it is not quantised (the same numbers
+    on every CPU; OpenVINO would pick bf16 on CPUs with AMX), the latency hint (one
+    request at a time uses every thread), ``threads`` threads (None: OpenVINO's default,
+    the physical cores).
 
     ``cache``: a folder for OpenVINO's compiled-model cache (``CACHE_DIR``): the first
     run writes the compiled model there, later runs of the same model, settings and
@@ -255,4 +265,5 @@ def compile_model(model, threads: int | None = None, cache: str | None = None):
         check_writable(cache, "the OpenVINO cache folder")
         os.makedirs(cache, exist_ok=True)
         core.set_property({"CACHE_DIR": os.path.abspath(cache)})
-    return core.compile_model(steps.build(), "CPU", config)
+    built = steps.build()
+    return lambda: core.compile_model(built, "CPU", config)
