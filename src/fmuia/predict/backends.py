@@ -92,7 +92,7 @@ class TorchBackend:
         import torch
 
         with torch.inference_mode():
-            return {t: self.model.head(t).decode(raw).float().cpu().numpy() for t, raw in self.raw(images, task_ids).items()}
+            return {t: rows.float().cpu().numpy() for t, rows in self.model.decode(self.raw(images, task_ids)).items()}
 
     def set_decoding(self, predict: PredictConfig) -> None:
         """Decode with ``predict``'s settings (the weights stay as they are)."""
@@ -244,7 +244,8 @@ class OpenVinoBackend(GraphBackend):
         try:
             return self._compiling.result()
         except Exception as exc:
-            raise CheckpointError(f"{self._path}: cannot compile the OpenVINO model ({type(exc).__name__}: {exc})") from None
+            reason = (str(exc).strip().splitlines() or [""])[0]  # OpenVINO's messages run to many lines
+            raise CheckpointError(f"{self._path}: cannot compile the OpenVINO model ({type(exc).__name__}: {reason})") from None
 
     def _images_input(self, images: np.ndarray) -> np.ndarray:
         # The compiled model normalises (``openvino_graph.compiler``): uint8 goes in as read.
