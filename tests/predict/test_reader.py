@@ -57,3 +57,16 @@ def test_reads_ahead_at_most_ahead_batches_per_worker_and_stops_its_workers(tmp_
             for _ in range(100):
                 os.kill(pid, 0)
                 time.sleep(0.02)
+
+
+def _dies_on_three(i: int) -> int:
+    if i == 3:
+        os._exit(9)  # as if killed (out of memory)
+    return i
+
+
+def test_a_reader_that_dies_is_an_error_not_a_wait_without_end():
+    from fmuia.errors import DataError
+
+    with pytest.raises(DataError, match="image-reading process stopped unexpectedly"):
+        list(read_batches(_dies_on_three, [[i] for i in range(8)], workers=2, ahead=1))

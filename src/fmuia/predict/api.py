@@ -90,8 +90,8 @@ def load(
     for, a list of task ids, ``False`` for none, or ``None`` (default) for the
     checkpoint's ``predict.tta``. ``box_voting``: detection boxes as the score-weighted mean
     of the cells around the peak (centre-map heads only; ``None``: ``predict.box_voting``).
-    ``threads``: CPU threads of the onnxruntime and openvino backends (default: as many
-    as torch uses). ``openvino_cache``: a folder for OpenVINO's compiled-model cache
+    ``threads``: CPU threads of the onnxruntime and openvino backends (default:
+    ``backends.default_threads``). ``openvino_cache``: a folder for OpenVINO's compiled-model cache
     (``openvino_graph.compiler``; off by default).
     """
     path = os.fspath(path)

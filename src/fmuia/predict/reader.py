@@ -10,12 +10,17 @@ when the consumer stops.
 """
 from __future__ import annotations
 
-import multiprocessing
+import itertools
 import os
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Sequence, TypeVar
 
+from fmuia.errors import DataError
+
 T = TypeVar("T")
+
 
 def prediction_workers() -> int:
     """Image-reading processes of prediction: decoding overlaps the forward pass, and two
@@ -43,27 +48,26 @@ def read_batches(read: Callable[[int], T], batches: Sequence[Sequence[int]], wor
     ``workers`` processes read (0: the calling process does, one batch at a time);
     at most ``ahead`` batches per worker are read before the consumer takes them.
     ``read`` goes to each worker once, when it starts (inherited where processes fork,
-    pickled where they spawn). An exception raised by ``read`` is raised here; leaving
-    the loop early (an exception, ``break``) stops the workers."""
+    pickled where they spawn). An exception raised by ``read`` is raised here, and a
+    worker that dies (killed, out of memory) is a ``DataError``, never a wait without
+    end; leaving the loop early (an exception, ``break``) stops the workers."""
     if workers <= 0:
         for rows in batches:
             yield [read(i) for i in rows]
         return
-    pool = multiprocessing.get_context().Pool(workers, initializer=_start_worker, initargs=(read,))
+    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(read,))
     try:
-        pending: deque = deque()
         queue = iter(batches)
-        for rows in queue:
-            pending.append(pool.apply_async(_read_batch, (list(rows),)))
-            if len(pending) >= workers * ahead:
-                break
+        pending = deque(pool.submit(_read_batch, list(rows)) for rows in itertools.islice(queue, workers * ahead))
         while pending:
-            done = pending.popleft().get()
-            for rows in queue:
-                pending.append(pool.apply_async(_read_batch, (list(rows),)))
-                break
+            try:
+                done = pending.popleft().result()
+            except BrokenProcessPool:
+                raise DataError("an image-reading process stopped unexpectedly (killed, or out of memory?); "
+                                "--workers 0 reads in the main process") from None
+            rows = next(queue, None)
+            if rows is not None:
+                pending.append(pool.submit(_read_batch, list(rows)))
             yield done
-        pool.close()
     finally:
-        pool.terminate()
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
